@@ -1,0 +1,134 @@
+"""The vecpg exception hierarchy.
+
+Every error vecpg raises on purpose is a :class:`VecpgError`. Argument problems are also
+``ValueError`` (or ``TypeError``), lookups that fail are also ``LookupError``, so callers can
+catch either the vecpg class or the builtin one. Errors from the database are translated at
+one boundary (:func:`translate`) and keep the psycopg error as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import psycopg.errors as pgerr
+
+
+class VecpgError(Exception):
+    """Root of every error vecpg raises."""
+
+
+class InvalidArgument(VecpgError, ValueError):
+    """A value passed to vecpg is not acceptable (the message says which and why)."""
+
+
+class InvalidName(InvalidArgument):
+    """A collection, field, index or partition name breaks the naming rules."""
+
+
+class SchemaError(InvalidArgument):
+    """Data does not fit the collection's schema: unknown or missing field, wrong type."""
+
+
+class FieldTypeError(SchemaError, TypeError):
+    """A value has the wrong type for its field."""
+
+
+class DimensionMismatch(SchemaError):
+    """A vector's dimension differs from the field's."""
+
+
+class InvalidVector(SchemaError):
+    """A vector holds NaN or infinity, or is otherwise unusable."""
+
+
+class ValueTooLong(SchemaError):
+    """A VARCHAR value is longer than the field's max_length."""
+
+
+class MetricMismatch(InvalidArgument):
+    """The metric does not apply to the vector type (e.g. TANIMOTO on float vectors)."""
+
+
+class FilterError(InvalidArgument):
+    """A filter expression is malformed or refers to something that does not exist.
+
+    ``position`` is the 0-based character offset of the offending token, ``token`` its text.
+    """
+
+    def __init__(self, message: str, *, expression: str = "", position: int | None = None,
+                 token: str | None = None) -> None:
+        self.expression = expression
+        self.position = position
+        self.token = token
+        where = ""
+        if position is not None:
+            where = f" at position {position}"
+            if token is not None:
+                where += f" ({token!r})"
+            if expression:
+                where += f"\n  {expression}\n  {' ' * position}^"
+        super().__init__(message + where)
+
+
+class NotFound(VecpgError, LookupError):
+    """Something looked up by name does not exist."""
+
+
+class CollectionNotFound(NotFound):
+    """No collection of that name."""
+
+
+class IndexNotFound(NotFound):
+    """No index of that name on the collection."""
+
+
+class PartitionNotFound(NotFound):
+    """No partition of that name in the collection."""
+
+
+class AlreadyExists(VecpgError):
+    """A collection, index or partition of that name exists already."""
+
+
+class DuplicateKey(VecpgError):
+    """An insert repeats a primary key that exists (or repeats it within the batch)."""
+
+
+class ServerError(VecpgError):
+    """The database refused an operation for a reason vecpg did not foresee."""
+
+
+class UnsupportedServer(VecpgError):
+    """The Postgres server lacks something vecpg needs (e.g. pgvector >= 0.8)."""
+
+
+@contextmanager
+def translate() -> Iterator[None]:
+    """Translate psycopg errors raised inside the block into vecpg errors.
+
+    Errors vecpg raised itself pass through unchanged.
+    """
+    try:
+        yield
+    except VecpgError:
+        raise
+    except pgerr.UniqueViolation as e:
+        raise DuplicateKey(_pg_message(e)) from e
+    except (pgerr.StringDataRightTruncation,) as e:
+        raise ValueTooLong(_pg_message(e)) from e
+    except pgerr.DataException as e:
+        raise InvalidArgument(_pg_message(e)) from e
+    except pgerr.UndefinedTable as e:
+        raise CollectionNotFound(_pg_message(e)) from e
+    except psycopg.Error as e:
+        raise ServerError(_pg_message(e)) from e
+
+
+def _pg_message(e: psycopg.Error) -> str:
+    diag = e.diag
+    msg = diag.message_primary or str(e)
+    if diag.message_detail:
+        msg += f" ({diag.message_detail})"
+    return msg

@@ -1,0 +1,316 @@
+"""Collection schemas: data types, fields, naming rules and their Postgres column types.
+
+A collection is one Postgres table. Each field is one column; dynamic fields (names not in
+the schema) live together in the jsonb column ``_meta``; the partition of a row is the text
+column ``_partition``. User field names may not start with ``_``, so those two never clash.
+
+Example::
+
+    schema = CollectionSchema(enable_dynamic_field=True)
+    schema.add_field("id", DataType.INT64, is_primary=True, auto_id=True)
+    schema.add_field("title", DataType.VARCHAR, max_length=200)
+    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=384)
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from psycopg import sql
+
+from .errors import InvalidArgument, InvalidName, SchemaError
+
+META_COLUMN = "_meta"
+PARTITION_COLUMN = "_partition"
+DEFAULT_PARTITION = "_default"
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAX_NAME = 63  # Postgres truncates identifiers beyond 63 bytes; refuse instead.
+
+
+class DataType(str, enum.Enum):
+    """Field types, named as in pymilvus."""
+
+    BOOL = "BOOL"
+    INT8 = "INT8"
+    INT16 = "INT16"
+    INT32 = "INT32"
+    INT64 = "INT64"
+    FLOAT = "FLOAT"
+    DOUBLE = "DOUBLE"
+    VARCHAR = "VARCHAR"
+    JSON = "JSON"
+    ARRAY = "ARRAY"
+    FLOAT_VECTOR = "FLOAT_VECTOR"
+    FLOAT16_VECTOR = "FLOAT16_VECTOR"
+    BINARY_VECTOR = "BINARY_VECTOR"
+    SPARSE_FLOAT_VECTOR = "SPARSE_FLOAT_VECTOR"
+
+    @classmethod
+    def parse(cls, value: DataType | str) -> DataType:
+        if isinstance(value, DataType):
+            return value
+        if isinstance(value, str):
+            key = value.strip().upper()
+            aliases = {"STRING": "VARCHAR", "TEXT": "VARCHAR", "INT": "INT64",
+                       "BIGINT": "INT64", "BOOLEAN": "BOOL", "FLOAT32": "FLOAT",
+                       "FLOAT64": "DOUBLE", "BINARY": "BINARY_VECTOR"}
+            key = aliases.get(key, key)
+            if key in cls.__members__:
+                return cls[key]
+        raise InvalidArgument(f"unknown data type {value!r}; expected one of "
+                              f"{', '.join(cls.__members__)}")
+
+    @property
+    def is_vector(self) -> bool:
+        return self in _VECTOR_TYPES
+
+    @property
+    def is_integer(self) -> bool:
+        return self in (DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64)
+
+    @property
+    def is_number(self) -> bool:
+        return self.is_integer or self in (DataType.FLOAT, DataType.DOUBLE)
+
+
+_VECTOR_TYPES = frozenset({DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR,
+                           DataType.BINARY_VECTOR, DataType.SPARSE_FLOAT_VECTOR})
+
+# Scalar types as Postgres spells them. INT8 is a smallint with a range check.
+_PG_SCALAR = {
+    DataType.BOOL: "boolean",
+    DataType.INT8: "smallint",
+    DataType.INT16: "smallint",
+    DataType.INT32: "integer",
+    DataType.INT64: "bigint",
+    DataType.FLOAT: "real",
+    DataType.DOUBLE: "double precision",
+    DataType.JSON: "jsonb",
+}
+_PG_VECTOR = {
+    DataType.FLOAT_VECTOR: "vector",
+    DataType.FLOAT16_VECTOR: "halfvec",
+    DataType.BINARY_VECTOR: "bit",
+    DataType.SPARSE_FLOAT_VECTOR: "sparsevec",
+}
+INT_RANGES = {
+    DataType.INT8: (-(2**7), 2**7 - 1),
+    DataType.INT16: (-(2**15), 2**15 - 1),
+    DataType.INT32: (-(2**31), 2**31 - 1),
+    DataType.INT64: (-(2**63), 2**63 - 1),
+}
+# pgvector's limits on stored dimensions.
+_MAX_DIM = {DataType.FLOAT_VECTOR: 16000, DataType.FLOAT16_VECTOR: 16000,
+            DataType.BINARY_VECTOR: 83886080, DataType.SPARSE_FLOAT_VECTOR: 1_000_000_000}
+
+
+def check_name(name: Any, what: str = "name", *, allow_underscore: bool = True) -> str:
+    """Return ``name`` if it is a valid identifier, else raise :class:`InvalidName`.
+
+    Valid: ASCII letters, digits and ``_``, not starting with a digit, at most 63 characters.
+    """
+    if not isinstance(name, str):
+        raise InvalidName(f"{what} must be a string, got {type(name).__name__}")
+    if not name or len(name) > _MAX_NAME or not _NAME_RE.match(name):
+        raise InvalidName(f"invalid {what} {name!r}: use 1-{_MAX_NAME} ASCII letters, digits or "
+                          "'_', not starting with a digit")
+    if not allow_underscore and name.startswith("_"):
+        raise InvalidName(f"invalid {what} {name!r}: names starting with '_' are reserved")
+    return name
+
+
+@dataclass
+class FieldSchema:
+    """One field (column) of a collection."""
+
+    name: str
+    dtype: DataType
+    is_primary: bool = False
+    auto_id: bool = False
+    max_length: int | None = None
+    dim: int | None = None
+    element_type: DataType | None = None
+    max_capacity: int | None = None
+    nullable: bool = False
+    default_value: Any = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "field name", allow_underscore=False)
+        self.dtype = DataType.parse(self.dtype)
+        if self.element_type is not None:
+            self.element_type = DataType.parse(self.element_type)
+        d = self.dtype
+        if self.is_primary:
+            if d not in (DataType.INT64, DataType.VARCHAR):
+                raise SchemaError(f"primary key {self.name!r} must be INT64 or VARCHAR, not {d.value}")
+            if self.auto_id and d is not DataType.INT64:
+                raise SchemaError("auto_id needs an INT64 primary key")
+            if self.nullable:
+                raise SchemaError("a primary key cannot be nullable")
+        elif self.auto_id:
+            raise SchemaError(f"auto_id is only for the primary key, not {self.name!r}")
+        if d is DataType.VARCHAR:
+            if self.max_length is None:
+                self.max_length = 65535
+            _positive_int(self.max_length, f"max_length of {self.name!r}")
+        if d.is_vector:
+            if self.dim is None:
+                raise SchemaError(f"vector field {self.name!r} needs dim")
+            _positive_int(self.dim, f"dim of {self.name!r}")
+            if self.dim > _MAX_DIM[d]:
+                raise SchemaError(f"dim of {self.name!r} is {self.dim}; {d.value} allows at most "
+                                  f"{_MAX_DIM[d]}")
+            if self.nullable or self.is_primary:
+                raise SchemaError(f"vector field {self.name!r} cannot be nullable or primary")
+        if d is DataType.ARRAY:
+            et = self.element_type
+            if et is None or et.is_vector or et in (DataType.JSON, DataType.ARRAY):
+                raise SchemaError(f"array field {self.name!r} needs a scalar element_type")
+            if et is DataType.VARCHAR and self.max_length is None:
+                self.max_length = 65535
+            if self.max_capacity is not None:
+                _positive_int(self.max_capacity, f"max_capacity of {self.name!r}")
+
+    # -- Postgres -----------------------------------------------------------------------
+    def pg_type(self) -> sql.Composable:
+        """The column type, e.g. ``vector(384)``, ``varchar(200)``, ``bigint[]``."""
+        d = self.dtype
+        if d.is_vector:
+            return sql.SQL("{}({})").format(sql.SQL(_PG_VECTOR[d]), sql.Literal(int(self.dim or 0)))
+        if d is DataType.VARCHAR:
+            return sql.SQL("varchar({})").format(sql.Literal(int(self.max_length or 0)))
+        if d is DataType.ARRAY:
+            assert self.element_type is not None
+            inner = FieldSchema(self.name, self.element_type, max_length=self.max_length)
+            return sql.SQL("{}[]").format(inner.pg_type())
+        return sql.SQL(_PG_SCALAR[d])
+
+    def pg_type_name(self) -> str:
+        """The type's name as psycopg's COPY wants it (no modifiers)."""
+        d = self.dtype
+        if d.is_vector:
+            return _PG_VECTOR[d]
+        if d is DataType.VARCHAR:
+            return "varchar"
+        if d is DataType.ARRAY:
+            assert self.element_type is not None
+            return FieldSchema(self.name, self.element_type).pg_type_name() + "[]"
+        return _PG_SCALAR[d]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["dtype"] = self.dtype.value
+        out["element_type"] = self.element_type.value if self.element_type else None
+        return {k: v for k, v in out.items() if v not in (None, False, "") or k == "name"}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FieldSchema:
+        return cls(**d)
+
+
+def _positive_int(v: Any, what: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise SchemaError(f"{what} must be a positive integer, got {v!r}")
+
+
+@dataclass
+class CollectionSchema:
+    """The fields of a collection. Exactly one primary key and at least one vector field."""
+
+    fields: list[FieldSchema] = field(default_factory=list)
+    enable_dynamic_field: bool = False
+    description: str = ""
+    auto_id: bool | None = None  # default for add_field(is_primary=True), as in pymilvus
+
+    def add_field(self, field_name: str, datatype: DataType | str, **kwargs: Any) -> CollectionSchema:
+        """Append a field; keyword arguments are those of :class:`FieldSchema`."""
+        if kwargs.get("is_primary") and "auto_id" not in kwargs and self.auto_id is not None:
+            kwargs["auto_id"] = self.auto_id
+        f = FieldSchema(field_name, DataType.parse(datatype), **kwargs)
+        if any(x.name == f.name for x in self.fields):
+            raise SchemaError(f"field {f.name!r} is defined twice")
+        self.fields.append(f)
+        return self
+
+    def validate(self) -> None:
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise SchemaError(f"duplicate field names in {names}")
+        pks = [f for f in self.fields if f.is_primary]
+        if len(pks) != 1:
+            raise SchemaError(f"a collection needs exactly one primary key field, got {len(pks)}")
+        if not self.vector_fields:
+            raise SchemaError("a collection needs at least one vector field")
+
+    @property
+    def primary_field(self) -> FieldSchema:
+        for f in self.fields:
+            if f.is_primary:
+                return f
+        raise SchemaError("schema has no primary key")
+
+    @property
+    def vector_fields(self) -> list[FieldSchema]:
+        return [f for f in self.fields if f.dtype.is_vector]
+
+    @property
+    def scalar_fields(self) -> list[FieldSchema]:
+        return [f for f in self.fields if not f.dtype.is_vector]
+
+    def field(self, name: str) -> FieldSchema:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise SchemaError(f"unknown field {name!r}; fields are {[f.name for f in self.fields]}")
+
+    def get(self, name: str) -> FieldSchema | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fields": [f.to_dict() for f in self.fields],
+                "enable_dynamic_field": self.enable_dynamic_field,
+                "description": self.description}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CollectionSchema:
+        return cls(fields=[FieldSchema.from_dict(f) for f in d["fields"]],
+                   enable_dynamic_field=bool(d.get("enable_dynamic_field")),
+                   description=d.get("description", ""))
+
+    # -- DDL ----------------------------------------------------------------------------
+    def create_table_sql(self, table: sql.Composable) -> sql.Composed:
+        """``CREATE TABLE`` for this schema; ``table`` is a (qualified) Identifier."""
+        self.validate()
+        cols: list[sql.Composable] = []
+        for f in self.fields:
+            col = sql.Identifier(f.name)
+            parts: list[sql.Composable] = [col, f.pg_type()]
+            if f.is_primary:
+                if f.auto_id:
+                    parts.append(sql.SQL("GENERATED BY DEFAULT AS IDENTITY"))
+                parts.append(sql.SQL("PRIMARY KEY"))
+            elif not f.nullable:
+                parts.append(sql.SQL("NOT NULL"))
+            if f.default_value is not None:
+                # DDL takes no parameters; Literal quotes the value through psycopg's adapter.
+                parts.append(sql.SQL("DEFAULT {}").format(sql.Literal(f.default_value)))
+            if f.dtype is DataType.INT8:
+                parts.append(sql.SQL("CHECK ({} BETWEEN -128 AND 127)").format(col))
+            if f.dtype is DataType.ARRAY and f.max_capacity:
+                parts.append(sql.SQL("CHECK (cardinality({}) <= {})").format(
+                    col, sql.Literal(int(f.max_capacity))))
+            cols.append(sql.SQL(" ").join(parts))
+        cols.append(sql.SQL("{} text NOT NULL DEFAULT {}").format(
+            sql.Identifier(PARTITION_COLUMN), sql.Literal(DEFAULT_PARTITION)))
+        if self.enable_dynamic_field:
+            cols.append(sql.SQL("{} jsonb NOT NULL DEFAULT '{{}}'::jsonb").format(
+                sql.Identifier(META_COLUMN)))
+        return sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(cols))
