@@ -1,0 +1,633 @@
+"""The client: collections, data and search, with the names of pymilvus' ``MilvusClient``.
+
+Example::
+
+    import vecpg
+    with vecpg.connect() as client:                 # embedded Postgres unless a DSN is given
+        client.create_collection("docs", dimension=384, metric_type="COSINE")
+        client.insert("docs", [{"id": 1, "vector": vec, "title": "hello"}])
+        hits = client.search("docs", [query], limit=5, filter='title like "he%"',
+                             output_fields=["title"])
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from . import catalog
+from .catalog import CollectionInfo
+from .errors import (AlreadyExists, CollectionNotFound, IndexNotFound, InvalidArgument,
+                     PartitionNotFound, SchemaError, translate)
+from .filters import compile_filter
+from .indexes import (Flat, config_params, create_index_sql, parse_index,
+                      pg_index_name)
+from .ingest import copy_batch, prepare_batch
+from .metrics import Metric, check_metric, default_metric
+from .migrate import upgrade
+from .results import Hit, select_fields
+from .schema import (DEFAULT_PARTITION, PARTITION_COLUMN, CollectionSchema, DataType,
+                     check_name)
+from .search import plan_search, query_vectors, to_hits
+from .server import resolve_dsn
+
+Tracer = Callable[[str, Sequence[Any]], None]
+_CACHE_TTL = 2.0  # seconds a process trusts its cached catalog entry (other processes may DDL)
+
+
+class IndexParams(list):  # type: ignore[type-arg]
+    """A list of index requests, as pymilvus' ``prepare_index_params()`` returns."""
+
+    def add_index(self, field_name: str, index_type: str = "AUTOINDEX", index_name: str = "",
+                  metric_type: str | None = None, params: dict[str, Any] | None = None,
+                  **kwargs: Any) -> None:
+        self.append({"field_name": field_name, "index_type": index_type,
+                     "index_name": index_name or field_name, "metric_type": metric_type,
+                     "params": dict(params or {}, **kwargs)})
+
+
+class Client:
+    """A connection pool to one Postgres and the collections in one of its schemas.
+
+    ``dsn``: a libpq connection string; default ``$VECPG_DSN``, else the embedded server in
+    ``data_dir`` (default ``$VECPG_DATA`` or a per-user directory). ``schema``: the Postgres
+    schema holding the collection tables (default ``public``). ``tracer``: called with
+    ``(sql, params)`` for every statement the data path runs.
+    """
+
+    def __init__(self, dsn: str | None = None, *, data_dir: str | None = None,
+                 schema: str = "public", pool_size: int = 4, tracer: Tracer | None = None) -> None:
+        self.dsn = resolve_dsn(dsn, data_dir=data_dir)
+        self.schema = check_name(schema, "schema name")
+        self.tracer = tracer
+        with translate():
+            upgrade(self.dsn)
+            with psycopg.connect(self.dsn, autocommit=True) as c:
+                c.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        # prepare_threshold=None: never prepare. A prepared generic plan can ignore a filter
+        # value's selectivity and send a selective filter through HNSW (see DESIGN.md).
+        self._pool = ConnectionPool(self.dsn, min_size=1, max_size=pool_size,
+                                    kwargs={"autocommit": True, "prepare_threshold": None},
+                                    configure=register_vector, open=True)
+        self._cache: dict[str, tuple[float, CollectionInfo]] = {}
+        self._settings: weakref.WeakKeyDictionary[psycopg.Connection, dict[str, str]] = \
+            weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def connection(self) -> Any:
+        """Borrow a pooled connection (autocommit, pgvector types registered)."""
+        return self._pool.connection()
+
+    def _exec(self, conn: psycopg.Connection, query: sql.Composable | str,
+              params: Sequence[Any] | None = None) -> psycopg.Cursor:
+        if self.tracer is not None:
+            text = query.as_string(conn) if isinstance(query, sql.Composable) else query
+            self.tracer(text, list(params or []))
+        return conn.execute(query, params)
+
+    def _table(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self.schema, name)
+
+    def _info(self, name: str, *, fresh: bool = False) -> CollectionInfo:
+        check_name(name, "collection name")
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit is not None and not fresh and now - hit[0] < _CACHE_TTL:
+            return hit[1]
+        with self._pool.connection() as conn, translate():
+            info = catalog.load(conn, self.schema, name)
+        self._cache[name] = (now, info)
+        return info
+
+    def _forget(self, name: str) -> None:
+        self._cache.pop(name, None)
+
+    # -- collections ----------------------------------------------------------------------
+    @staticmethod
+    def create_schema(**kwargs: Any) -> CollectionSchema:
+        """An empty :class:`CollectionSchema` (``auto_id``, ``enable_dynamic_field``, ...)."""
+        return CollectionSchema(**kwargs)
+
+    @staticmethod
+    def prepare_index_params() -> IndexParams:
+        return IndexParams()
+
+    def create_collection(self, collection_name: str, dimension: int | None = None, *,
+                          primary_field_name: str = "id", id_type: str = "int",
+                          vector_field_name: str = "vector", metric_type: str | None = None,
+                          auto_id: bool = False, max_length: int = 65535,
+                          schema: CollectionSchema | None = None,
+                          index_params: IndexParams | None = None,
+                          enable_dynamic_field: bool = True, description: str = "") -> None:
+        """Create a collection: the quick form (``dimension``, float vectors, dynamic fields
+        on) or the full form (``schema``). Raises :class:`AlreadyExists` if it exists."""
+        check_name(collection_name, "collection name")
+        if schema is None:
+            if dimension is None:
+                raise InvalidArgument("create_collection needs dimension (quick form) or schema")
+            schema = CollectionSchema(enable_dynamic_field=enable_dynamic_field,
+                                      description=description)
+            if id_type in ("int", "INT64", DataType.INT64):
+                schema.add_field(primary_field_name, DataType.INT64, is_primary=True,
+                                 auto_id=auto_id)
+            elif id_type in ("str", "string", "VARCHAR", DataType.VARCHAR):
+                schema.add_field(primary_field_name, DataType.VARCHAR, is_primary=True,
+                                 max_length=max_length)
+            else:
+                raise InvalidArgument(f"id_type must be 'int' or 'str', got {id_type!r}")
+            schema.add_field(vector_field_name, DataType.FLOAT_VECTOR, dim=dimension)
+        schema.validate()
+        metrics: dict[str, str] = {}
+        for f in schema.vector_fields:
+            m = Metric.parse(metric_type) if metric_type else default_metric(f.dtype)
+            if metric_type and len(schema.vector_fields) > 1:
+                try:
+                    check_metric(m, f.dtype, f.name)
+                except InvalidArgument:
+                    m = default_metric(f.dtype)
+            check_metric(m, f.dtype, f.name)
+            metrics[f.name] = m.value
+        with self._pool.connection() as conn, translate(), conn.transaction():
+            if catalog.exists(conn, self.schema, collection_name):
+                raise AlreadyExists(f"collection {collection_name!r} already exists")
+            if conn.execute("SELECT to_regclass(%s)",
+                            (self._table(collection_name).as_string(conn),)).fetchone()[0]:
+                raise AlreadyExists(f"a table {self.schema}.{collection_name} exists already "
+                                    "and is not a vecpg collection")
+            self._exec(conn, schema.create_table_sql(self._table(collection_name)))
+            self._exec(conn, sql.SQL("CREATE INDEX {} ON {} ({})").format(
+                sql.Identifier(pg_index_name(collection_name, PARTITION_COLUMN)),
+                self._table(collection_name), sql.Identifier(PARTITION_COLUMN)))
+            catalog.insert(conn, self.schema, collection_name, schema, {"metrics": metrics})
+        self._forget(collection_name)
+        if index_params:
+            self.create_index(collection_name, index_params)
+
+    def has_collection(self, collection_name: str) -> bool:
+        check_name(collection_name, "collection name")
+        with self._pool.connection() as conn, translate():
+            return catalog.exists(conn, self.schema, collection_name)
+
+    def list_collections(self) -> list[str]:
+        with self._pool.connection() as conn, translate():
+            return catalog.names(conn, self.schema)
+
+    def describe_collection(self, collection_name: str) -> dict[str, Any]:
+        """Schema, metrics, indexes and partitions of a collection, as a dict."""
+        info = self._info(collection_name, fresh=True)
+        pk = info.schema.primary_field
+        return {"collection_name": collection_name, "schema": self.schema,
+                "table": f"{self.schema}.{collection_name}",
+                "auto_id": pk.auto_id, "primary_field": pk.name,
+                "fields": [f.to_dict() for f in info.schema.fields],
+                "enable_dynamic_field": info.schema.enable_dynamic_field,
+                "description": info.schema.description,
+                "metrics": dict(info.properties.get("metrics", {})),
+                "indexes": [ix.index_name for ix in info.indexes],
+                "partitions": self.list_partitions(collection_name)}
+
+    def rename_collection(self, old_name: str, new_name: str) -> None:
+        info = self._info(old_name, fresh=True)
+        check_name(new_name, "collection name")
+        with self._pool.connection() as conn, translate(), conn.transaction():
+            if catalog.exists(conn, self.schema, new_name):
+                raise AlreadyExists(f"collection {new_name!r} already exists")
+            self._exec(conn, sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                self._table(old_name), sql.Identifier(new_name)))
+            renames = [(pg_index_name(old_name, PARTITION_COLUMN), PARTITION_COLUMN, False)]
+            renames += [(ix.pg_index, ix.index_name, True) for ix in info.indexes if ix.pg_index]
+            for old_pg, ix_name, in_catalog in renames:
+                new_pg = pg_index_name(new_name, ix_name)
+                self._exec(conn, sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(self.schema, old_pg), sql.Identifier(new_pg)))
+                if in_catalog:
+                    conn.execute("UPDATE vecpg.indexes SET pg_index = %s WHERE schema_name = %s"
+                                 " AND collection = %s AND index_name = %s",
+                                 (new_pg, self.schema, old_name, ix_name))
+            conn.execute("UPDATE vecpg.collections SET name = %s WHERE schema_name = %s AND name = %s",
+                         (new_name, self.schema, old_name))
+        self._forget(old_name)
+        self._forget(new_name)
+
+    def drop_collection(self, collection_name: str) -> None:
+        """Drop the collection's table and catalog entries. No error if it does not exist."""
+        check_name(collection_name, "collection name")
+        with self._pool.connection() as conn, translate(), conn.transaction():
+            if catalog.exists(conn, self.schema, collection_name):
+                self._exec(conn, sql.SQL("DROP TABLE IF EXISTS {}").format(
+                    self._table(collection_name)))
+                conn.execute("DELETE FROM vecpg.collections WHERE schema_name = %s AND name = %s",
+                             (self.schema, collection_name))
+        self._forget(collection_name)
+
+    # -- partitions -----------------------------------------------------------------------
+    def create_partition(self, collection_name: str, partition_name: str) -> None:
+        self._info(collection_name)
+        check_name(partition_name, "partition name")
+        with self._pool.connection() as conn, translate(), conn.transaction():
+            if partition_name in catalog.partitions(conn, self.schema, collection_name):
+                raise AlreadyExists(f"partition {partition_name!r} already exists")
+            conn.execute("INSERT INTO vecpg.partitions (schema_name, collection, name)"
+                         " VALUES (%s, %s, %s)", (self.schema, collection_name, partition_name))
+
+    def list_partitions(self, collection_name: str) -> list[str]:
+        self._info(collection_name)
+        with self._pool.connection() as conn, translate():
+            return catalog.partitions(conn, self.schema, collection_name)
+
+    def has_partition(self, collection_name: str, partition_name: str) -> bool:
+        return partition_name in self.list_partitions(collection_name)
+
+    def drop_partition(self, collection_name: str, partition_name: str) -> None:
+        """Delete a partition and every row in it (``_default`` cannot be dropped)."""
+        self._info(collection_name)
+        if partition_name == DEFAULT_PARTITION:
+            raise InvalidArgument("the _default partition cannot be dropped")
+        self._check_partitions(collection_name, [partition_name])
+        with self._pool.connection() as conn, translate(), conn.transaction():
+            self._exec(conn, sql.SQL("DELETE FROM {} WHERE {} = %s").format(
+                self._table(collection_name), sql.Identifier(PARTITION_COLUMN)), [partition_name])
+            conn.execute("DELETE FROM vecpg.partitions WHERE schema_name = %s AND collection = %s"
+                         " AND name = %s", (self.schema, collection_name, partition_name))
+
+    def _check_partitions(self, collection_name: str, names: Sequence[str] | None) -> list[str] | None:
+        if not names:
+            return None
+        if isinstance(names, str):
+            names = [names]
+        known = set(self.list_partitions(collection_name))
+        for p in names:
+            if p not in known:
+                raise PartitionNotFound(f"partition {p!r} of {collection_name!r} does not exist")
+        return list(names)
+
+    # -- data -----------------------------------------------------------------------------
+    def insert(self, collection_name: str, data: Any, partition_name: str | None = None
+               ) -> dict[str, Any]:
+        """Insert rows (a list of dicts, or a dict of columns / numpy arrays).
+
+        All or nothing: a bad row or a duplicate key raises and writes nothing.
+        Returns ``{"insert_count": n, "ids": [...]}``.
+        """
+        return self._write(collection_name, data, partition_name, upsert=False)
+
+    def upsert(self, collection_name: str, data: Any, partition_name: str | None = None
+               ) -> dict[str, Any]:
+        """Insert rows, replacing whole rows whose primary key exists.
+        Returns ``{"upsert_count": n, "ids": [...]}``."""
+        return self._write(collection_name, data, partition_name, upsert=True)
+
+    def _write(self, collection_name: str, data: Any, partition_name: str | None,
+               *, upsert: bool) -> dict[str, Any]:
+        info = self._info(collection_name)
+        part = partition_name or DEFAULT_PARTITION
+        if partition_name:
+            self._check_partitions(collection_name, [partition_name])
+        batch = prepare_batch(info.schema, data, partition=part, require_pk=upsert)
+        pk = info.schema.primary_field
+        table = self._table(collection_name)
+        with self._pool.connection() as conn, translate(), conn.transaction():
+            if batch.pk_values is None:
+                seq = conn.execute("SELECT pg_get_serial_sequence(%s, %s)",
+                                   (table.as_string(conn), pk.name)).fetchone()[0]
+                ids = [r[0] for r in conn.execute(
+                    "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (seq, batch.n))]
+                batch.set_ids(ids)
+            with conn.cursor() as cur:
+                if not upsert:
+                    copy_batch(cur, table, batch)
+                else:
+                    self._upsert(conn, cur, info, batch)
+        ids = list(batch.pk_values or [])
+        return {("upsert_count" if upsert else "insert_count"): batch.n, "ids": ids}
+
+    def _upsert(self, conn: psycopg.Connection, cur: psycopg.Cursor, info: CollectionInfo,
+                batch: Any) -> None:
+        tmp = sql.Identifier("_vecpg_upsert")
+        conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP")
+                     .format(tmp, self._table(info.name)))
+        copy_batch(cur, tmp, batch)
+        pk = info.schema.primary_field.name
+        cols = [f.name for f in info.schema.fields] + [PARTITION_COLUMN]
+        if info.schema.enable_dynamic_field:
+            cols.append("_meta")
+        ident = [sql.Identifier(c) for c in cols]
+        # Every column is set, so an upsert replaces the whole row (as Milvus does).
+        sets = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+                                  for c in cols if c != pk)
+        self._exec(conn, sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) "
+                                 "DO UPDATE SET {}").format(
+            self._table(info.name), sql.SQL(", ").join(ident), sql.SQL(", ").join(ident), tmp,
+            sql.Identifier(pk), sets))
+
+    def delete(self, collection_name: str, ids: Any = None, filter: str = "",
+               partition_name: str | None = None) -> dict[str, int]:
+        """Delete rows by primary key or by filter. Returns ``{"delete_count": n}``."""
+        info = self._info(collection_name)
+        if ids is None and not (filter and filter.strip()):
+            raise InvalidArgument("delete needs ids or a filter")
+        where, params = self._where(info, ids, filter,
+                                    self._check_partitions(collection_name,
+                                                           [partition_name] if partition_name else None))
+        with self._pool.connection() as conn, translate(), conn.transaction():
+            cur = self._exec(conn, sql.SQL("DELETE FROM {} WHERE {}").format(
+                self._table(collection_name), where), params)
+            return {"delete_count": cur.rowcount}
+
+    def _where(self, info: CollectionInfo, ids: Any, expr: str,
+               partitions: list[str] | None) -> tuple[sql.Composable, list[Any]]:
+        parts: list[sql.Composable] = []
+        params: list[Any] = []
+        if ids is not None:
+            pk = info.schema.primary_field
+            id_list = _id_list(ids, pk.dtype)
+            cast = sql.SQL("bigint[]" if pk.dtype is DataType.INT64 else "text[]")
+            parts.append(sql.SQL("{} = ANY(%s::{})").format(sql.Identifier(pk.name), cast))
+            params.append(id_list)
+        if expr and expr.strip():
+            frag = compile_filter(expr, info.schema)
+            parts.append(sql.SQL("({})").format(frag.sql))
+            params += frag.params
+        if partitions:
+            parts.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(PARTITION_COLUMN)))
+            params.append(partitions)
+        if not parts:
+            return sql.SQL("TRUE"), []
+        return sql.SQL(" AND ").join(parts), params
+
+    def get(self, collection_name: str, ids: Any, output_fields: list[str] | None = None,
+            partition_names: list[str] | None = None) -> list[dict[str, Any]]:
+        """Rows by primary key (missing keys are skipped), in primary-key order."""
+        return self.query(collection_name, ids=ids, output_fields=output_fields,
+                          partition_names=partition_names)
+
+    def query(self, collection_name: str, filter: str = "", output_fields: list[str] | None = None,
+              limit: int | None = None, offset: int = 0, ids: Any = None,
+              partition_names: list[str] | None = None) -> list[dict[str, Any]]:
+        """Rows matching a filter expression, ordered by primary key.
+
+        ``output_fields=["count(*)"]`` returns ``[{"count(*)": n}]``.
+        """
+        info = self._info(collection_name)
+        parts = self._check_partitions(collection_name, partition_names)
+        where, params = self._where(info, ids, filter, parts)
+        table = self._table(collection_name)
+        if output_fields and list(output_fields) == ["count(*)"]:
+            with self._pool.connection() as conn, translate():
+                n = self._exec(conn, sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+                    table, where), params).fetchone()[0]
+            return [{"count(*)": n}]
+        sel = select_fields(info.schema, output_fields, default_all=True)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise InvalidArgument(f"limit must be a non-negative integer, got {limit!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgument(f"offset must be a non-negative integer, got {offset!r}")
+        stmt = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s").format(
+            sql.SQL(", ").join(sel.select_list()), table, where,
+            sql.Identifier(info.schema.primary_field.name))
+        with self._pool.connection() as conn, translate():
+            rows = self._exec(conn, stmt, params + [limit, offset]).fetchall()
+        return [sel.to_dict(r) for r in rows]
+
+    def count(self, collection_name: str, filter: str = "",
+              partition_names: list[str] | None = None) -> int:
+        """Number of rows (matching ``filter``)."""
+        res = self.query(collection_name, filter, ["count(*)"], partition_names=partition_names)
+        return int(res[0]["count(*)"])
+
+    # -- search ---------------------------------------------------------------------------
+    def search(self, collection_name: str, data: Any, limit: int = 10, filter: str = "",
+               output_fields: list[str] | None = None,
+               search_params: dict[str, Any] | None = None, anns_field: str | None = None,
+               partition_names: list[str] | None = None, offset: int = 0) -> list[list[Hit]]:
+        """Nearest neighbours of each query vector in ``data``.
+
+        Returns one list of :class:`Hit` per query, closest first: ``hit.id``,
+        ``hit.distance`` (see the metric conventions in :mod:`vecpg.metrics`) and
+        ``hit.entity`` with ``output_fields``. ``search_params``: ``{"metric_type": ...,
+        "params": {"ef": 64}}`` for HNSW, ``{"nprobe": 16}`` for IVF, ``{"exact": True}``
+        to force an exact scan.
+        """
+        info = self._info(collection_name)
+        f = info.vector_field(anns_field)
+        vectors = query_vectors(f, data)
+        sel = select_fields(info.schema, output_fields, default_all=False)
+        parts = self._check_partitions(collection_name, partition_names)
+        plan = plan_search(info, f, vectors, limit=limit, offset=offset, expr=filter,
+                           selection=sel, partitions=parts, search_params=search_params)
+        with self._pool.connection() as conn, translate():
+            self._apply_settings(conn, plan.settings)
+            results = self._run_many(conn, plan.statement, plan.params)
+        return [to_hits(plan, rows) for rows in results]
+
+    def _apply_settings(self, conn: psycopg.Connection, settings: dict[str, str]) -> None:
+        """Session-level settings, sent only when they differ from what this connection has.
+
+        Session level rather than SET LOCAL: a search is then a single statement with no
+        BEGIN/COMMIT round trips; the cache per connection keeps every search's settings
+        exact (pool connections are used by vecpg only).
+        """
+        have = self._settings.setdefault(conn, {})
+        todo = {k: v for k, v in settings.items() if have.get(k) != v}
+        if not todo:
+            return
+        calls = sql.SQL(", ").join(sql.SQL("set_config(%s, %s, false)") for _ in todo)
+        params: list[Any] = []
+        for k, v in todo.items():
+            params += [k, v]
+        self._exec(conn, sql.SQL("SELECT {}").format(calls), params)
+        have.update(todo)
+
+    def _run_many(self, conn: psycopg.Connection, stmt: sql.Composed,
+                  params: list[list[Any]]) -> list[list[tuple[Any, ...]]]:
+        if self.tracer is not None:
+            text = stmt.as_string(conn)
+            for p in params:
+                self.tracer(text, p)
+        with conn.cursor() as cur:
+            if len(params) == 1:
+                return [cur.execute(stmt, params[0]).fetchall()]
+            cur.executemany(stmt, params, returning=True)
+            out = []
+            while True:
+                out.append(cur.fetchall())
+                if not cur.nextset():
+                    break
+            return out
+
+    # -- indexes --------------------------------------------------------------------------
+    def create_index(self, collection_name: str, index_params: IndexParams | None = None, *,
+                     field_name: str | None = None, index_type: str = "AUTOINDEX",
+                     metric_type: str | None = None, params: dict[str, Any] | None = None,
+                     index_name: str | None = None,
+                     progress: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Build indexes: pymilvus style (``index_params`` from ``prepare_index_params()``)
+        or one index by keywords. ``progress`` receives build progress dicts (phase,
+        blocks/tuples done and total) while a long build runs."""
+        requests = list(index_params or [])
+        if field_name is not None:
+            requests.append({"field_name": field_name, "index_type": index_type,
+                             "index_name": index_name or field_name,
+                             "metric_type": metric_type, "params": params or {}})
+        if not requests:
+            raise InvalidArgument("create_index needs index_params or field_name")
+        for req in requests:
+            self._create_one(collection_name, req, progress)
+
+    def _create_one(self, collection_name: str, req: Mapping[str, Any],
+                    progress: Callable[[dict[str, Any]], None] | None) -> None:
+        info = self._info(collection_name, fresh=True)
+        f = info.schema.get(str(req.get("field_name")))
+        if f is None:
+            raise SchemaError(f"unknown field {req.get('field_name')!r} in {collection_name!r}")
+        name = check_name(req.get("index_name") or f.name, "index name", allow_underscore=False)
+        if any(ix.index_name == name for ix in info.indexes):
+            raise AlreadyExists(f"index {name!r} exists on {collection_name!r}")
+        metric: Metric | None = None
+        if f.dtype.is_vector:
+            metric = Metric.parse(req["metric_type"]) if req.get("metric_type") else info.metric(f.name)
+            check_metric(metric, f.dtype, f.name)
+            if info.index_on(f.name) is not None:
+                raise AlreadyExists(f"field {f.name!r} has a vector index already; drop it first")
+        cfg = parse_index(str(req.get("index_type") or "AUTOINDEX"), req.get("params"), f, metric)
+        pg_name = None if isinstance(cfg, Flat) else pg_index_name(collection_name, name)
+        ddl = create_index_sql(cfg, self.schema, collection_name, pg_name or "", f, metric)
+        stop = threading.Event()
+        watcher = None
+        with self._pool.connection() as conn, translate():
+            if progress is not None and ddl is not None:
+                watcher = threading.Thread(target=self._watch_build,
+                                           args=(conn.info.backend_pid, progress, stop), daemon=True)
+            try:
+                with conn.transaction():
+                    if ddl is not None:
+                        # Builds are much faster when the graph fits in memory.
+                        conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+                        if watcher is not None:
+                            watcher.start()
+                        self._exec(conn, ddl)
+                        self._exec(conn, sql.SQL("ANALYZE {}").format(self._table(collection_name)))
+                    conn.execute(
+                        "INSERT INTO vecpg.indexes (schema_name, collection, index_name, field_name,"
+                        " index_type, metric_type, params, pg_index) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
+                        (self.schema, collection_name, name, f.name, cfg.kind,
+                         metric.value if metric else None,
+                         psycopg.types.json.Jsonb(config_params(cfg)), pg_name))
+                    if metric is not None:
+                        props = dict(info.properties)
+                        props["metrics"] = dict(props.get("metrics", {}), **{f.name: metric.value})
+                        catalog.set_properties(conn, self.schema, collection_name, props)
+            finally:
+                stop.set()
+                if watcher is not None and watcher.is_alive():
+                    watcher.join()
+        self._forget(collection_name)
+
+    def _watch_build(self, pid: int, progress: Callable[[dict[str, Any]], None],
+                     stop: threading.Event) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as c:
+            while not stop.wait(0.5):
+                row = c.execute(
+                    "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total"
+                    " FROM pg_stat_progress_create_index WHERE pid = %s", (pid,)).fetchone()
+                if row:
+                    progress(dict(zip(("phase", "blocks_done", "blocks_total", "tuples_done",
+                                       "tuples_total"), row)))
+
+    def list_indexes(self, collection_name: str, field_name: str | None = None) -> list[str]:
+        info = self._info(collection_name, fresh=True)
+        return [ix.index_name for ix in info.indexes
+                if field_name is None or ix.field_name == field_name]
+
+    def describe_index(self, collection_name: str, index_name: str) -> dict[str, Any]:
+        """Type, metric, parameters, state and size of one index."""
+        info = self._info(collection_name, fresh=True)
+        for ix in info.indexes:
+            if ix.index_name == index_name:
+                size = 0
+                if ix.pg_index:
+                    with self._pool.connection() as conn, translate():
+                        size = conn.execute("SELECT pg_relation_size(%s::regclass)", (
+                            sql.Identifier(self.schema, ix.pg_index).as_string(conn),)).fetchone()[0]
+                n = self.count(collection_name) if ix.pg_index else 0
+                return {"index_name": ix.index_name, "field_name": ix.field_name,
+                        "index_type": ix.index_type, "metric_type": ix.metric_type,
+                        "params": ix.params, "state": ix.state, "pg_index": ix.pg_index,
+                        "total_bytes": int(size),
+                        "bytes_per_vector": (size / n) if n else None}
+        raise IndexNotFound(f"index {index_name!r} does not exist on {collection_name!r}")
+
+    def drop_index(self, collection_name: str, index_name: str) -> None:
+        info = self._info(collection_name, fresh=True)
+        ix = next((i for i in info.indexes if i.index_name == index_name), None)
+        if ix is None:
+            raise IndexNotFound(f"index {index_name!r} does not exist on {collection_name!r}")
+        with self._pool.connection() as conn, translate(), conn.transaction():
+            if ix.pg_index:
+                self._exec(conn, sql.SQL("DROP INDEX IF EXISTS {}").format(
+                    sql.Identifier(self.schema, ix.pg_index)))
+            conn.execute("DELETE FROM vecpg.indexes WHERE schema_name = %s AND collection = %s"
+                         " AND index_name = %s", (self.schema, collection_name, index_name))
+        self._forget(collection_name)
+
+    # -- misc -----------------------------------------------------------------------------
+    def server_info(self) -> dict[str, Any]:
+        """Postgres and pgvector versions, and the database's vecpg revision."""
+        from .migrate import current_revision
+
+        with self._pool.connection() as conn, translate():
+            version = conn.execute("SHOW server_version").fetchone()[0]
+            pgv = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+                               ).fetchone()[0]
+            rev = current_revision(conn)
+        return {"postgres": version, "pgvector": pgv, "vecpg_schema_revision": rev,
+                "dsn": _redact(self.dsn), "schema": self.schema}
+
+
+def _id_list(ids: Any, dtype: DataType) -> list[Any]:
+    if isinstance(ids, (str, int)) or not hasattr(ids, "__iter__"):
+        ids = [ids]
+    out = []
+    for v in ids:
+        if dtype is DataType.INT64:
+            if isinstance(v, bool) or not hasattr(v, "__index__"):
+                raise InvalidArgument(f"primary key values must be integers, got {v!r}")
+            out.append(int(v))
+        else:
+            if not isinstance(v, str):
+                raise InvalidArgument(f"primary key values must be strings, got {v!r}")
+            out.append(v)
+    return out
+
+
+def _redact(dsn: str) -> str:
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+
+
+def connect(dsn: str | None = None, *, data_dir: str | None = None, schema: str = "public",
+            **kwargs: Any) -> Client:
+    """Open a :class:`Client`: ``dsn``, else ``$VECPG_DSN``, else the embedded server.
+
+    Creates the ``vector`` extension and migrates vecpg's schema on first use.
+    """
+    return Client(dsn, data_dir=data_dir, schema=schema, **kwargs)

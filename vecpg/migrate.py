@@ -1,0 +1,90 @@
+"""Bring a database's ``vecpg`` schema to the newest version (alembic, SQL from ``sql/``).
+
+Example::
+
+    from vecpg.migrate import upgrade
+    upgrade("postgresql://localhost/mydb")   # idempotent; safe to run from many processes
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+from pathlib import Path
+
+import psycopg
+
+_log = logging.getLogger("vecpg")
+
+
+def _package_dir(package: str) -> Path:
+    return Path(str(importlib.resources.files(package)))
+
+
+def sql_text(filename: str) -> str:
+    """The text of one file of ``sql/``."""
+    return importlib.resources.files("vecpg.sql").joinpath(filename).read_text(encoding="utf-8")
+
+
+def run_sql_file(filename: str) -> None:
+    """Inside a migration: execute one file of ``sql/`` as it is (many statements, no binds)."""
+    from alembic import op
+
+    raw = op.get_bind().connection.driver_connection
+    raw.execute(sql_text(filename))  # no parameters: psycopg sends it as a simple query
+
+
+def _alembic_config():  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_package_dir("vecpg.migrations")))
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(conn: psycopg.Connection) -> str | None:
+    """The database's vecpg revision, or None before the first migration."""
+    row = conn.execute("SELECT to_regclass('vecpg.alembic_version') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return None
+    row = conn.execute("SELECT version_num FROM vecpg.alembic_version").fetchone()
+    return row[0] if row else None
+
+
+def upgrade(dsn: str, *, revision: str = "head") -> None:
+    """Migrate the database at ``dsn`` to ``revision`` (default: the newest)."""
+    with psycopg.connect(dsn, autocommit=True) as probe:
+        if revision == "head" and current_revision(probe) == head_revision():
+            return  # the common case: nothing to do, and no need to wait for the lock
+    _run_alembic(dsn, "upgrade", revision)
+    _log.info("vecpg schema at revision %s", revision)
+
+
+def downgrade(dsn: str, revision: str) -> None:
+    """Migrate down to ``revision`` (``"base"`` removes vecpg's schema objects)."""
+    _run_alembic(dsn, "downgrade", revision)
+
+
+def _run_alembic(dsn: str, verb: str, revision: str) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn),
+                           poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            cfg = _alembic_config()
+            cfg.attributes["connection"] = connection
+            getattr(command, verb)(cfg, revision)
+            connection.commit()
+    finally:
+        engine.dispose()

@@ -1,0 +1,211 @@
+"""The search path: query vectors in, SQL and per-query settings out, hits back.
+
+One statement per query vector, all sent in one pipeline (``executemany`` with
+``returning=True``), so a batch of queries costs one round trip, not one per query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pgvector import Bit, HalfVector, SparseVector, Vector
+from psycopg import sql
+
+from .catalog import CollectionInfo, IndexInfo
+from .errors import DimensionMismatch, FieldTypeError, InvalidArgument, InvalidVector
+from .filters import compile_filter
+from .metrics import Metric, check_metric, distance_sql, to_returned
+from .results import Hit, Selection
+from .schema import PARTITION_COLUMN, DataType, FieldSchema
+
+DEFAULT_NPROBE = 8
+DEFAULT_EF = 40  # pgvector's hnsw.ef_search default
+
+
+def query_vectors(f: FieldSchema, data: Any) -> list[Any]:
+    """Validate query vectors for field ``f``; return values psycopg can send.
+
+    ``data`` is a list of vectors (or a 2-D array); a single vector is taken as one query.
+    """
+    dt = f.dtype
+    dim = int(f.dim or 0)
+    if dt in (DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR):
+        if isinstance(data, (Vector, HalfVector)):
+            data = [data]
+        if isinstance(data, Sequence) and data and isinstance(data[0], (Vector, HalfVector)):
+            data = [np.asarray(v.to_numpy(), dtype=np.float32) for v in data]
+        try:
+            arr = np.asarray(data, dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise FieldTypeError(f"query vectors for {f.name!r} must be numbers: {e}") from e
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[0] == 0:
+            raise InvalidArgument(f"expected a list of query vectors, got shape {arr.shape}")
+        if arr.shape[1] != dim:
+            raise DimensionMismatch(f"query vectors for {f.name!r} must have dimension {dim}, "
+                                    f"got {arr.shape[1]}")
+        if not np.isfinite(arr).all():
+            raise InvalidVector(f"query vectors for {f.name!r} contain NaN or infinity")
+        return [Vector(row) for row in arr]
+    if dt is DataType.BINARY_VECTOR:
+        items = [data] if isinstance(data, (bytes, str, Bit)) else list(data)
+        out = []
+        for v in items:
+            b = _as_bit(v)
+            if len(b.to_text()) != dim:
+                raise DimensionMismatch(f"binary query vectors for {f.name!r} must have "
+                                        f"{dim} bits, got {len(b.to_text())}")
+            out.append(b)
+        if not out:
+            raise InvalidArgument("no query vectors given")
+        return out
+    # sparse
+    items = [data] if isinstance(data, (dict, SparseVector)) else list(data)
+    out = []
+    for v in items:
+        if isinstance(v, dict):
+            if any(not isinstance(k, (int, np.integer)) or not 0 <= k < dim for k in v):
+                raise DimensionMismatch(f"sparse query indices for {f.name!r} must be in "
+                                        f"[0, {dim})")
+            vals = np.asarray(list(v.values()), dtype=np.float64)
+            if not np.isfinite(vals).all():
+                raise InvalidVector(f"sparse query vector for {f.name!r} holds NaN or infinity")
+            v = SparseVector({int(k): float(x) for k, x in v.items()}, dim)
+        if not isinstance(v, SparseVector) or v.dimensions() != dim:
+            raise DimensionMismatch(f"sparse query vectors for {f.name!r} must have "
+                                    f"dimension {dim}")
+        out.append(v)
+    if not out:
+        raise InvalidArgument("no query vectors given")
+    return out
+
+
+def _as_bit(v: Any) -> Bit:
+    if isinstance(v, Bit):
+        return v
+    try:
+        if isinstance(v, (bytes, bytearray)):
+            return Bit(bytes(v))
+        if isinstance(v, np.ndarray) and v.dtype == np.uint8 and v.ndim == 1 and v.max(initial=0) > 1:
+            return Bit(v.tobytes())  # packed bytes
+        if isinstance(v, (list, tuple)):
+            return Bit(np.asarray(v, dtype=bool))
+        return Bit(v)
+    except (ValueError, TypeError) as e:
+        raise FieldTypeError(f"cannot read a binary vector from {type(v).__name__}: {e}") from e
+
+
+@dataclass
+class SearchPlan:
+    """What one search will run: the statement, its per-query parameters and settings."""
+
+    statement: sql.Composed
+    params: list[list[Any]]
+    settings: dict[str, str]
+    metric: Metric
+    strategy: str
+    selection: Selection
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_search_params(search_params: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
+    """Milvus style ``{"metric_type": ..., "params": {...}}`` or a flat dict."""
+    sp = dict(search_params or {})
+    metric = sp.pop("metric_type", None)
+    inner = sp.pop("params", None) or {}
+    if not isinstance(inner, dict):
+        raise InvalidArgument(f"search_params['params'] must be a dict, got {inner!r}")
+    sp.update(inner)
+    return metric, sp
+
+
+def _int_knob(params: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
+    v = params.get(name, default)
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
+        raise InvalidArgument(f"search parameter {name} must be an integer in [{lo}, {hi}], "
+                              f"got {v!r}")
+    return int(v)
+
+
+def plan_search(info: CollectionInfo, f: FieldSchema, vectors: list[Any], *, limit: int,
+                offset: int, expr: str, selection: Selection,
+                partitions: list[str] | None, search_params: dict[str, Any] | None) -> SearchPlan:
+    """Build the SQL for a search on ``info``'s table."""
+    metric_name, knobs = parse_search_params(search_params)
+    metric = Metric.parse(metric_name) if metric_name else info.metric(f.name)
+    check_metric(metric, f.dtype, f.name)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 16384:
+        raise InvalidArgument(f"limit must be an integer in [1, 16384], got {limit!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidArgument(f"offset must be a non-negative integer, got {offset!r}")
+    k = limit + offset
+
+    dist = distance_sql(metric, sql.Identifier(f.name), f.dtype)
+    filt = compile_filter(expr or "", info.schema)
+    where: list[sql.Composable] = [filt.sql]
+    where_params: list[Any] = list(filt.params)
+    if partitions:
+        where.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(PARTITION_COLUMN)))
+        where_params.append(list(partitions))
+    filtered = bool(expr and expr.strip()) or bool(partitions)
+
+    index: IndexInfo | None = info.index_on(f.name)
+    if index is not None and (index.metric_type != metric.value or index.pg_index is None):
+        index = None
+    exact = bool(knobs.get("exact")) or index is None
+    settings: dict[str, str] = {}
+    strategy = "exact"
+    order = dist.order
+    if exact:
+        # "+ 0" keeps the ordering key from matching the ANN index, so the scan is exact
+        # while btree indexes still serve the filter.
+        order = sql.SQL("({} + 0)").format(dist.order)
+    elif index is not None and index.index_type in ("HNSW", "AUTOINDEX"):
+        strategy = "hnsw"
+        ef = _int_knob(knobs, "ef", max(DEFAULT_EF, k), 1, 1000)
+        # pgvector returns at most ef_search rows: never fewer than asked for.
+        settings["hnsw.ef_search"] = str(max(ef, k))
+        settings["hnsw.iterative_scan"] = "relaxed_order" if filtered else "off"
+    elif index is not None:
+        strategy = "ivfflat"
+        nlist = int(index.params.get("nlist", 128))
+        nprobe = _int_knob(knobs, "nprobe", min(DEFAULT_NPROBE, nlist), 1, 65536)
+        settings["ivfflat.probes"] = str(min(nprobe, nlist))
+        settings["ivfflat.iterative_scan"] = "relaxed_order" if filtered else "off"
+
+    params_tail: list[Any] = []
+    if dist.where is not None:
+        where.append(dist.where)
+    table = sql.Identifier(info.schema_name, info.name)
+    select = selection.select_list()
+    stmt = sql.SQL("SELECT {cols}, {order} AS _vecpg_d FROM {table} WHERE {where} "
+                   "ORDER BY _vecpg_d LIMIT {k}").format(
+        cols=sql.SQL(", ").join(select), order=order, table=table,
+        where=sql.SQL(" AND ").join(where), k=sql.Literal(k))
+    if settings.get("hnsw.iterative_scan") == "relaxed_order" or \
+            settings.get("ivfflat.iterative_scan") == "relaxed_order":
+        # relaxed order may return rows slightly out of order: sort the k rows again
+        stmt = sql.SQL("SELECT * FROM ({}) s ORDER BY _vecpg_d").format(stmt)
+    params = []
+    for v in vectors:
+        p: list[Any] = [v] + where_params
+        if dist.where is not None:
+            p.append(v)
+        params.append(p + params_tail)
+    return SearchPlan(stmt, params, settings, metric, strategy, selection,
+                      {"offset": offset, "limit": limit})
+
+
+def to_hits(plan: SearchPlan, rows: list[tuple[Any, ...]]) -> list[Hit]:
+    offset = plan.extra["offset"]
+    out = []
+    sel = plan.selection
+    for r in rows[offset:]:
+        ent = sel.to_dict(r[:sel.width])
+        pk = ent.pop(sel.columns[0])
+        out.append(Hit(id=pk, distance=to_returned(plan.metric, float(r[-1])), entity=ent))
+    return out
