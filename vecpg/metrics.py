@@ -104,7 +104,7 @@ _OPCLASS = {
 _TYPE_PREFIX = {DataType.FLOAT_VECTOR: "vector", DataType.FLOAT16_VECTOR: "halfvec",
                 DataType.SPARSE_FLOAT_VECTOR: "sparsevec", DataType.BINARY_VECTOR: "bit"}
 _CAST = {DataType.FLOAT_VECTOR: "vector", DataType.FLOAT16_VECTOR: "halfvec",
-         DataType.SPARSE_FLOAT_VECTOR: "sparsevec", DataType.BINARY_VECTOR: "bit"}
+         DataType.SPARSE_FLOAT_VECTOR: "sparsevec"}
 
 
 @dataclass(frozen=True)
@@ -115,15 +115,17 @@ class DistanceSQL:
     where: sql.Composable | None  # extra condition (SUBSTRUCTURE/SUPERSTRUCTURE), uses %s too
 
 
-def distance_sql(metric: Metric, column: sql.Composable, dtype: DataType) -> DistanceSQL:
+def distance_sql(metric: Metric, column: sql.Composable, dtype: DataType, dim: int) -> DistanceSQL:
     """The ordering key for ``metric`` on ``column``; each ``%s`` takes the query vector."""
-    cast = sql.SQL(_CAST[dtype])
+    # bit needs its length: a bare ::bit means bit(1) and would truncate the query
+    cast = sql.SQL("bit({})").format(sql.Literal(dim)) if dtype is DataType.BINARY_VECTOR \
+        else sql.SQL(_CAST[dtype])
     key = sql.SQL("({} {} %s::{})").format(column, sql.SQL(_OPERATOR[metric]), cast)
     where: sql.Composable | None = None
     if metric is Metric.SUBSTRUCTURE:   # the query is a substructure of the row
-        where = sql.SQL("vecpg.is_substructure(%s::bit, {})").format(column)
+        where = sql.SQL("vecpg.is_substructure(%s::{}, {})").format(cast, column)
     elif metric is Metric.SUPERSTRUCTURE:  # the query is a superstructure of the row
-        where = sql.SQL("vecpg.is_superstructure(%s::bit, {})").format(column)
+        where = sql.SQL("vecpg.is_superstructure(%s::{}, {})").format(cast, column)
     return DistanceSQL(order=key, where=where)
 
 

@@ -144,7 +144,7 @@ def plan_search(info: CollectionInfo, f: FieldSchema, vectors: list[Any], *, lim
         raise InvalidArgument(f"offset must be a non-negative integer, got {offset!r}")
     k = limit + offset
 
-    dist = distance_sql(metric, sql.Identifier(f.name), f.dtype)
+    dist = distance_sql(metric, sql.Identifier(f.name), f.dtype, int(f.dim or 0))
     filt = compile_filter(expr or "", info.schema)
     where: list[sql.Composable] = [filt.sql]
     where_params: list[Any] = list(filt.params)

@@ -1,0 +1,52 @@
+"""vecpg's own schema: alembic migrations, idempotent and safe when processes race."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import uuid
+
+import psycopg
+
+import vecpg
+from vecpg.migrate import current_revision, downgrade, head_revision, upgrade
+
+
+def _connect_and_create(dsn: str, schema: str, name: str) -> None:
+    with vecpg.connect(dsn, schema=schema) as client:
+        client.create_collection(name, dimension=3)
+
+
+def test_processes_connecting_at_once(dsn: str) -> None:
+    """Several processes migrate and create collections at the same moment: all succeed."""
+    schema = "race_" + uuid.uuid4().hex[:8]
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_connect_and_create, args=(dsn, schema, f"c{i}"))
+             for i in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    with vecpg.connect(dsn, schema=schema) as client:
+        assert client.list_collections() == ["c0", "c1", "c2"]
+        for name in client.list_collections():
+            client.drop_collection(name)
+
+
+def test_upgrade_is_idempotent_and_reversible(dsn: str) -> None:
+    upgrade(dsn)
+    upgrade(dsn)
+    with psycopg.connect(dsn) as conn:
+        assert current_revision(conn) == head_revision()
+        n = conn.execute("SELECT count(*) FROM pg_proc WHERE pronamespace = 'vecpg'::regnamespace"
+                         ).fetchone()[0]
+        assert n >= 8
+    # the newest version goes down and up again cleanly
+    downgrade(dsn, "0001")
+    with psycopg.connect(dsn) as conn:
+        assert current_revision(conn) == "0001"
+        assert conn.execute("SELECT to_regprocedure('vecpg.tanimoto(bit, bit)')").fetchone()[0] is None
+    upgrade(dsn)
+    with psycopg.connect(dsn) as conn:
+        assert current_revision(conn) == head_revision()
+        assert conn.execute("SELECT vecpg.tanimoto(B'1100', B'1010')").fetchone()[0] == 1 / 3
