@@ -179,9 +179,9 @@ def test_index_lifecycle_and_settings(client) -> None:
     params = client.prepare_index_params()
     params.add_index("vector", index_type="HNSW", metric_type="L2", params={"M": 8,
                                                                            "efConstruction": 32})
-    params.add_index("n", index_type="INVERTED", index_name="n_idx")
+    params.add_index("id", index_type="STL_SORT", index_name="id_sort")
     client.create_index("docs", params)
-    assert sorted(client.list_indexes("docs")) == ["n_idx", "vector"]
+    assert sorted(client.list_indexes("docs")) == ["id_sort", "vector"]
     d = client.describe_index("docs", "vector")
     assert d["index_type"] == "HNSW" and d["metric_type"] == "L2"
     assert d["params"] == {"M": 8, "efConstruction": 32}
@@ -204,7 +204,7 @@ def test_index_lifecycle_and_settings(client) -> None:
     assert hits[0][0].id == 0
     assert any(p[:2] == ["ivfflat.probes", "4"] for _, p in seen), seen
     with pytest.raises(vecpg.InvalidArgument):
-        client.create_index("docs", field_name="n", index_type="HNSW")
+        client.create_index("docs", field_name="id", index_type="HNSW")
     with pytest.raises(vecpg.InvalidArgument):
         client.create_index("docs", field_name="vector", index_type="NOPE", index_name="x")
 

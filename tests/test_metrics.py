@@ -64,6 +64,8 @@ def test_float_metrics(client, conn: psycopg.Connection, schema_name: str, dtype
         rows = [{"id": i, "v": data[i]} for i in range(N)]
     client.insert("m", rows)
     queries = rng.normal(size=(5, DIM)).astype(np.float32)
+    if dtype is DataType.FLOAT16_VECTOR:
+        queries = queries.astype(np.float16).astype(np.float32)  # compared as halfvec too
     if dtype is DataType.SPARSE_FLOAT_VECTOR:
         qs = [{j: float(x) for j, x in enumerate(q)} for q in queries]
     else:

@@ -505,9 +505,9 @@ class Client:
         if f.dtype.is_vector:
             metric = Metric.parse(req["metric_type"]) if req.get("metric_type") else info.metric(f.name)
             check_metric(metric, f.dtype, f.name)
-            if info.index_on(f.name) is not None:
-                raise AlreadyExists(f"field {f.name!r} has a vector index already; drop it first")
         cfg = parse_index(str(req.get("index_type") or "AUTOINDEX"), req.get("params"), f, metric)
+        if f.dtype.is_vector and info.index_on(f.name) is not None:
+            raise AlreadyExists(f"field {f.name!r} has a vector index already; drop it first")
         pg_name = None if isinstance(cfg, Flat) else pg_index_name(collection_name, name)
         ddl = create_index_sql(cfg, self.schema, collection_name, pg_name or "", f, metric)
         stop = threading.Event()

@@ -86,10 +86,10 @@ _OPERATOR = {
     Metric.IP: "<#>",        # negative inner product
     Metric.COSINE: "<=>",    # 1 - cosine similarity
     Metric.HAMMING: "<~>",
-    Metric.JACCARD: "<%>",
-    Metric.TANIMOTO: "<%>",  # Tanimoto distance on bits equals Jaccard distance
-    Metric.SUBSTRUCTURE: "<%>",
-    Metric.SUPERSTRUCTURE: "<%>",
+    Metric.JACCARD: "<%%>",  # "%" doubled: the statement goes out with parameters
+    Metric.TANIMOTO: "<%%>",  # Tanimoto distance on bits equals Jaccard distance
+    Metric.SUBSTRUCTURE: "<%%>",
+    Metric.SUPERSTRUCTURE: "<%%>",
 }
 
 # operator class suffix for index builds (prefix vector_/halfvec_/sparsevec_/bit_)

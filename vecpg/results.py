@@ -80,6 +80,8 @@ def convert_vector(v: Any) -> Any:
         return np.asarray(v.to_numpy(), dtype=np.float32)
     if isinstance(v, np.ndarray):
         return v.astype(np.float32, copy=False)
+    if isinstance(v, str):  # bit columns arrive as '0101...' text
+        v = Bit(v)
     if isinstance(v, Bit):
         return v.to_binary()[4:]  # 4-byte length header, then the packed bits (MSB first)
     if isinstance(v, SparseVector):
