@@ -321,7 +321,7 @@ def test_injection_attempts(client, conn: psycopg.Connection, schema_name: str) 
             client.query("docs", expr)
         except vecpg.FilterError:
             pass
-    with pytest.raises(vecpg.SchemaError):
+    with pytest.raises(vecpg.InvalidArgument):
         client.query("docs", output_fields=['color" FROM docs; --'])
     with pytest.raises(vecpg.InvalidName):
         client.create_partition("docs", "p'; DROP TABLE docs; --")

@@ -14,7 +14,7 @@ from pgvector import Bit, HalfVector, SparseVector, Vector
 from psycopg import sql
 
 from .errors import SchemaError
-from .schema import META_COLUMN, CollectionSchema, DataType
+from .schema import META_COLUMN, CollectionSchema, DataType, check_name
 
 
 class Hit(dict):  # type: ignore[type-arg]
@@ -119,7 +119,7 @@ def select_fields(schema: CollectionSchema, output_fields: list[str] | None, *,
             if name not in cols:
                 cols.append(name)
         elif schema.enable_dynamic_field and name != META_COLUMN:
-            keys.append(name)
+            keys.append(check_name(name, "output field"))
         else:
             raise SchemaError(f"unknown output field {name!r}; fields are "
                               f"{[f.name for f in schema.fields]}")
