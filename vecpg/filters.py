@@ -448,6 +448,7 @@ class _Compiler:
         if o in ("+", "-", "*"):
             s = sql.SQL("({} {} {})").format(x.sql, sql.SQL(o), y.sql)
         else:  # true division and modulo on numeric; x / 0 is NULL, not an error
+            o = "%%" if o == "%" else o  # the statement goes out with parameters
             s = sql.SQL("(({})::numeric {} NULLIF(({})::numeric, 0))").format(x.sql, sql.SQL(o), y.sql)
         return self._mk(n, s, x.params + y.params, "num")
 
