@@ -36,6 +36,9 @@ class CollectionInfo:
     schema: CollectionSchema
     properties: dict[str, Any] = field(default_factory=dict)
     indexes: list[IndexInfo] = field(default_factory=list)
+    partitions: list[str] = field(default_factory=list)
+    # search plans built from this snapshot of the catalog, keyed by the search arguments
+    plans: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def metric(self, field_name: str) -> Metric:
         """The field's metric: set at creation or by its index; else the type's default."""
@@ -75,6 +78,7 @@ def load(conn: psycopg.Connection, schema_name: str, name: str) -> CollectionInf
         "SELECT index_name, field_name, index_type, metric_type, params, pg_index, state, version"
         " FROM vecpg.indexes WHERE schema_name = %s AND collection = %s ORDER BY created_at",
         (schema_name, name))]
+    info.partitions = partitions(conn, schema_name, name)
     return info
 
 

@@ -247,6 +247,7 @@ class Client:
                 raise AlreadyExists(f"partition {partition_name!r} already exists")
             conn.execute("INSERT INTO vecpg.partitions (schema_name, collection, name)"
                          " VALUES (%s, %s, %s)", (self.schema, collection_name, partition_name))
+        self._forget(collection_name)
 
     def list_partitions(self, collection_name: str) -> list[str]:
         self._info(collection_name)
@@ -261,22 +262,26 @@ class Client:
         self._info(collection_name)
         if partition_name == DEFAULT_PARTITION:
             raise InvalidArgument("the _default partition cannot be dropped")
-        self._check_partitions(collection_name, [partition_name])
+        self._check_partitions(self._info(collection_name), [partition_name])
         with self._pool.connection() as conn, translate(), conn.transaction():
             self._exec(conn, sql.SQL("DELETE FROM {} WHERE {} = %s").format(
                 self._table(collection_name), sql.Identifier(PARTITION_COLUMN)), [partition_name])
             conn.execute("DELETE FROM vecpg.partitions WHERE schema_name = %s AND collection = %s"
                          " AND name = %s", (self.schema, collection_name, partition_name))
+        self._forget(collection_name)
 
-    def _check_partitions(self, collection_name: str, names: Sequence[str] | None) -> list[str] | None:
+    def _check_partitions(self, info: CollectionInfo, names: Sequence[str] | None
+                          ) -> list[str] | None:
+        """The partition names, checked against the catalog (None: no restriction)."""
         if not names:
             return None
         if isinstance(names, str):
             names = [names]
-        known = set(self.list_partitions(collection_name))
+        if any(p not in info.partitions for p in names):
+            info = self._info(info.name, fresh=True)  # another process may have created it
         for p in names:
-            if p not in known:
-                raise PartitionNotFound(f"partition {p!r} of {collection_name!r} does not exist")
+            if p not in info.partitions:
+                raise PartitionNotFound(f"partition {p!r} of {info.name!r} does not exist")
         return list(names)
 
     # -- data -----------------------------------------------------------------------------
@@ -300,7 +305,7 @@ class Client:
         info = self._info(collection_name)
         part = partition_name or DEFAULT_PARTITION
         if partition_name:
-            self._check_partitions(collection_name, [partition_name])
+            self._check_partitions(info, [partition_name])
         batch = prepare_batch(info.schema, data, partition=part, require_pk=upsert)
         pk = info.schema.primary_field
         table = self._table(collection_name)
@@ -345,7 +350,7 @@ class Client:
         if ids is None and not (filter and filter.strip()):
             raise InvalidArgument("delete needs ids or a filter")
         where, params = self._where(info, ids, filter,
-                                    self._check_partitions(collection_name,
+                                    self._check_partitions(info,
                                                            [partition_name] if partition_name else None))
         with self._pool.connection() as conn, translate(), conn.transaction():
             cur = self._exec(conn, sql.SQL("DELETE FROM {} WHERE {}").format(
@@ -387,7 +392,7 @@ class Client:
         ``output_fields=["count(*)"]`` returns ``[{"count(*)": n}]``.
         """
         info = self._info(collection_name)
-        parts = self._check_partitions(collection_name, partition_names)
+        parts = self._check_partitions(info, partition_names)
         where, params = self._where(info, ids, filter, parts)
         table = self._table(collection_name)
         if output_fields and list(output_fields) == ["count(*)"]:
@@ -427,15 +432,21 @@ class Client:
         to force an exact scan.
         """
         info = self._info(collection_name)
-        f = info.vector_field(anns_field)
-        vectors = query_vectors(f, data)
-        sel = select_fields(info.schema, output_fields, default_all=False)
-        parts = self._check_partitions(collection_name, partition_names)
-        plan = plan_search(info, f, vectors, limit=limit, offset=offset, expr=filter,
-                           selection=sel, partitions=parts, search_params=search_params)
+        key = (anns_field, repr(search_params), limit, offset, filter,
+               tuple(partition_names or ()), tuple(output_fields or ()) if output_fields else None)
+        plan = info.plans.get(key)
+        if plan is None:
+            f = info.vector_field(anns_field)
+            sel = select_fields(info.schema, output_fields, default_all=False)
+            parts = self._check_partitions(info, partition_names)
+            plan = plan_search(info, f, limit=limit, offset=offset, expr=filter, selection=sel,
+                               partitions=parts, search_params=search_params)
+            if len(info.plans) < 256:  # the info is reloaded every few seconds anyway
+                info.plans[key] = plan
+        vectors = query_vectors(info.vector_field(anns_field), data)
         with self._pool.connection() as conn, translate():
             self._apply_settings(conn, plan.settings)
-            results = self._run_many(conn, plan.statement, plan.params)
+            results = self._run_many(conn, plan.text, plan.bind(vectors))
         return [to_hits(plan, rows) for rows in results]
 
     def _apply_settings(self, conn: psycopg.Connection, settings: dict[str, str]) -> None:
@@ -456,12 +467,11 @@ class Client:
         self._exec(conn, sql.SQL("SELECT {}").format(calls), params)
         have.update(todo)
 
-    def _run_many(self, conn: psycopg.Connection, stmt: sql.Composed,
+    def _run_many(self, conn: psycopg.Connection, stmt: str,
                   params: list[list[Any]]) -> list[list[tuple[Any, ...]]]:
         if self.tracer is not None:
-            text = stmt.as_string(conn)
             for p in params:
-                self.tracer(text, p)
+                self.tracer(stmt, p)
         with conn.cursor() as cur:
             if len(params) == 1:
                 return [cur.execute(stmt, params[0]).fetchall()]

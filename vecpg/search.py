@@ -7,7 +7,7 @@ One statement per query vector, all sent in one pipeline (``executemany`` with
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -101,15 +101,26 @@ def _as_bit(v: Any) -> Bit:
 
 @dataclass
 class SearchPlan:
-    """What one search will run: the statement, its per-query parameters and settings."""
+    """What a search runs, independent of the query vectors (so it can be cached):
+    the statement, the filter's parameters, the per-connection settings."""
 
     statement: sql.Composed
-    params: list[list[Any]]
+    text: str                    # the statement rendered once; psycopg caches its parsing
+    where_params: list[Any]
+    vector_in_where: bool        # SUBSTRUCTURE/SUPERSTRUCTURE bind the query a second time
     settings: dict[str, str]
     metric: Metric
     strategy: str
     selection: Selection
-    extra: dict[str, Any] = field(default_factory=dict)
+    limit: int
+    offset: int
+
+    def bind(self, vectors: list[Any]) -> list[list[Any]]:
+        """Parameters for each query vector."""
+        tail = self.where_params
+        if self.vector_in_where:
+            return [[v, *tail, v] for v in vectors]
+        return [[v, *tail] for v in vectors]
 
 
 def parse_search_params(search_params: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
@@ -131,7 +142,7 @@ def _int_knob(params: dict[str, Any], name: str, default: int, lo: int, hi: int)
     return int(v)
 
 
-def plan_search(info: CollectionInfo, f: FieldSchema, vectors: list[Any], *, limit: int,
+def plan_search(info: CollectionInfo, f: FieldSchema, *, limit: int,
                 offset: int, expr: str, selection: Selection,
                 partitions: list[str] | None, search_params: dict[str, Any] | None) -> SearchPlan:
     """Build the SQL for a search on ``info``'s table."""
@@ -177,7 +188,6 @@ def plan_search(info: CollectionInfo, f: FieldSchema, vectors: list[Any], *, lim
         settings["ivfflat.probes"] = str(min(nprobe, nlist))
         settings["ivfflat.iterative_scan"] = "relaxed_order" if filtered else "off"
 
-    params_tail: list[Any] = []
     if dist.where is not None:
         where.append(dist.where)
     table = sql.Identifier(info.schema_name, info.name)
@@ -186,22 +196,15 @@ def plan_search(info: CollectionInfo, f: FieldSchema, vectors: list[Any], *, lim
                    "ORDER BY _vecpg_d LIMIT {k}").format(
         cols=sql.SQL(", ").join(select), order=order, table=table,
         where=sql.SQL(" AND ").join(where), k=sql.Literal(k))
-    if settings.get("hnsw.iterative_scan") == "relaxed_order" or \
-            settings.get("ivfflat.iterative_scan") == "relaxed_order":
+    if "relaxed_order" in settings.values():
         # relaxed order may return rows slightly out of order: sort the k rows again
         stmt = sql.SQL("SELECT * FROM ({}) s ORDER BY _vecpg_d").format(stmt)
-    params = []
-    for v in vectors:
-        p: list[Any] = [v] + where_params
-        if dist.where is not None:
-            p.append(v)
-        params.append(p + params_tail)
-    return SearchPlan(stmt, params, settings, metric, strategy, selection,
-                      {"offset": offset, "limit": limit})
+    return SearchPlan(stmt, stmt.as_string(None), where_params, dist.where is not None, settings,
+                      metric, strategy, selection, limit, offset)
 
 
 def to_hits(plan: SearchPlan, rows: list[tuple[Any, ...]]) -> list[Hit]:
-    offset = plan.extra["offset"]
+    offset = plan.offset
     out = []
     sel = plan.selection
     for r in rows[offset:]:
