@@ -89,7 +89,7 @@ def main() -> None:
             for r in range(args.rounds):
                 t0 = time.perf_counter()
                 for q in Q:
-                    res = client.search("api", [q], limit=10, search_params=sp)
+                    client.search("api", [q], limit=10, search_params=sp)
                 t_api += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 found = []

@@ -11,10 +11,19 @@ from pgvector import Bit, HalfVector, SparseVector, Vector
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from vecpg.errors import (DimensionMismatch, DuplicateKey, FieldTypeError, InvalidArgument,
-                          InvalidName, InvalidVector, SchemaError, ValueTooLong)
+from vecpg.errors import (
+    DimensionMismatch,
+    DuplicateKey,
+    FieldTypeError,
+    InvalidArgument,
+    InvalidName,
+    InvalidVector,
+    SchemaError,
+    ValueTooLong,
+)
 from vecpg.ingest import Batch, _fixed_layout, copy_batch, prepare_batch
-from vecpg.schema import CollectionSchema, DataType as DT
+from vecpg.schema import CollectionSchema
+from vecpg.schema import DataType as DT
 
 F32 = np.float32
 
@@ -39,7 +48,7 @@ def count(conn: psycopg.Connection, table: sql.Composable) -> int:
 
 def select(conn: psycopg.Connection, table: sql.Composable, cols: str) -> list[dict[str, Any]]:
     # cols is a constant written in this file, never user input.
-    q = sql.SQL("SELECT " + cols + " FROM {} ORDER BY id").format(table)  # noqa: S608
+    q = sql.SQL("SELECT " + cols + " FROM {} ORDER BY id").format(table)
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         return cur.execute(q).fetchall()
 

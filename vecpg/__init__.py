@@ -5,10 +5,26 @@
     client.create_collection("docs", dimension=384)
 """
 
-from .errors import (AlreadyExists, CollectionNotFound, DimensionMismatch, DuplicateKey,
-                     FieldTypeError, FilterError, IndexNotFound, InvalidArgument, InvalidName,
-                     InvalidVector, MetricMismatch, NotFound, PartitionNotFound, SchemaError,
-                     ServerError, UnsupportedServer, ValueTooLong, VecpgError)
+from .errors import (
+    AlreadyExists,
+    CollectionNotFound,
+    DimensionMismatch,
+    DuplicateKey,
+    FieldTypeError,
+    FilterError,
+    IndexNotFound,
+    InvalidArgument,
+    InvalidName,
+    InvalidVector,
+    MetricMismatch,
+    NotFound,
+    PartitionNotFound,
+    SchemaError,
+    ServerError,
+    UnsupportedServer,
+    ValueTooLong,
+    VecpgError,
+)
 from .metrics import Metric
 from .results import Hit
 from .schema import CollectionSchema, DataType, FieldSchema

@@ -25,17 +25,27 @@ from psycopg_pool import ConnectionPool
 
 from . import catalog
 from .catalog import CollectionInfo
-from .errors import (AlreadyExists, CollectionNotFound, IndexNotFound, InvalidArgument,
-                     PartitionNotFound, SchemaError, translate)
+from .errors import (
+    AlreadyExists,
+    IndexNotFound,
+    InvalidArgument,
+    PartitionNotFound,
+    SchemaError,
+    translate,
+)
 from .filters import compile_filter
-from .indexes import (Flat, config_params, create_index_sql, parse_index,
-                      pg_index_name)
+from .indexes import Flat, config_params, create_index_sql, parse_index, pg_index_name
 from .ingest import copy_batch, prepare_batch
 from .metrics import Metric, check_metric, default_metric
 from .migrate import upgrade
 from .results import Hit, select_fields
-from .schema import (DEFAULT_PARTITION, PARTITION_COLUMN, CollectionSchema, DataType,
-                     check_name)
+from .schema import (
+    DEFAULT_PARTITION,
+    PARTITION_COLUMN,
+    CollectionSchema,
+    DataType,
+    check_name,
+)
 from .search import plan_search, query_vectors, to_hits
 from .server import resolve_dsn
 

@@ -40,8 +40,8 @@ import numpy as np
 from .errors import InvalidArgument
 
 __all__ = [
-    "AnnDataset",
     "DEMO_SAMPLE_FILE",
+    "AnnDataset",
     "FilterTruth",
     "exact_knn",
     "load_demo_sample",

@@ -116,7 +116,7 @@ def translate() -> Iterator[None]:
         raise
     except pgerr.UniqueViolation as e:
         raise DuplicateKey(_pg_message(e)) from e
-    except (pgerr.StringDataRightTruncation,) as e:
+    except pgerr.StringDataRightTruncation as e:
         raise ValueTooLong(_pg_message(e)) from e
     except pgerr.DataException as e:
         raise InvalidArgument(_pg_message(e)) from e

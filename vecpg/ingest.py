@@ -39,12 +39,28 @@ import psycopg
 from pgvector import Bit, HalfVector, SparseVector, Vector
 from psycopg import sql
 
-from .errors import (DimensionMismatch, DuplicateKey, FieldTypeError, InvalidArgument,
-                     InvalidVector, SchemaError, ValueTooLong, translate)
-from .schema import (DEFAULT_PARTITION, INT_RANGES, META_COLUMN, PARTITION_COLUMN,
-                     CollectionSchema, DataType, FieldSchema, check_name)
+from .errors import (
+    DimensionMismatch,
+    DuplicateKey,
+    FieldTypeError,
+    InvalidArgument,
+    InvalidVector,
+    SchemaError,
+    ValueTooLong,
+    translate,
+)
+from .schema import (
+    DEFAULT_PARTITION,
+    INT_RANGES,
+    META_COLUMN,
+    PARTITION_COLUMN,
+    CollectionSchema,
+    DataType,
+    FieldSchema,
+    check_name,
+)
 
-__all__ = ["Batch", "Column", "prepare_batch", "copy_batch"]
+__all__ = ["Batch", "Column", "copy_batch", "prepare_batch"]
 
 DT = DataType
 META_KEY = "$meta"  # pymilvus' key for a row's dict of dynamic fields
@@ -350,9 +366,9 @@ def _check_values(f: FieldSchema, vals: list[Any]) -> list[Any]:
     if d is DT.JSON:
         check = _json_text
     elif d is DT.ARRAY:
-        check = lambda x: _array_value(f, x)  # noqa: E731
+        check = lambda x: _array_value(f, x)
     else:
-        check = lambda x: _scalar(d, x, f.max_length)  # noqa: E731
+        check = lambda x: _scalar(d, x, f.max_length)
     return _per_row(f.name, vals, lambda x: None if x is None else check(x))
 
 
@@ -455,6 +471,14 @@ def _scalar_array(f: FieldSchema, a: np.ndarray) -> np.ndarray:
 
 
 # -- vectors -------------------------------------------------------------------------------
+
+def validate_vectors(f: FieldSchema, items: Any) -> Any:
+    """Validate vectors for field ``f`` (a 2-D array or a sequence of vectors) exactly as
+    an insert does; returns the column form described on :class:`Column`."""
+    if isinstance(items, np.ndarray) and items.dtype != object:
+        return _vectors_array(f, items)
+    return _vectors_list(f, list(items))
+
 
 def _vectors_array(f: FieldSchema, a: np.ndarray) -> Any:
     """A 2-D ndarray of vectors, checked as a whole."""

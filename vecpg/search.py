@@ -6,7 +6,6 @@ One statement per query vector, all sent in one pipeline (``executemany`` with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +14,9 @@ from pgvector import Bit, HalfVector, SparseVector, Vector
 from psycopg import sql
 
 from .catalog import CollectionInfo, IndexInfo
-from .errors import DimensionMismatch, FieldTypeError, InvalidArgument, InvalidVector
+from .errors import InvalidArgument
 from .filters import compile_filter
+from .ingest import validate_vectors
 from .metrics import Metric, check_metric, distance_sql, to_returned
 from .results import Hit, Selection
 from .schema import PARTITION_COLUMN, DataType, FieldSchema
@@ -26,77 +26,34 @@ DEFAULT_EF = 40  # pgvector's hnsw.ef_search default
 
 
 def query_vectors(f: FieldSchema, data: Any) -> list[Any]:
-    """Validate query vectors for field ``f``; return values psycopg can send.
+    """Validate query vectors for field ``f`` (with the insert path's rules and errors);
+    return values psycopg can send.
 
     ``data`` is a list of vectors (or a 2-D array); a single vector is taken as one query.
     """
-    dt = f.dtype
+    if _is_single(f.dtype, data):
+        data = [data]
+    if isinstance(data, (str, bytes)) or not hasattr(data, "__len__") or len(data) == 0:
+        raise InvalidArgument(f"expected a non-empty list of query vectors for {f.name!r}")
+    values = validate_vectors(f, data)
     dim = int(f.dim or 0)
-    if dt in (DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR):
-        if isinstance(data, (Vector, HalfVector)):
-            data = [data]
-        if isinstance(data, Sequence) and data and isinstance(data[0], (Vector, HalfVector)):
-            data = [np.asarray(v.to_numpy(), dtype=np.float32) for v in data]
-        try:
-            arr = np.asarray(data, dtype=np.float32)
-        except (TypeError, ValueError) as e:
-            raise FieldTypeError(f"query vectors for {f.name!r} must be numbers: {e}") from e
-        if arr.ndim == 1:
-            arr = arr[None, :]
-        if arr.ndim != 2 or arr.shape[0] == 0:
-            raise InvalidArgument(f"expected a list of query vectors, got shape {arr.shape}")
-        if arr.shape[1] != dim:
-            raise DimensionMismatch(f"query vectors for {f.name!r} must have dimension {dim}, "
-                                    f"got {arr.shape[1]}")
-        if not np.isfinite(arr).all():
-            raise InvalidVector(f"query vectors for {f.name!r} contain NaN or infinity")
-        return [Vector(row) for row in arr]
-    if dt is DataType.BINARY_VECTOR:
-        items = [data] if isinstance(data, (bytes, str, Bit)) else list(data)
-        out = []
-        for v in items:
-            b = _as_bit(v)
-            if len(b.to_text()) != dim:
-                raise DimensionMismatch(f"binary query vectors for {f.name!r} must have "
-                                        f"{dim} bits, got {len(b.to_text())}")
-            out.append(b)
-        if not out:
-            raise InvalidArgument("no query vectors given")
-        return out
-    # sparse
-    items = [data] if isinstance(data, (dict, SparseVector)) else list(data)
-    out = []
-    for v in items:
-        if isinstance(v, dict):
-            if any(not isinstance(k, (int, np.integer)) or not 0 <= k < dim for k in v):
-                raise DimensionMismatch(f"sparse query indices for {f.name!r} must be in "
-                                        f"[0, {dim})")
-            vals = np.asarray(list(v.values()), dtype=np.float64)
-            if not np.isfinite(vals).all():
-                raise InvalidVector(f"sparse query vector for {f.name!r} holds NaN or infinity")
-            v = SparseVector({int(k): float(x) for k, x in v.items()}, dim)
-        if not isinstance(v, SparseVector) or v.dimensions() != dim:
-            raise DimensionMismatch(f"sparse query vectors for {f.name!r} must have "
-                                    f"dimension {dim}")
-        out.append(v)
-    if not out:
-        raise InvalidArgument("no query vectors given")
-    return out
+    if f.dtype is DataType.BINARY_VECTOR:
+        return [Bit(np.unpackbits(row)[:dim].astype(bool)) for row in values]
+    if f.dtype is DataType.SPARSE_FLOAT_VECTOR:
+        return [SparseVector(dict(zip(idx.tolist(), val.tolist())), dim) for idx, val in values]
+    # float16 queries travel as vector and are cast to halfvec in SQL
+    return [Vector(row) for row in np.asarray(values, dtype=np.float32)]
 
 
-def _as_bit(v: Any) -> Bit:
-    if isinstance(v, Bit):
-        return v
-    try:
-        if isinstance(v, (bytes, bytearray)):
-            return Bit(bytes(v))
-        if isinstance(v, np.ndarray) and v.dtype == np.uint8 and v.ndim == 1 and v.max(initial=0) > 1:
-            return Bit(v.tobytes())  # packed bytes
-        if isinstance(v, (list, tuple)):
-            return Bit(np.asarray(v, dtype=bool))
-        return Bit(v)
-    except (ValueError, TypeError) as e:
-        raise FieldTypeError(f"cannot read a binary vector from {type(v).__name__}: {e}") from e
+def _is_single(dt: DataType, data: Any) -> bool:
+    """True when ``data`` is one vector rather than a list of them."""
+    if isinstance(data, (Vector, HalfVector, Bit, SparseVector, dict, str, bytes, bytearray)):
+        return True
+    if isinstance(data, np.ndarray):
+        return data.ndim == 1 and not (dt is DataType.BINARY_VECTOR and data.dtype == object)
+    if isinstance(data, (list, tuple)) and data:
+        return isinstance(data[0], (bool, int, float, np.bool_, np.integer, np.floating))
+    return False
 
 
 @dataclass
