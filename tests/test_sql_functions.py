@@ -7,7 +7,6 @@ and ``<%>`` (Jaccard) operators. Fingerprints travel as text ('0101...') cast to
 
 from __future__ import annotations
 
-import importlib.resources
 import math
 import re
 from pathlib import Path
@@ -15,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+
+from vecpg.migrate import sql_text
 from psycopg import sql
 
 from vecpg.errors import InvalidArgument, translate
@@ -28,13 +29,7 @@ ALL_FUNCTIONS = ["popcount", *TWO_ARG]
 
 
 def _sql_text() -> str:
-    try:
-        resource = importlib.resources.files("vecpg.sql").joinpath(SQL_FILE)
-        if resource.is_file():
-            return resource.read_text(encoding="utf-8")
-    except ModuleNotFoundError:
-        pass
-    return (Path(__file__).resolve().parents[1] / "sql" / SQL_FILE).read_text(encoding="utf-8")
+    return sql_text(SQL_FILE)
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,20 @@ import psycopg
 _log = logging.getLogger("vecpg")
 
 
-def _package_dir(package: str) -> Path:
-    return Path(str(importlib.resources.files(package)))
+def resource_dir(name: str) -> Path:
+    """``sql/`` or ``migrations/``: inside the installed package (``vecpg/<name>``), or at
+    the top of a source checkout (``<repo>/<name>``), which may shadow the installed package
+    when Python runs from the repository root."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / name, here.parent / name):
+        if (candidate / "__init__.py").is_file():
+            return candidate
+    return Path(str(importlib.resources.files(f"vecpg.{name}")))
 
 
 def sql_text(filename: str) -> str:
     """The text of one file of ``sql/``."""
-    return importlib.resources.files("vecpg.sql").joinpath(filename).read_text(encoding="utf-8")
+    return (resource_dir("sql") / filename).read_text(encoding="utf-8")
 
 
 def run_sql_file(filename: str) -> None:
@@ -38,7 +45,7 @@ def _alembic_config():  # type: ignore[no-untyped-def]
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(_package_dir("vecpg.migrations")))
+    cfg.set_main_option("script_location", str(resource_dir("migrations")))
     return cfg
 
 
