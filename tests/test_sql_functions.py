@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
-
-from vecpg.migrate import sql_text
 from psycopg import sql
 
 from vecpg.errors import InvalidArgument, translate
+from vecpg.migrate import sql_text
 
 SQL_FILE = "002_binary_metrics.sql"
 
