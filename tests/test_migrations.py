@@ -21,16 +21,41 @@ def test_processes_connecting_at_once(dsn: str) -> None:
     schema = "race_" + uuid.uuid4().hex[:8]
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_connect_and_create, args=(dsn, schema, f"c{i}"))
-             for i in range(3)]
+             for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    with vecpg.connect(dsn, schema=schema) as client:
+        assert client.list_collections() == ["c0", "c1", "c2", "c3"]
+        for name in client.list_collections():
+            client.drop_collection(name)
+
+
+def _create_same(dsn: str, schema: str, q: object) -> None:
+    with vecpg.connect(dsn, schema=schema) as client:
+        try:
+            client.create_collection("same", dimension=3)
+            q.put("created")  # type: ignore[attr-defined]
+        except vecpg.AlreadyExists:
+            q.put("exists")  # type: ignore[attr-defined]
+
+
+def test_same_collection_created_at_once(dsn: str) -> None:
+    """Racing creators of one collection: one wins, the others get AlreadyExists."""
+    schema = "race_" + uuid.uuid4().hex[:8]
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_create_same, args=(dsn, schema, q)) for _ in range(3)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert sorted(q.get() for _ in procs) == ["created", "exists", "exists"]
     with vecpg.connect(dsn, schema=schema) as client:
-        assert client.list_collections() == ["c0", "c1", "c2"]
-        for name in client.list_collections():
-            client.drop_collection(name)
+        client.drop_collection("same")
 
 
 def test_upgrade_is_idempotent_and_reversible(dsn: str) -> None:

@@ -61,12 +61,12 @@ def run_demo(client: Any, *, ef: int = 64, show: int = 3, out: Any = None) -> di
     load_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    with Progress("build HNSW", unit="tuples") as bar:
+    with Progress("build HNSW", total=n, unit="tuples") as bar:
         client.create_index(DEMO_COLLECTION, field_name="embedding", index_type="HNSW",
                             metric_type="COSINE", params={"M": 16, "efConstruction": 64},
-                            progress=lambda p: bar.set(p.get("tuples_done") or 0,
-                                                       p.get("tuples_total") or None,
+                            progress=lambda p: bar.set(p.get("tuples_done") or 0, None,
                                                        str(p.get("phase") or "")))
+        bar.set(n)
     build_s = time.perf_counter() - t0
     print(f"loaded {n} rows in {load_s:.2f}s ({n / load_s:,.0f} rows/s); "
           f"HNSW built in {build_s:.2f}s", file=out)

@@ -80,7 +80,9 @@ class Client:
         self.tracer = tracer
         with translate():
             upgrade(self.dsn)
-            with psycopg.connect(self.dsn, autocommit=True) as c:
+            with psycopg.connect(self.dsn, autocommit=True) as c, c.transaction():
+                # IF NOT EXISTS alone races: two processes can both find it missing
+                _lock(c, f"schema {schema}")
                 c.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         # prepare_threshold=None: never prepare. A prepared generic plan can ignore a filter
         # value's selectivity and send a selective filter through HNSW (see DESIGN.md).
@@ -176,6 +178,7 @@ class Client:
             check_metric(m, f.dtype, f.name)
             metrics[f.name] = m.value
         with self._pool.connection() as conn, translate(), conn.transaction():
+            _lock(conn, f"collection {self.schema}.{collection_name}")
             if catalog.exists(conn, self.schema, collection_name):
                 raise AlreadyExists(f"collection {collection_name!r} already exists")
             if conn.execute("SELECT to_regclass(%s)",
@@ -620,6 +623,11 @@ class Client:
             rev = current_revision(conn)
         return {"postgres": version, "pgvector": pgv, "vecpg_schema_revision": rev,
                 "dsn": _redact(self.dsn), "schema": self.schema}
+
+
+def _lock(conn: psycopg.Connection, what: str) -> None:
+    """Serialize a check-then-create on ``what`` across processes until the transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"vecpg {what}",))
 
 
 def _id_list(ids: Any, dtype: DataType) -> list[Any]:
