@@ -31,6 +31,7 @@ from .errors import (
     InvalidArgument,
     PartitionNotFound,
     SchemaError,
+    ServerError,
     translate,
 )
 from .filters import compile_filter
@@ -108,7 +109,7 @@ class Client:
         """Borrow a pooled connection (autocommit, pgvector types registered)."""
         return self._pool.connection()
 
-    def _exec(self, conn: psycopg.Connection, query: sql.Composable | str,
+    def _exec(self, conn: psycopg.Connection, query: sql.Composed | sql.SQL | str,
               params: Sequence[Any] | None = None) -> psycopg.Cursor:
         if self.tracer is not None:
             text = query.as_string(conn) if isinstance(query, sql.Composable) else query
@@ -181,8 +182,8 @@ class Client:
             _lock(conn, f"collection {self.schema}.{collection_name}")
             if catalog.exists(conn, self.schema, collection_name):
                 raise AlreadyExists(f"collection {collection_name!r} already exists")
-            if conn.execute("SELECT to_regclass(%s)",
-                            (self._table(collection_name).as_string(conn),)).fetchone()[0]:
+            if _value(conn.execute("SELECT to_regclass(%s)",
+                                   (self._table(collection_name).as_string(conn),))):
                 raise AlreadyExists(f"a table {self.schema}.{collection_name} exists already "
                                     "and is not a vecpg collection")
             self._exec(conn, schema.create_table_sql(self._table(collection_name)))
@@ -324,8 +325,8 @@ class Client:
         table = self._table(collection_name)
         with self._pool.connection() as conn, translate(), conn.transaction():
             if batch.pk_values is None:
-                seq = conn.execute("SELECT pg_get_serial_sequence(%s, %s)",
-                                   (table.as_string(conn), pk.name)).fetchone()[0]
+                seq = _value(conn.execute("SELECT pg_get_serial_sequence(%s, %s)",
+                                          (table.as_string(conn), pk.name)))
                 ids = [r[0] for r in conn.execute(
                     "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (seq, batch.n))]
                 batch.set_ids(ids)
@@ -410,8 +411,8 @@ class Client:
         table = self._table(collection_name)
         if output_fields and list(output_fields) == ["count(*)"]:
             with self._pool.connection() as conn, translate():
-                n = self._exec(conn, sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-                    table, where), params).fetchone()[0]
+                n = _value(self._exec(conn, sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+                    table, where), params))
             return [{"count(*)": n}]
         sel = select_fields(info.schema, output_fields, default_all=True)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
@@ -588,8 +589,8 @@ class Client:
                 size = 0
                 if ix.pg_index:
                     with self._pool.connection() as conn, translate():
-                        size = conn.execute("SELECT pg_relation_size(%s::regclass)", (
-                            sql.Identifier(self.schema, ix.pg_index).as_string(conn),)).fetchone()[0]
+                        size = _value(conn.execute("SELECT pg_relation_size(%s::regclass)", (
+                            sql.Identifier(self.schema, ix.pg_index).as_string(conn),)))
                 n = self.count(collection_name) if ix.pg_index else 0
                 return {"index_name": ix.index_name, "field_name": ix.field_name,
                         "index_type": ix.index_type, "metric_type": ix.metric_type,
@@ -617,12 +618,19 @@ class Client:
         from .migrate import current_revision
 
         with self._pool.connection() as conn, translate():
-            version = conn.execute("SHOW server_version").fetchone()[0]
-            pgv = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'"
-                               ).fetchone()[0]
+            version = _value(conn.execute("SHOW server_version"))
+            pgv = _value(conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
             rev = current_revision(conn)
         return {"postgres": version, "pgvector": pgv, "vecpg_schema_revision": rev,
                 "dsn": _redact(self.dsn), "schema": self.schema}
+
+
+def _value(cur: psycopg.Cursor[Any]) -> Any:
+    """The first column of the first row of a query that always returns one row."""
+    row = cur.fetchone()
+    if row is None:  # pragma: no cover - only for queries that always return a row
+        raise ServerError("the server returned no row")
+    return row[0]
 
 
 def _lock(conn: psycopg.Connection, what: str) -> None:
@@ -633,7 +641,7 @@ def _lock(conn: psycopg.Connection, what: str) -> None:
 def _id_list(ids: Any, dtype: DataType) -> list[Any]:
     if isinstance(ids, (str, int)) or not hasattr(ids, "__iter__"):
         ids = [ids]
-    out = []
+    out: list[Any] = []
     for v in ids:
         if dtype is DataType.INT64:
             if isinstance(v, bool) or not hasattr(v, "__index__"):

@@ -142,8 +142,9 @@ def compile_filter(expression: str, schema: CollectionSchema, *,
     try:
         tree = _parser.parse(expression)
     except UnexpectedCharacters as e:
-        raise FilterError("unexpected character", expression=expression, position=e.pos_in_stream,
-                          token=expression[e.pos_in_stream:e.pos_in_stream + 1]) from None
+        pos = e.pos_in_stream or 0
+        raise FilterError("unexpected character", expression=expression, position=pos,
+                          token=expression[pos:pos + 1]) from None
     except UnexpectedEOF:
         raise FilterError("unexpected end of expression", expression=expression,
                           position=len(expression), token="") from None
@@ -168,6 +169,11 @@ def compile_filter(expression: str, schema: CollectionSchema, *,
         raise FilterError("a filter must be a condition, not a value", expression=expression,
                           position=out.pos, token=out.text)
     return Fragment(out.sql, out.params)
+
+
+def _tokens(n: Tree) -> list[Token]:
+    """The children of a rule whose children are all tokens (paths, literals, like)."""
+    return [c for c in n.children if isinstance(c, Token)]
 
 
 class _Compiler:
@@ -280,7 +286,7 @@ class _Compiler:
         return self._mk(n, sql.SQL("(NOT {})").format(a.sql), a.params, "bool")
 
     def t_literal(self, n: Tree, d: int) -> _Expr:
-        tok: Token = n.children[0]
+        tok = _tokens(n)[0]
         if tok.type == "NUMBER":
             text = str(tok)
             v: Any = float(text) if any(ch in text for ch in ".eE") else int(text)
@@ -309,7 +315,7 @@ class _Compiler:
                         is_literal=True)
 
     def t_path(self, n: Tree, d: int) -> _Expr:
-        head, *steps = n.children
+        head, *steps = _tokens(n)
         name = str(head)
         if head.type == "META" or (self.schema.get(name) is None and name != "$meta"):
             if head.type != "META" and not self.schema.enable_dynamic_field:
@@ -415,7 +421,7 @@ class _Compiler:
             a = self.json_as(a, "str")
         if a.kind != "str":
             raise self.fail(f"'like' needs a string on its left, got {a.kind} {a.text!r}", a)
-        pattern = self._string(n.children[-1])
+        pattern = self._string(_tokens(n)[-1])
         return self._mk(n, sql.SQL("({} LIKE %s::text)").format(a.sql), a.params + [pattern], "bool")
 
     def _null(self, n: Tree, d: int, negate: bool) -> _Expr:

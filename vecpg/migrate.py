@@ -38,6 +38,7 @@ def run_sql_file(filename: str) -> None:
     from alembic import op
 
     raw = op.get_bind().connection.driver_connection
+    assert raw is not None  # an open connection, inside a migration
     raw.execute(sql_text(filename))  # no parameters: psycopg sends it as a simple query
 
 
