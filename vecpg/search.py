@@ -31,18 +31,35 @@ def query_vectors(f: FieldSchema, data: Any) -> list[Any]:
 
     ``data`` is a list of vectors (or a 2-D array); a single vector is taken as one query.
     """
+    dim = int(f.dim or 0)
+    rows = _float32_rows(data, dim) if f.dtype is DataType.FLOAT_VECTOR else None
+    if rows is not None:
+        # the common case, checked without the general machinery: float32 numpy rows
+        if not np.isfinite(rows).all():
+            validate_vectors(f, rows)  # raises, naming the bad row
+        return [Vector(row) for row in rows]
     if _is_single(f.dtype, data):
         data = [data]
     if isinstance(data, (str, bytes)) or not hasattr(data, "__len__") or len(data) == 0:
         raise InvalidArgument(f"expected a non-empty list of query vectors for {f.name!r}")
     values = validate_vectors(f, data)
-    dim = int(f.dim or 0)
     if f.dtype is DataType.BINARY_VECTOR:
         return [Bit(np.unpackbits(row)[:dim].astype(bool)) for row in values]
     if f.dtype is DataType.SPARSE_FLOAT_VECTOR:
         return [SparseVector(dict(zip(idx.tolist(), val.tolist())), dim) for idx, val in values]
     # float16 queries travel as vector and are cast to halfvec in SQL
     return [Vector(row) for row in np.asarray(values, dtype=np.float32)]
+
+
+def _float32_rows(data: Any, dim: int) -> np.ndarray | None:
+    """``data`` as an (n, dim) float32 array when it is float32 numpy rows, else None."""
+    if isinstance(data, np.ndarray):
+        ok = data.dtype == np.float32 and data.ndim in (1, 2) and data.shape[-1] == dim
+        return data.reshape(-1, dim) if ok and data.size else None
+    if isinstance(data, list) and data and all(
+            isinstance(v, np.ndarray) and v.dtype == np.float32 and v.shape == (dim,) for v in data):
+        return np.stack(data)
+    return None
 
 
 def _is_single(dt: DataType, data: Any) -> bool:
@@ -145,6 +162,8 @@ def plan_search(info: CollectionInfo, f: FieldSchema, *, limit: int,
         settings["ivfflat.probes"] = str(min(nprobe, nlist))
         settings["ivfflat.iterative_scan"] = "relaxed_order" if filtered else "off"
 
+    # Filter values decide the best plan: never let a prepared generic plan ignore them.
+    settings["plan_cache_mode"] = "force_custom_plan" if where_params else "auto"
     if dist.where is not None:
         where.append(dist.where)
     table = sql.Identifier(info.schema_name, info.name)
@@ -162,8 +181,11 @@ def plan_search(info: CollectionInfo, f: FieldSchema, *, limit: int,
 
 def to_hits(plan: SearchPlan, rows: list[tuple[Any, ...]]) -> list[Hit]:
     offset = plan.offset
-    out = []
     sel = plan.selection
+    metric = plan.metric
+    if sel.width == 1:  # only the primary key: the default, and the hot path
+        return [Hit(id=r[0], distance=to_returned(metric, r[1]), entity={}) for r in rows[offset:]]
+    out = []
     for r in rows[offset:]:
         ent = sel.to_dict(r[:sel.width])
         pk = ent.pop(sel.columns[0])
