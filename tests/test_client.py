@@ -327,3 +327,40 @@ def test_injection_attempts(client, conn: psycopg.Connection, schema_name: str) 
         client.create_partition("docs", "p'; DROP TABLE docs; --")
     assert conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
         sql.Identifier(schema_name, "docs"))).fetchone()[0] == 10
+
+
+def test_threads_share_a_client(client) -> None:
+    """Concurrent searches from several threads return the same answers as one thread."""
+    import concurrent.futures
+
+    vecs = _docs(client, n=200, dim=8)
+    want = [[h.id for h in hits] for hits in client.search("docs", vecs[:40], limit=5)]
+
+    def one(i: int) -> list[int]:
+        return [h.id for h in client.search("docs", [vecs[i]], limit=5)[0]]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as ex:
+        got = list(ex.map(one, range(40)))
+    assert got == want
+
+
+def test_repeated_filtered_search_follows_filter_values(client) -> None:
+    """Prepared statements must not freeze a plan chosen for another filter value."""
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("grp", DataType.INT64)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=8)
+    client.create_collection("g", schema=schema, metric_type="L2")
+    rng = np.random.default_rng(3)
+    n = 30000  # more rows than pgvector's hnsw.max_scan_tuples (20,000)
+    grp = np.where(np.arange(n) < 10, 1, 0)  # group 1 is tiny (10 rows), group 0 is the rest
+    client.insert("g", {"id": np.arange(n), "grp": grp,
+                        "v": rng.normal(size=(n, 8)).astype(np.float32)})
+    client.create_index("g", field_name="v", index_type="HNSW", metric_type="L2",
+                        params={"M": 4, "efConstruction": 8})
+    client.create_index("g", field_name="grp", index_type="STL_SORT", index_name="grp_idx")
+    q = rng.normal(size=(1, 8)).astype(np.float32)
+    for _ in range(8):  # past psycopg's prepare threshold, alternating selectivity
+        assert len(client.search("g", q, limit=10, filter="grp == 0")[0]) == 10
+        hits = client.search("g", q, limit=10, filter="grp == 1")[0]
+        assert sorted(h.id for h in hits) == list(range(10))

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import pq, sql
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import catalog
 from .catalog import CollectionInfo
@@ -72,11 +72,13 @@ class Client:
     ``dsn``: a libpq connection string; default ``$VECPG_DSN``, else the embedded server in
     ``data_dir`` (default ``$VECPG_DATA`` or a per-user directory). ``schema``: the Postgres
     schema holding the collection tables (default ``public``). ``tracer``: called with
-    ``(sql, params)`` for every statement the data path runs.
+    ``(sql, params)`` for every statement the data path runs. ``pool_size``: the most
+    connections open at once; each thread that uses the client keeps one of them until the
+    thread ends or the client closes, so it also bounds the threads using one client.
     """
 
     def __init__(self, dsn: str | None = None, *, data_dir: str | None = None,
-                 schema: str = "public", pool_size: int = 4, tracer: Tracer | None = None) -> None:
+                 schema: str = "public", pool_size: int = 10, tracer: Tracer | None = None) -> None:
         self.dsn = resolve_dsn(dsn, data_dir=data_dir)
         self.schema = check_name(schema, "schema name")
         self.tracer = tracer
@@ -122,7 +124,11 @@ class Client:
         """
         held: _Held | None = getattr(self._local, "held", None)
         if held is None or held.conn.closed:
-            held = self._local.held = _Held(self._pool)
+            try:
+                held = self._local.held = _Held(self._pool)
+            except PoolTimeout as e:
+                raise ServerError(f"no free connection: more than pool_size="
+                                  f"{self._pool.max_size} threads use this client") from e
         conn = held.conn
         held.depth += 1
         try:
