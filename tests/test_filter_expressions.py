@@ -171,3 +171,59 @@ def test_values_only_travel_as_parameters() -> None:
     text = frag.sql.as_string(None)
     assert "DROP" not in text and "a'b" not in text
     assert "x'); DROP TABLE items; --" in frag.params and "a'b" in frag.params
+
+
+# -- property test: any expression the grammar accepts runs without a server error ---------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_num_atom = st.sampled_from(["age", "price", "opt", 'meta["size"]', "dyn", "array_length(tags)",
+                             'meta["list"][0]', "tags[1]", "0", "3", "-2.5", "1e2"])
+_str_atom = st.sampled_from(["name", 'meta["color"]', 'dyn', '"al%"', "'x'", '"q\\"t"'])
+
+
+@st.composite
+def _numeric(draw, depth: int = 0):
+    if depth > 2 or draw(st.booleans()):
+        return draw(_num_atom)
+    op = draw(st.sampled_from(["+", "-", "*", "/", "%", "**"]))
+    return f"({draw(_numeric(depth + 1))} {op} {draw(_numeric(depth + 1))})"
+
+
+@st.composite
+def _condition(draw, depth: int = 0):
+    kind = draw(st.integers(0, 8 if depth < 3 else 5))
+    if kind == 0:
+        return f"{draw(_numeric())} {draw(st.sampled_from(['==', '!=', '<', '<=', '>', '>=']))} " \
+               f"{draw(_numeric())}"
+    if kind == 1:
+        return f"{draw(_str_atom)} {draw(st.sampled_from(['==', '!=', '<']))} {draw(_str_atom)}"
+    if kind == 2:
+        pattern = draw(st.sampled_from(['"a%"', '"%1"', '"_o%"']))
+        return f"{draw(_str_atom)} like {pattern}"
+    if kind == 3:
+        items = draw(st.lists(st.sampled_from(["1", "2", "3.5", '"red"', '"x"']), max_size=3))
+        neg = draw(st.sampled_from(["in", "not in"]))
+        left = draw(st.sampled_from(["age", 'meta["color"]', "dyn", "name"]))
+        return f"{left} {neg} [{', '.join(items)}]"
+    if kind == 4:
+        return draw(st.sampled_from(["flag", "opt is null", 'meta["x"] is not null',
+                                     "array_contains(tags, 3)", 'json_contains(meta["list"], 2)',
+                                     "array_contains_any(tags, [1, 9])", "TRUE", "false"]))
+    if kind == 5:
+        return f"{draw(_numeric())} < age < {draw(_numeric())}"
+    if kind == 6:
+        return f"not ({draw(_condition(depth + 1))})"
+    op = draw(st.sampled_from(["and", "or", "&&", "||"]))
+    return f"({draw(_condition(depth + 1))} {op} {draw(_condition(depth + 1))})"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(expr=_condition())
+def test_random_expressions_compile_and_run(loaded, expr: str) -> None:
+    client, _ = loaded
+    try:
+        client.query("items", expr, output_fields=["id"], limit=5)
+    except vecpg.FilterError:
+        pass  # a type error the compiler names is fine; a ServerError is not

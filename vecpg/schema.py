@@ -53,6 +53,8 @@ class DataType(str, enum.Enum):
     def parse(cls, value: DataType | str) -> DataType:
         if isinstance(value, DataType):
             return value
+        if isinstance(value, enum.Enum):  # e.g. pymilvus.DataType.INT64: same names
+            value = value.name
         if isinstance(value, str):
             key = value.strip().upper()
             aliases = {"STRING": "VARCHAR", "TEXT": "VARCHAR", "INT": "INT64",
