@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import vecpg
 from vecpg import DataType
@@ -175,8 +177,6 @@ def test_values_only_travel_as_parameters() -> None:
 
 # -- property test: any expression the grammar accepts runs without a server error ---------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _num_atom = st.sampled_from(["age", "price", "opt", 'meta["size"]', "dyn", "array_length(tags)",
                              'meta["list"][0]', "tags[1]", "0", "3", "-2.5", "1e2"])
