@@ -118,7 +118,7 @@ def translate() -> Iterator[None]:
         raise DuplicateKey(_pg_message(e)) from e
     except pgerr.StringDataRightTruncation as e:
         raise ValueTooLong(_pg_message(e)) from e
-    except pgerr.DataException as e:
+    except psycopg.DataError as e:  # SQLSTATE class 22: bad values, arithmetic overflow
         raise InvalidArgument(_pg_message(e)) from e
     except pgerr.UndefinedTable as e:
         raise CollectionNotFound(_pg_message(e)) from e

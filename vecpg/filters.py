@@ -19,6 +19,7 @@ Semantics chosen where Milvus is loose:
 from __future__ import annotations
 
 import ast
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -390,6 +391,8 @@ class _Compiler:
             if a.kind not in ("num", "str", "bool"):
                 raise self.fail(f"'in' needs a scalar on its left, got {a.kind}", a)
             cast = self._list_cast(a.kind, values, lst)
+            if cast == "numeric":  # one element type per array: ints and floats as Decimal
+                values = [Decimal(repr(v)) for v in values]
             s = sql.SQL("({} = ANY(%s::{}[]))").format(a.sql, sql.SQL(cast))
             out = self._mk(n, s, a.params + [list(values)], "bool")
         if negate:
@@ -509,6 +512,11 @@ class _Compiler:
             assert target.elem is not None
             kind = _kind_of(target.elem.dtype)
             self._list_cast(kind, values, arg)
+            if target.elem.dtype.is_integer:
+                if any(isinstance(v, float) for v in values):
+                    raise self.fail(f"{target.text!r} holds integers; got {arg.text}", arg)
+            elif kind == "num":
+                values = [float(v) for v in values]  # one element type per array
             op = "&&" if mode == "any" else "@>"
             s = sql.SQL("({} {} %s::{}[])").format(target.sql, sql.SQL(op),
                                                    sql.SQL(_PG_ELEM[target.elem.dtype]))
