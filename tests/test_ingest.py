@@ -11,6 +11,7 @@ from pgvector import Bit, HalfVector, SparseVector, Vector
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
+from vecpg.copybin import _fixed_layout
 from vecpg.errors import (
     DimensionMismatch,
     DuplicateKey,
@@ -21,7 +22,7 @@ from vecpg.errors import (
     SchemaError,
     ValueTooLong,
 )
-from vecpg.ingest import Batch, _fixed_layout, copy_batch, prepare_batch
+from vecpg.ingest import Batch, copy_batch, prepare_batch
 from vecpg.schema import CollectionSchema
 from vecpg.schema import DataType as DT
 

@@ -19,8 +19,8 @@ Semantics chosen where Milvus is loose:
 from __future__ import annotations
 
 import ast
-from decimal import Decimal
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from lark import Lark, Token, Tree
