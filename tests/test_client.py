@@ -40,6 +40,12 @@ def test_collection_lifecycle(client) -> None:
     with pytest.raises(vecpg.AlreadyExists):
         client.create_collection("docs", dimension=4)
     client.insert("docs", [{"id": 1, "vector": [1, 0, 0, 0]}])
+    # calls Milvus code makes, kept so it runs unchanged
+    client.load_collection("docs")
+    client.flush("docs")
+    assert client.get_load_state("docs") == {"state": "Loaded"}
+    assert client.get_collection_stats("docs") == {"row_count": 1}
+    client.release_collection("docs")
     client.rename_collection("docs", "papers")
     assert client.list_collections() == ["papers"]
     assert client.count("papers") == 1

@@ -286,6 +286,28 @@ class Client:
                              (self.schema, collection_name))
         self._forget(collection_name)
 
+    def get_collection_stats(self, collection_name: str) -> dict[str, int]:
+        """``{"row_count": n}``, as pymilvus returns it."""
+        return {"row_count": self.count(collection_name)}
+
+    def load_collection(self, collection_name: str, **_: Any) -> None:
+        """Nothing to do: Postgres serves a collection as soon as it exists. Kept so code
+        written for Milvus runs unchanged; checks that the collection exists."""
+        self._info(collection_name)
+
+    def release_collection(self, collection_name: str, **_: Any) -> None:
+        """Nothing to do (see :meth:`load_collection`)."""
+        self._info(collection_name)
+
+    def get_load_state(self, collection_name: str, **_: Any) -> dict[str, str]:
+        """Always loaded: ``{"state": "Loaded"}``."""
+        self._info(collection_name)
+        return {"state": "Loaded"}
+
+    def flush(self, collection_name: str, **_: Any) -> None:
+        """Nothing to do: every insert is durable when it returns (one committed transaction)."""
+        self._info(collection_name)
+
     # -- partitions -----------------------------------------------------------------------
     def create_partition(self, collection_name: str, partition_name: str) -> None:
         self._info(collection_name)
