@@ -370,3 +370,29 @@ def test_repeated_filtered_search_follows_filter_values(client) -> None:
         assert len(client.search("g", q, limit=10, filter="grp == 0")[0]) == 10
         hits = client.search("g", q, limit=10, filter="grp == 1")[0]
         assert sorted(h.id for h in hits) == list(range(10))
+
+
+def test_more_threads_than_connections(dsn: str, schema_name: str) -> None:
+    """Threads beyond pool_size wait for a free connection instead of failing."""
+    import concurrent.futures
+
+    with vecpg.connect(dsn, schema=schema_name, pool_size=2) as c:
+        c.create_collection("t", dimension=2)
+        c.insert("t", [{"id": i, "vector": [i, 1]} for i in range(20)])
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as ex:
+            counts = list(ex.map(lambda i: c.count("t", filter=f"id >= {i}"), range(20)))
+        assert counts == [20 - i for i in range(20)]
+        assert c._warm._out <= 2
+
+
+def test_warm_pool_reuses_the_last_connection(client) -> None:
+    warm = client._warm
+    a = warm.take()
+    warm.give(a)
+    b = warm.take()
+    assert b is a  # last given, first taken: the same warm backend
+    b.execute("BEGIN")
+    warm.give(b)  # an open transaction is rolled back, never handed on
+    c = warm.take()
+    assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    warm.give(c)

@@ -21,8 +21,8 @@ from typing import Any
 
 import psycopg
 from pgvector.psycopg import register_vector
-from psycopg import pq, sql
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 from . import catalog
 from .catalog import CollectionInfo
@@ -40,6 +40,7 @@ from .indexes import Flat, config_params, create_index_sql, parse_index, pg_inde
 from .ingest import copy_batch, prepare_batch
 from .metrics import Metric, check_metric, default_metric
 from .migrate import upgrade
+from .pool import WarmPool
 from .results import Hit, select_fields
 from .schema import (
     DEFAULT_PARTITION,
@@ -73,8 +74,7 @@ class Client:
     ``data_dir`` (default ``$VECPG_DATA`` or a per-user directory). ``schema``: the Postgres
     schema holding the collection tables (default ``public``). ``tracer``: called with
     ``(sql, params)`` for every statement the data path runs. ``pool_size``: the most
-    connections open at once; each thread that uses the client keeps one of them until the
-    thread ends or the client closes, so it also bounds the threads using one client.
+    connections open at once (threads beyond that wait for a free one).
     """
 
     def __init__(self, dsn: str | None = None, *, data_dir: str | None = None,
@@ -97,12 +97,12 @@ class Client:
         self._cache: dict[str, tuple[float, CollectionInfo]] = {}
         self._settings: weakref.WeakKeyDictionary[psycopg.Connection, dict[str, str]] = \
             weakref.WeakKeyDictionary()
+        self._warm = WarmPool(self._pool)
         self._local = threading.local()
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
-        self._local.__dict__.pop("held", None)
-        self._pool.close()
+        self._warm.close()
 
     def __enter__(self) -> Client:
         return self
@@ -116,32 +116,19 @@ class Client:
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
-        """The calling thread's pool connection, kept between calls.
-
-        Checking a connection out of the pool and back for every call cost 0.1-0.2 ms per
-        search here (the pool's worker threads wake up), about 15% of an HNSW query; so each
-        thread holds one, returned to the pool when the thread ends or the client closes.
-        """
-        held: _Held | None = getattr(self._local, "held", None)
-        if held is None or held.conn.closed:
-            try:
-                held = self._local.held = _Held(self._pool)
-            except PoolTimeout as e:
-                raise ServerError(f"no free connection: more than pool_size="
-                                  f"{self._pool.max_size} threads use this client") from e
-        conn = held.conn
-        held.depth += 1
+        """A pooled connection for one call; a call made inside another call of the same
+        thread shares the outer one (so it sees the outer transaction)."""
+        outer: psycopg.Connection | None = getattr(self._local, "conn", None)
+        if outer is not None:
+            yield outer
+            return
+        conn = self._warm.take()
+        self._local.conn = conn
         try:
             yield conn
-        except psycopg.OperationalError:
-            self._local.held = None  # broken: back to the pool, which discards it
-            raise
         finally:
-            held.depth -= 1
-            # the outermost user leaves no transaction open behind it
-            if held.depth == 0 and not conn.closed and \
-                    conn.info.transaction_status != pq.TransactionStatus.IDLE:
-                conn.rollback()
+            self._local.conn = None
+            self._warm.give(conn)
 
     def _exec(self, conn: psycopg.Connection, query: sql.Composed | sql.SQL | str,
               params: Sequence[Any] | None = None) -> psycopg.Cursor:
@@ -679,21 +666,6 @@ class Client:
             rev = current_revision(conn)
         return {"postgres": version, "pgvector": pgv, "vecpg_schema_revision": rev,
                 "dsn": _redact(self.dsn), "schema": self.schema}
-
-
-class _Held:
-    """A connection checked out of the pool by one thread; returned when dropped."""
-
-    def __init__(self, pool: ConnectionPool) -> None:
-        self.pool = pool
-        self.conn: psycopg.Connection = pool.getconn()
-        self.depth = 0
-
-    def __del__(self) -> None:
-        try:
-            self.pool.putconn(self.conn)
-        except Exception:  # the pool may be closed already: then the connection just closes
-            self.conn.close()
 
 
 def _value(cur: psycopg.Cursor[Any]) -> Any:
