@@ -29,6 +29,8 @@ def _schema() -> CollectionSchema:
     s.add_field("opt", DataType.INT64, nullable=True)
     s.add_field("meta", DataType.JSON)
     s.add_field("tags", DataType.ARRAY, element_type=DataType.INT64, max_capacity=5)
+    s.add_field("labels", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=3,
+                max_length=8)
     s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
     return s
 
@@ -46,7 +48,8 @@ def _rows() -> list[dict]:
                "name": rng.choice(["alice", "bob", "carol", "dave", "al'x", 'q"t']) + str(i % 5),
                "flag": rng.random() < 0.5, "opt": rng.choice([None, rng.randint(-5, 5)]),
                "meta": meta, "tags": [rng.randint(0, 9) for _ in range(rng.randint(0, 4))],
-               "v": [rng.random(), rng.random()]}
+               "v": [rng.random(), rng.random()],
+               "labels": rng.sample(["ml", "db", "ir", "os"], rng.randint(0, 3))}
         if i % 3:
             row["dyn"] = rng.choice(["x", "y", 3])
         rows.append(row)
@@ -101,6 +104,10 @@ CASES = [
     ("ARRAY_CONTAINS_ANY(tags, [8, 9])", lambda r: bool({8, 9} & set(r["tags"]))),
     ("array_length(tags) >= 3", lambda r: len(r["tags"]) >= 3),
     ("tags[0] == 5", lambda r: bool(r["tags"]) and r["tags"][0] == 5),
+    ('array_contains(labels, "ml")', lambda r: "ml" in r["labels"]),
+    ('array_contains_all(labels, ["ml", "db"])', lambda r: {"ml", "db"} <= set(r["labels"])),
+    ('array_contains_any(labels, ["ir", "os"])', lambda r: bool({"ir", "os"} & set(r["labels"]))),
+    ('labels[1] == "db"', lambda r: len(r["labels"]) > 1 and r["labels"][1] == "db"),
     ('dyn == "x"', lambda r: r.get("dyn") == "x"),
     ('$meta["dyn"] == 3', lambda r: _num(r.get("dyn")) == 3),
     ("dyn is null", lambda r: r.get("dyn") is None),

@@ -518,8 +518,9 @@ class _Compiler:
             elif kind == "num":
                 values = [float(v) for v in values]  # one element type per array
             op = "&&" if mode == "any" else "@>"
-            s = sql.SQL("({} {} %s::{}[])").format(target.sql, sql.SQL(op),
-                                                   sql.SQL(_PG_ELEM[target.elem.dtype]))
+            # the column's own element type: varchar[] has no @> / && with text[]
+            elem = "varchar" if target.elem.dtype is DataType.VARCHAR else _PG_ELEM[target.elem.dtype]
+            s = sql.SQL("({} {} %s::{}[])").format(target.sql, sql.SQL(op), sql.SQL(elem))
             return self._mk(n, s, target.params + [list(values)], "bool")
         if mode == "any":
             s = sql.SQL("(jsonb_typeof({0}) = 'array' AND EXISTS (SELECT 1 FROM "
