@@ -68,14 +68,17 @@ def config_params(cfg: IndexConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(cfg).items() if k != "kind"}
 
 
-def _int_param(params: dict[str, Any], names: tuple[str, ...], default: int, lo: int, hi: int) -> int:
+def int_param(params: dict[str, Any], names: tuple[str, ...], default: int, lo: int, hi: int,
+              *, what: str = "index parameter") -> int:
+    """The first of ``names`` present in ``params`` (else ``default``), checked to be an
+    integer in ``[lo, hi]``."""
     for name in names:
         if name in params:
             v = params[name]
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise InvalidArgument(f"index parameter {name} must be an integer in "
-                                      f"[{lo}, {hi}], got {v!r}")
-            return v
+            if isinstance(v, bool) or not hasattr(v, "__index__") or not lo <= v <= hi:
+                raise InvalidArgument(f"{what} {name} must be an integer in [{lo}, {hi}], "
+                                      f"got {v!r}")
+            return int(v)
     return default
 
 
@@ -112,11 +115,11 @@ def parse_index(index_type: str, params: dict[str, Any] | None, field: FieldSche
             raise MetricMismatch(f"BIN_IVF_FLAT supports HAMMING only, not {metric.value}; "
                                  "use HNSW for JACCARD/TANIMOTO")
         _check_dims(field, "ivfflat", 64000 if binary else 2000, 4000)
-        nlist = _int_param(params, ("nlist", "lists"), 128, 1, 32768)
+        nlist = int_param(params, ("nlist", "lists"), 128, 1, 32768)
         return IvfFlat(nlist=nlist, kind=kind)
     _check_dims(field, "hnsw", 64000 if binary else 2000, 4000)
-    m = _int_param(params, ("M", "m"), 16, 2, 100)
-    efc = _int_param(params, ("efConstruction", "ef_construction"), 64, 4, 1000)
+    m = int_param(params, ("M", "m"), 16, 2, 100)
+    efc = int_param(params, ("efConstruction", "ef_construction"), 64, 4, 1000)
     if efc < 2 * m:
         raise InvalidArgument(f"efConstruction ({efc}) must be at least 2 * M ({2 * m})")
     return Hnsw(M=m, efConstruction=efc)

@@ -16,6 +16,7 @@ from psycopg import sql
 from .catalog import CollectionInfo, IndexInfo
 from .errors import InvalidArgument
 from .filters import compile_filter
+from .indexes import int_param
 from .ingest import validate_vectors
 from .metrics import Metric, check_metric, distance_sql, to_returned
 from .results import Hit, Selection
@@ -108,14 +109,6 @@ def parse_search_params(search_params: dict[str, Any] | None) -> tuple[str | Non
     return metric, sp
 
 
-def _int_knob(params: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
-    v = params.get(name, default)
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
-        raise InvalidArgument(f"search parameter {name} must be an integer in [{lo}, {hi}], "
-                              f"got {v!r}")
-    return int(v)
-
-
 def plan_search(info: CollectionInfo, f: FieldSchema, *, limit: int,
                 offset: int, expr: str, selection: Selection,
                 partitions: list[str] | None, search_params: dict[str, Any] | None) -> SearchPlan:
@@ -151,14 +144,15 @@ def plan_search(info: CollectionInfo, f: FieldSchema, *, limit: int,
         order = sql.SQL("({} + 0)").format(dist.order)
     elif index is not None and index.index_type in ("HNSW", "AUTOINDEX"):
         strategy = "hnsw"
-        ef = _int_knob(knobs, "ef", max(DEFAULT_EF, k), 1, 1000)
+        ef = int_param(knobs, ("ef",), max(DEFAULT_EF, k), 1, 1000, what="search parameter")
         # pgvector returns at most ef_search rows: never fewer than asked for.
         settings["hnsw.ef_search"] = str(max(ef, k))
         settings["hnsw.iterative_scan"] = "relaxed_order" if filtered else "off"
     elif index is not None:
         strategy = "ivfflat"
         nlist = int(index.params.get("nlist", 128))
-        nprobe = _int_knob(knobs, "nprobe", min(DEFAULT_NPROBE, nlist), 1, 65536)
+        nprobe = int_param(knobs, ("nprobe",), min(DEFAULT_NPROBE, nlist), 1, 65536,
+                           what="search parameter")
         settings["ivfflat.probes"] = str(min(nprobe, nlist))
         settings["ivfflat.iterative_scan"] = "relaxed_order" if filtered else "off"
 
