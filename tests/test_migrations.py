@@ -75,3 +75,11 @@ def test_upgrade_is_idempotent_and_reversible(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
         assert current_revision(conn) == head_revision()
         assert conn.execute("SELECT vecpg.tanimoto(B'1100', B'1010')").fetchone()[0] == 1 / 3
+
+
+def test_head_revision_agrees_with_alembic() -> None:
+    from alembic.script import ScriptDirectory
+
+    from vecpg.migrate import _alembic_config
+
+    assert head_revision() == ScriptDirectory.from_config(_alembic_config()).get_current_head()
