@@ -237,7 +237,7 @@ class Client:
                 "description": info.schema.description,
                 "metrics": dict(info.properties.get("metrics", {})),
                 "indexes": [ix.index_name for ix in info.indexes],
-                "partitions": self.list_partitions(collection_name)}
+                "partitions": list(info.partitions)}
 
     def rename_collection(self, old_name: str, new_name: str) -> None:
         info = self._info(old_name, fresh=True)
@@ -500,7 +500,7 @@ class Client:
                                partitions=parts, search_params=search_params)
             if len(info.plans) < 256:  # the info is reloaded every few seconds anyway
                 info.plans[key] = plan
-        vectors = query_vectors(info.vector_field(anns_field), data)
+        vectors = query_vectors(plan.field, data)
         with self._connection() as conn, translate():
             self._apply_settings(conn, plan.settings)
             results = self._run_many(conn, plan.text, plan.bind(vectors))

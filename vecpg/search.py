@@ -79,6 +79,7 @@ class SearchPlan:
     """What a search runs, independent of the query vectors (so it can be cached):
     the statement, the filter's parameters, the per-connection settings."""
 
+    field: FieldSchema           # the vector field searched
     statement: sql.Composed
     text: str                    # the statement rendered once; psycopg caches its parsing
     where_params: list[Any]
@@ -169,8 +170,8 @@ def plan_search(info: CollectionInfo, f: FieldSchema, *, limit: int,
     if "relaxed_order" in settings.values():
         # relaxed order may return rows slightly out of order: sort the k rows again
         stmt = sql.SQL("SELECT * FROM ({}) s ORDER BY _vecpg_d").format(stmt)
-    return SearchPlan(stmt, stmt.as_string(None), where_params, dist.where is not None, settings,
-                      metric, strategy, selection, limit, offset)
+    return SearchPlan(f, stmt, stmt.as_string(None), where_params, dist.where is not None,
+                      settings, metric, strategy, selection, limit, offset)
 
 
 def to_hits(plan: SearchPlan, rows: list[tuple[Any, ...]]) -> list[Hit]:
