@@ -9,6 +9,7 @@ import pytest
 
 import vecpg
 from vecpg.cli import DEMO_COLLECTION, main, run_demo
+from vecpg.migrate import head_revision
 
 
 def test_demo_recall_and_output(dsn: str) -> None:
@@ -29,7 +30,7 @@ def test_info_lists_collections(dsn: str, capsys: pytest.CaptureFixture[str]) ->
         client.create_collection("one", dimension=2)
     assert main(["--dsn", dsn, "--schema", "cli_info", "info"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["pgvector"] == "0.8.5" and info["vecpg_schema_revision"] == "0002"
+    assert info["pgvector"] == "0.8.5" and info["vecpg_schema_revision"] == head_revision()
     assert info["collections"]["one"]["rows"] == 0
 
 
