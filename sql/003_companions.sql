@@ -7,6 +7,8 @@
 ALTER TABLE vecpg.indexes ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY UNIQUE;
 -- measured recall and latency of each search setting, written by the planner's calibration
 ALTER TABLE vecpg.indexes ADD COLUMN calibration jsonb;
+-- set while a companion index (re)builds: writers then leave new rows to the pending list
+ALTER TABLE vecpg.indexes ADD COLUMN build_started timestamptz;
 
 CREATE TABLE vecpg.index_models (
     index_id    bigint      NOT NULL REFERENCES vecpg.indexes (id) ON DELETE CASCADE,

@@ -13,6 +13,7 @@ from .errors import (
     FieldTypeError,
     FilterError,
     IndexNotFound,
+    IndexNotReady,
     InvalidArgument,
     InvalidName,
     InvalidVector,
@@ -44,7 +45,7 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
 __all__ = [
     "AlreadyExists", "Client", "CollectionNotFound", "CollectionSchema", "DataType",
     "DimensionMismatch", "DuplicateKey", "FieldSchema", "FieldTypeError", "FilterError", "Hit",
-    "IndexNotFound", "IndexParams", "InvalidArgument", "InvalidName", "InvalidVector", "Metric",
+    "IndexNotFound", "IndexNotReady", "IndexParams", "InvalidArgument", "InvalidName", "InvalidVector", "Metric",
     "MetricMismatch", "NotFound", "PartitionNotFound", "SchemaError", "ServerError",
     "UnsupportedServer", "ValueTooLong", "VecpgError", "connect",
 ]

@@ -25,6 +25,7 @@ class IndexInfo:
     pg_index: str | None
     state: str
     version: int
+    id: int | None = None  # vecpg.indexes.id: names a companion index's tables
 
 
 @dataclass
@@ -75,8 +76,8 @@ def load(conn: psycopg.Connection, schema_name: str, name: str) -> CollectionInf
         raise CollectionNotFound(f"collection {name!r} does not exist")
     info = CollectionInfo(schema_name, name, CollectionSchema.from_dict(row[0]), row[1] or {})
     info.indexes = [IndexInfo(*r) for r in conn.execute(
-        "SELECT index_name, field_name, index_type, metric_type, params, pg_index, state, version"
-        " FROM vecpg.indexes WHERE schema_name = %s AND collection = %s ORDER BY created_at",
+        "SELECT index_name, field_name, index_type, metric_type, params, pg_index, state, version,"
+        " id FROM vecpg.indexes WHERE schema_name = %s AND collection = %s ORDER BY created_at",
         (schema_name, name))]
     info.partitions = partitions(conn, schema_name, name)
     return info

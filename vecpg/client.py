@@ -19,13 +19,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from . import catalog
-from .catalog import CollectionInfo
+from . import companion as cmp
+from .catalog import CollectionInfo, IndexInfo
 from .errors import (
     AlreadyExists,
     IndexNotFound,
@@ -36,7 +38,16 @@ from .errors import (
     translate,
 )
 from .filters import compile_filter
-from .indexes import Flat, config_params, create_index_sql, parse_index, pg_index_name
+from .indexes import (
+    COMPANION_INDEX_TYPES,
+    Companion,
+    Flat,
+    config_from_catalog,
+    config_params,
+    create_index_sql,
+    parse_index,
+    pg_index_name,
+)
 from .ingest import copy_batch, prepare_batch
 from .metrics import Metric, check_metric, default_metric
 from .migrate import upgrade
@@ -99,6 +110,7 @@ class Client:
             weakref.WeakKeyDictionary()
         self._warm = WarmPool(self._pool)
         self._local = threading.local()
+        self._companions = cmp.Companions()
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
@@ -267,6 +279,12 @@ class Client:
         check_name(collection_name, "collection name")
         with self._connection() as conn, translate(), conn.transaction():
             if catalog.exists(conn, self.schema, collection_name):
+                for (index_id,) in conn.execute(
+                        "SELECT id FROM vecpg.indexes WHERE schema_name = %s AND collection = %s"
+                        " AND index_type = ANY(%s)",
+                        (self.schema, collection_name, list(COMPANION_INDEX_TYPES))).fetchall():
+                    cmp.uninstall(conn, index_id)
+                    self._companions.forget(index_id)
                 self._exec(conn, sql.SQL("DROP TABLE IF EXISTS {}").format(
                     self._table(collection_name)))
                 conn.execute("DELETE FROM vecpg.collections WHERE schema_name = %s AND name = %s",
@@ -373,11 +391,16 @@ class Client:
                 ids = [r[0] for r in conn.execute(
                     "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (seq, batch.n))]
                 batch.set_ids(ids)
+            targets = self._companion_targets(info)
+            encoding = self._companions.before_write(conn, targets) if targets else []
             with conn.cursor() as cur:
                 if not upsert:
                     copy_batch(cur, table, batch)
                 else:
                     self._upsert(conn, cur, info, batch)
+            for t, version in encoding:
+                self._companions.encode_rows(conn, [(t, version)], batch.pk_values or [],
+                                             batch.column(t.vec.name).values)
         ids = list(batch.pk_values or [])
         return {("upsert_count" if upsert else "insert_count"): batch.n, "ids": ids}
 
@@ -503,7 +526,12 @@ class Client:
         vectors = query_vectors(plan.field, data)
         with self._connection() as conn, translate():
             self._apply_settings(conn, plan.settings)
-            results = self._run_many(conn, plan.text, plan.bind(vectors))
+            if plan.companion is not None:
+                queries = np.stack([v.to_numpy() for v in vectors])
+                results = plan.companion.run(conn, self._companions, queries, vectors,
+                                             self.tracer)
+            else:
+                results = self._run_many(conn, plan.text, plan.bind(vectors))
         return [to_hits(plan, rows) for rows in results]
 
     def _apply_settings(self, conn: psycopg.Connection, settings: dict[str, str]) -> None:
@@ -575,6 +603,10 @@ class Client:
         cfg = parse_index(str(req.get("index_type") or "AUTOINDEX"), req.get("params"), f, metric)
         if f.dtype.is_vector and info.index_on(f.name) is not None:
             raise AlreadyExists(f"field {f.name!r} has a vector index already; drop it first")
+        if isinstance(cfg, Companion):
+            assert metric is not None
+            self._create_companion(info, f, name, cfg, metric, progress)
+            return
         pg_name = None if isinstance(cfg, Flat) else pg_index_name(collection_name, name)
         ddl = create_index_sql(cfg, self.schema, collection_name, pg_name or "", f, metric)
         stop = threading.Event()
@@ -608,6 +640,100 @@ class Client:
                     watcher.join()
         self._forget(collection_name)
 
+    def _create_companion(self, info: CollectionInfo, f: Any, name: str, cfg: Companion,
+                          metric: Metric, progress: Callable[[dict[str, Any]], None] | None
+                          ) -> None:
+        """Register a companion index with its triggers (committed first, so rows written
+        during the build are listed as pending), then train and encode it."""
+        table = self._table(info.name)
+        with self._connection() as conn, translate():
+            with conn.transaction():
+                row = conn.execute(
+                    "INSERT INTO vecpg.indexes (schema_name, collection, index_name, field_name,"
+                    " index_type, metric_type, params, pg_index, state, version, build_started)"
+                    " VALUES (%s,%s,%s,%s,%s,%s,%s,NULL,'building',0,now()) RETURNING id",
+                    (self.schema, info.name, name, f.name, cfg.kind, metric.value,
+                     psycopg.types.json.Jsonb(config_params(cfg)))).fetchone()
+                assert row is not None
+                index_id = int(row[0])
+                cmp.install(conn, table, info.schema.primary_field, f, index_id)
+                props = dict(info.properties)
+                props["metrics"] = dict(props.get("metrics", {}), **{f.name: metric.value})
+                catalog.set_properties(conn, self.schema, info.name, props)
+            self._forget(info.name)
+            target = cmp.Target(index_id, table, info.schema.primary_field, f, metric, cfg)
+            try:
+                cmp.build(conn, target, progress)
+            except Exception:
+                # A first build that fails leaves nothing behind (a killed one stays
+                # 'building' and is ignored by searches until rebuilt or dropped).
+                with conn.transaction():
+                    cmp.uninstall(conn, index_id)
+                    conn.execute("DELETE FROM vecpg.indexes WHERE id = %s", (index_id,))
+                raise
+        self._forget(info.name)
+
+    def _companion_targets(self, info: CollectionInfo) -> list[tuple[cmp.Target, str]]:
+        out = []
+        for ix in info.indexes:
+            if ix.index_type in COMPANION_INDEX_TYPES and ix.id is not None:
+                out.append((self._target(info, ix), ix.index_type))
+        return out
+
+    def _target(self, info: CollectionInfo, ix: IndexInfo) -> cmp.Target:
+        cfg = config_from_catalog(ix.index_type, ix.params)
+        assert isinstance(cfg, Companion) and ix.id is not None
+        return cmp.Target(ix.id, self._table(info.name), info.schema.primary_field,
+                          info.schema.field(ix.field_name),
+                          Metric.parse(ix.metric_type or "L2"), cfg)
+
+    def rebuild_index(self, collection_name: str, index_name: str,
+                      progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Build an index again from the current rows: a companion index is re-trained and
+        swapped in when done (the old version serves until then); a pgvector index is
+        REINDEXed. Returns build statistics."""
+        info = self._info(collection_name, fresh=True)
+        ix = self._index(info, index_name)
+        started = time.monotonic()
+        with self._connection() as conn, translate():
+            if ix.index_type in COMPANION_INDEX_TYPES:
+                stats = cmp.build(conn, self._target(info, ix), progress)
+            else:
+                if ix.pg_index:
+                    self._exec(conn, sql.SQL("REINDEX INDEX {}").format(
+                        sql.Identifier(self.schema, ix.pg_index)))
+                stats = {}
+        self._forget(collection_name)
+        return {"build_seconds": round(time.monotonic() - started, 3), **stats}
+
+    def compact_index(self, collection_name: str, index_name: str, *,
+                      max_uncovered: float = 0.1,
+                      progress: Callable[[dict[str, Any]], None] | None = None
+                      ) -> dict[str, Any]:
+        """Rebuild a companion index when the share of rows it does not cover (pending
+        rows, stale codes of deleted rows) exceeds ``max_uncovered``. Returns the coverage
+        and whether it rebuilt."""
+        info = self._info(collection_name, fresh=True)
+        ix = self._index(info, index_name)
+        if ix.index_type not in COMPANION_INDEX_TYPES or ix.id is None:
+            raise InvalidArgument(f"index {index_name!r} is {ix.index_type}, not a companion "
+                                  f"index ({', '.join(COMPANION_INDEX_TYPES)})")
+        t = self._target(info, ix)
+        with self._connection() as conn, translate():
+            cov = cmp.coverage(conn, t.table, t.pk, ix.id, ix.version) if ix.version else None
+        share = 1.0 if cov is None else (
+            (cov["pending"] + cov["stale_codes"]) / max(1, cov["rows"]))
+        if share <= max_uncovered and ix.state == "ready":
+            return {"rebuilt": False, "uncovered_share": share, **(cov or {})}
+        stats = self.rebuild_index(collection_name, index_name, progress)
+        return {"rebuilt": True, "uncovered_share": share, **(cov or {}), "build": stats}
+
+    def _index(self, info: CollectionInfo, index_name: str) -> IndexInfo:
+        for ix in info.indexes:
+            if ix.index_name == index_name:
+                return ix
+        raise IndexNotFound(f"index {index_name!r} does not exist on {info.name!r}")
+
     def _watch_build(self, pid: int, progress: Callable[[dict[str, Any]], None],
                      stop: threading.Event) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as c:
@@ -628,6 +754,8 @@ class Client:
         """Type, metric, parameters, state and size of one index."""
         info = self._info(collection_name, fresh=True)
         for ix in info.indexes:
+            if ix.index_name == index_name and ix.index_type in COMPANION_INDEX_TYPES:
+                return self._describe_companion(info, ix)
             if ix.index_name == index_name:
                 size = 0
                 if ix.pg_index:
@@ -642,6 +770,34 @@ class Client:
                         "bytes_per_vector": (size / n) if n else None}
         raise IndexNotFound(f"index {index_name!r} does not exist on {collection_name!r}")
 
+    def _describe_companion(self, info: CollectionInfo, ix: IndexInfo) -> dict[str, Any]:
+        assert ix.id is not None
+        out: dict[str, Any] = {
+            "index_name": ix.index_name, "field_name": ix.field_name,
+            "index_type": ix.index_type, "metric_type": ix.metric_type, "params": ix.params,
+            "state": ix.state, "pg_index": None, "version": ix.version}
+        if not ix.version:
+            return out
+        t = self._target(info, ix)
+        with self._connection() as conn, translate():
+            row = conn.execute(
+                "SELECT stats, octet_length(model), pg_total_relation_size(%s::regclass)"
+                " FROM vecpg.index_models WHERE index_id = %s AND version = %s",
+                (cmp.codes_table(ix.id, ix.version).as_string(conn), ix.id, ix.version)).fetchone()
+            cov = cmp.coverage(conn, t.table, t.pk, ix.id, ix.version)
+        stats, model_bytes, codes_bytes = row if row else ({}, 0, 0)
+        state = self._companions._loaded.get(ix.id)
+        out.update({
+            "total_bytes": int(codes_bytes) + int(model_bytes),
+            # ANNOY's trees hold the vectors themselves: its cost per vector is the forest's
+            "bytes_per_vector": (stats.get("code_size") if ix.index_type != "ANNOY"
+                                 else round(int(model_bytes) / max(1, int(stats.get("rows", 0))), 1)),
+            "float_bytes_per_vector": stats.get("float_bytes_per_vector"),
+            "model_bytes": int(model_bytes), "codes_table_bytes": int(codes_bytes),
+            "memory_bytes": state.memory_bytes() if state and state.version == ix.version else None,
+            "build": stats, "coverage": cov})
+        return out
+
     def drop_index(self, collection_name: str, index_name: str) -> None:
         info = self._info(collection_name, fresh=True)
         ix = next((i for i in info.indexes if i.index_name == index_name), None)
@@ -651,6 +807,9 @@ class Client:
             if ix.pg_index:
                 self._exec(conn, sql.SQL("DROP INDEX IF EXISTS {}").format(
                     sql.Identifier(self.schema, ix.pg_index)))
+            if ix.index_type in COMPANION_INDEX_TYPES and ix.id is not None:
+                cmp.uninstall(conn, ix.id)
+                self._companions.forget(ix.id)
             conn.execute("DELETE FROM vecpg.indexes WHERE schema_name = %s AND collection = %s"
                          " AND index_name = %s", (self.schema, collection_name, index_name))
         self._forget(collection_name)

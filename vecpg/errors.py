@@ -88,6 +88,10 @@ class PartitionNotFound(NotFound):
     """No partition of that name in the collection."""
 
 
+class IndexNotReady(VecpgError):
+    """A companion index has no usable trained version (its build failed or never ran)."""
+
+
 class AlreadyExists(VecpgError):
     """A collection, index or partition of that name exists already."""
 

@@ -26,7 +26,7 @@ from .schema import DataType, FieldSchema
 
 VECTOR_INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW", "BIN_FLAT", "BIN_IVF_FLAT", "AUTOINDEX")
 SCALAR_INDEX_TYPES = ("INVERTED", "STL_SORT", "TRIE", "BTREE", "AUTOINDEX")
-PLANNED_INDEX_TYPES = ("IVF_SQ8", "IVF_PQ", "ANNOY")  # companion indexes, not yet built
+COMPANION_INDEX_TYPES = ("IVF_SQ8", "IVF_PQ", "ANNOY")  # quantized, built by vecpg itself
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,32 @@ class Scalar:
     kind: str = "INVERTED"
 
 
-IndexConfig = Flat | IvfFlat | Hnsw | Scalar
+@dataclass(frozen=True)
+class Companion:
+    """A quantized companion index trained by vecpg (see :mod:`vecpg.companion`):
+    IVF_SQ8 (nlist), IVF_PQ (nlist, m sub-quantizers of nbits), ANNOY (n_trees)."""
+
+    kind: str
+    nlist: int = 0
+    m: int = 0
+    nbits: int = 8
+    n_trees: int = 0
+    seed: int = 0
+
+    def train_params(self) -> dict[str, Any]:
+        if self.kind == "ANNOY":
+            return {"n_trees": self.n_trees}
+        if self.kind == "IVF_PQ":
+            return {"nlist": self.nlist, "m": self.m, "nbits": self.nbits}
+        return {"nlist": self.nlist}
+
+
+IndexConfig = Flat | IvfFlat | Hnsw | Scalar | Companion
 
 
 def config_params(cfg: IndexConfig) -> dict[str, Any]:
+    if isinstance(cfg, Companion):
+        return {**cfg.train_params(), "seed": cfg.seed}
     return {k: v for k, v in asdict(cfg).items() if k != "kind"}
 
 
@@ -93,11 +115,11 @@ def parse_index(index_type: str, params: dict[str, Any] | None, field: FieldSche
                                   f"{field.name!r}; use one of {', '.join(SCALAR_INDEX_TYPES)}")
         method = "gin" if field.dtype in (DataType.JSON, DataType.ARRAY) else "btree"
         return Scalar(method=method, kind="INVERTED" if kind == "AUTOINDEX" else kind)
-    if kind in PLANNED_INDEX_TYPES:
-        raise InvalidArgument(f"index type {kind} is not available yet; use HNSW or IVF_FLAT")
+    if kind in COMPANION_INDEX_TYPES:
+        return _parse_companion(kind, params, field, metric)
     if kind not in VECTOR_INDEX_TYPES:
         raise InvalidArgument(f"unknown index type {index_type!r}; expected one of "
-                              f"{', '.join(VECTOR_INDEX_TYPES)}")
+                              f"{', '.join(VECTOR_INDEX_TYPES + COMPANION_INDEX_TYPES)}")
     binary = field.dtype is DataType.BINARY_VECTOR
     if kind.startswith("BIN_") and not binary:
         raise InvalidArgument(f"{kind} is for BINARY_VECTOR fields; {field.name!r} is "
@@ -125,6 +147,31 @@ def parse_index(index_type: str, params: dict[str, Any] | None, field: FieldSche
     return Hnsw(M=m, efConstruction=efc)
 
 
+def _parse_companion(kind: str, params: dict[str, Any], field: FieldSchema,
+                     metric: Metric | None) -> Companion:
+    if field.dtype is not DataType.FLOAT_VECTOR:
+        raise InvalidArgument(f"{kind} indexes FLOAT_VECTOR fields; {field.name!r} is "
+                              f"{field.dtype.value}")
+    if metric not in (Metric.L2, Metric.IP, Metric.COSINE):
+        raise MetricMismatch(f"{kind} supports L2, IP and COSINE, not "
+                             f"{metric.value if metric else None}")
+    dim = int(field.dim or 0)
+    seed = int_param(params, ("seed",), 0, 0, 2**31 - 1)
+    if kind == "ANNOY":
+        return Companion(kind, n_trees=int_param(params, ("n_trees",), 8, 1, 1024), seed=seed)
+    nlist = int_param(params, ("nlist",), 128, 1, 65536)
+    if kind == "IVF_SQ8":
+        return Companion(kind, nlist=nlist, seed=seed)
+    # default m: the largest divisor of dim up to dim / 8, i.e. codes of at most 1/32 of
+    # the float vector's bytes
+    default_m = max(d for d in range(1, max(1, dim // 8) + 1) if dim % d == 0)
+    m = int_param(params, ("m",), default_m, 1, dim)
+    if dim % m:
+        raise InvalidArgument(f"IVF_PQ: m ({m}) must divide the dimension ({dim})")
+    nbits = int_param(params, ("nbits",), 8, 8, 8)
+    return Companion(kind, nlist=nlist, m=m, nbits=nbits, seed=seed)
+
+
 def _check_dims(field: FieldSchema, method: str, max_bit: int, max_half: int) -> None:
     limit = {DataType.BINARY_VECTOR: max_bit, DataType.FLOAT16_VECTOR: max_half,
              DataType.FLOAT_VECTOR: 2000}.get(field.dtype)
@@ -148,7 +195,7 @@ def create_index_sql(cfg: IndexConfig, schema: str, table: str, pg_name: str,
     col = sql.Identifier(field.name)
     target = sql.Identifier(schema, table)
     name = sql.Identifier(pg_name)
-    if isinstance(cfg, Flat):
+    if isinstance(cfg, (Flat, Companion)):
         return None
     if isinstance(cfg, Scalar):
         return sql.SQL("CREATE INDEX {} ON {} USING {} ({})").format(
@@ -169,6 +216,9 @@ def config_from_catalog(index_type: str, params: dict[str, Any]) -> IndexConfig:
         return Flat(kind=kind)
     if kind in ("IVF_FLAT", "BIN_IVF_FLAT"):
         return IvfFlat(nlist=int(params.get("nlist", 128)), kind=kind)
+    if kind in COMPANION_INDEX_TYPES:
+        return Companion(kind, **{k: int(v) for k, v in params.items()
+                                  if k in ("nlist", "m", "nbits", "n_trees", "seed")})
     if kind in ("HNSW", "AUTOINDEX"):
         return Hnsw(M=int(params.get("M", 16)), efConstruction=int(params.get("efConstruction", 64)))
     return Scalar(method=params.get("method", "btree"), kind=kind)

@@ -16,7 +16,8 @@ from psycopg import sql
 from .catalog import CollectionInfo, IndexInfo
 from .errors import InvalidArgument
 from .filters import compile_filter
-from .indexes import int_param
+from . import companion
+from .indexes import COMPANION_INDEX_TYPES, Companion, config_from_catalog, int_param
 from .ingest import validate_vectors
 from .metrics import Metric, check_metric, distance_sql, to_returned
 from .results import Hit, Selection
@@ -90,6 +91,8 @@ class SearchPlan:
     selection: Selection
     limit: int
     offset: int
+    # set when a companion (quantized) index serves the search: it runs its own statements
+    companion: Any = None
 
     def bind(self, vectors: list[Any]) -> list[list[Any]]:
         """Parameters for each query vector."""
@@ -136,6 +139,9 @@ def plan_search(info: CollectionInfo, f: FieldSchema, *, limit: int,
     if index is not None and (index.metric_type != metric.value or index.pg_index is None):
         index = None
     exact = bool(knobs.get("exact")) or index is None
+    if not exact and index is not None and index.index_type in COMPANION_INDEX_TYPES:
+        return _companion_plan(info, f, index, metric, dist, where, where_params, selection,
+                               knobs, limit, offset)
     settings: dict[str, str] = {}
     strategy = "exact"
     order = dist.order
@@ -172,6 +178,21 @@ def plan_search(info: CollectionInfo, f: FieldSchema, *, limit: int,
         stmt = sql.SQL("SELECT * FROM ({}) s ORDER BY _vecpg_d").format(stmt)
     return SearchPlan(f, stmt, stmt.as_string(None), where_params, dist.where is not None,
                       settings, metric, strategy, selection, limit, offset)
+
+
+def _companion_plan(info: CollectionInfo, f: FieldSchema, index: IndexInfo, metric: Metric,
+                    dist: Any, where: list[sql.Composable], where_params: list[Any],
+                    selection: Selection, knobs: dict[str, Any], limit: int,
+                    offset: int) -> SearchPlan:
+    cfg = config_from_catalog(index.index_type, index.params)
+    assert isinstance(cfg, Companion) and index.id is not None
+    table = sql.Identifier(info.schema_name, info.name)
+    cp = companion.plan(index.id, index.version, index.index_type, cfg, knobs, table,
+                        info.schema.primary_field, sql.SQL(", ").join(selection.select_list()),
+                        dist.order, sql.SQL(" AND ").join(where), where_params, limit + offset)
+    settings = {"plan_cache_mode": "force_custom_plan" if where_params else "auto"}
+    return SearchPlan(f, cp.exact, cp.exact.as_string(None), where_params, False, settings,
+                      metric, index.index_type.lower(), selection, limit, offset, companion=cp)
 
 
 def to_hits(plan: SearchPlan, rows: list[tuple[Any, ...]]) -> list[Hit]:

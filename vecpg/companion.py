@@ -1,0 +1,548 @@
+"""Companion indexes: IVF_SQ8, IVF_PQ and ANNOY beside a collection's table.
+
+pgvector has no quantized index, so vecpg trains one in numpy (:mod:`vecpg.quantize`),
+keeps the model and one code per row in Postgres (so they are in every backup and replica),
+holds them in process memory, and uses them only to *propose* candidates: the final answer
+is always an exact re-rank in SQL over the stored vectors, with the filter applied there.
+Postgres stays the source of truth:
+
+- A statement trigger on the collection lists rows that plain SQL inserts or whose vector it
+  updates in ``vecpg."cmp_<id>_pending"``; searches scan those rows exactly.
+- Rows written through the API are encoded in the same transaction (a codes-table row with
+  a fresh ``seq``); codes newer than what this process has loaded are scanned exactly too,
+  until the process loads them.
+- Deleted rows simply vanish in the re-rank; updated vectors are pending until encoded.
+- A (re)build trains and encodes inside one REPEATABLE READ transaction that writes a new
+  codes table and swaps the catalog version at commit: a killed build leaves the old
+  version serving, and rows committed after its snapshot stay pending.
+
+Loading codes into memory races with writers whose ``seq`` values commit out of order; an
+advisory lock makes loading and encoding exclusive (writers share it), so the high-water mark
+a process loaded under the lock covers every code below it.
+
+Objects per index (``<id>`` is ``vecpg.indexes.id``, stable across collection renames):
+``vecpg.cmp_<id>_pending`` (rows to scan exactly), ``vecpg.cmp_<id>_seq`` (code order),
+``vecpg.cmp_<id>_v<version>`` (codes), ``vecpg.cmp_<id>_mark()`` (the trigger function)
+and triggers ``_vecpg_cmp_<id>_{ins,upd,trunc}`` on the collection table.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from . import quantize
+from .errors import IndexNotReady, InvalidArgument
+from .indexes import Companion, int_param
+from .metrics import Metric
+from .schema import DataType, FieldSchema
+
+LOCK_NAMESPACE = 0x76656370 & 0x7FFFFFFF  # advisory lock class id: "vecp"
+REFRESH_SECONDS = 1.0   # how stale a process's view of newly encoded rows may get
+DEFAULT_RERANK = 10     # candidates per wanted result, re-ranked exactly
+DEFAULT_NPROBE = 16
+
+
+def _ident(index_id: int, suffix: str) -> sql.Identifier:
+    return sql.Identifier("vecpg", f"cmp_{index_id}_{suffix}")
+
+
+def codes_table(index_id: int, version: int) -> sql.Identifier:
+    return _ident(index_id, f"v{version}")
+
+
+def _pk_type(pk: FieldSchema) -> sql.SQL:
+    return sql.SQL("bigint" if pk.dtype is DataType.INT64 else "text")
+
+
+# -- objects ---------------------------------------------------------------------------------
+
+def install(conn: psycopg.Connection, table: sql.Identifier, pk: FieldSchema,
+            vec: FieldSchema, index_id: int) -> None:
+    """Create the pending list, the code sequence and the triggers that keep the pending
+    list complete. Runs in the caller's transaction."""
+    pending, fn, seq = _ident(index_id, "pending"), _ident(index_id, "mark"), _ident(index_id, "seq")
+    conn.execute(sql.SQL(
+        "CREATE TABLE {} (pk {} NOT NULL, seq bigint GENERATED ALWAYS AS IDENTITY)").format(
+        pending, _pk_type(pk)))
+    conn.execute(sql.SQL("CREATE INDEX ON {} (pk)").format(pending))
+    conn.execute(sql.SQL("CREATE SEQUENCE {}").format(seq))
+    pkc, vc = sql.Identifier(pk.name), sql.Identifier(vec.name)
+    skip = f"vecpg.encoding_{index_id}"
+    # The API sets the skip flag when it encodes the rows itself in the same transaction.
+    body = sql.SQL("""
+BEGIN
+  IF coalesce(current_setting({skip}, true), '') = 'on' THEN
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO {pending} (pk) SELECT {pk} FROM new_rows;
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO {pending} (pk)
+      SELECT n.{pk} FROM new_rows n LEFT JOIN old_rows o ON o.{pk} = n.{pk}
+      WHERE o.{pk} IS NULL OR n.{vec} IS DISTINCT FROM o.{vec};
+  ELSIF TG_OP = 'TRUNCATE' THEN
+    DELETE FROM {pending};
+  END IF;
+  RETURN NULL;
+END""").format(skip=sql.Literal(skip), pending=pending, pk=pkc, vec=vc)
+    conn.execute(sql.SQL("CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {}").format(
+        fn, sql.Literal(body.as_string(conn))))
+    trig = f"_vecpg_cmp_{index_id}"
+    conn.execute(sql.SQL("CREATE TRIGGER {} AFTER INSERT ON {} REFERENCING NEW TABLE AS new_rows "
+                         "FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(
+        sql.Identifier(trig + "_ins"), table, fn))
+    conn.execute(sql.SQL("CREATE TRIGGER {} AFTER UPDATE ON {} REFERENCING OLD TABLE AS old_rows "
+                         "NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(
+        sql.Identifier(trig + "_upd"), table, fn))
+    conn.execute(sql.SQL("CREATE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT "
+                         "EXECUTE FUNCTION {}()").format(sql.Identifier(trig + "_trunc"), table, fn))
+
+
+def uninstall(conn: psycopg.Connection, index_id: int) -> None:
+    """Drop everything of one companion index (its triggers go with the function)."""
+    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}() CASCADE").format(_ident(index_id, "mark")))
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'vecpg' AND c.relkind = 'r' AND c.relname LIKE %s",
+        (f"cmp\\_{index_id}\\_%",)).fetchall()
+    for (rel,) in rows:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("vecpg", rel)))
+    conn.execute(sql.SQL("DROP SEQUENCE IF EXISTS {}").format(_ident(index_id, "seq")))
+
+
+# -- build -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    """What a companion index covers: one vector field of one collection table."""
+
+    index_id: int
+    table: sql.Identifier
+    pk: FieldSchema
+    vec: FieldSchema
+    metric: Metric
+    cfg: Companion
+
+
+def _lock_exclusive(conn: psycopg.Connection, index_id: int) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, index_id))
+
+
+def _lock_shared(conn: psycopg.Connection, index_id: int) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", (LOCK_NAMESPACE, index_id))
+
+
+def build(conn: psycopg.Connection, t: Target,
+          progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train, encode and swap in a new version of companion index ``t``.
+
+    ``conn`` must be in autocommit mode and not in a transaction. Writers that start after
+    the build has announced itself leave their rows pending; the build then reads one
+    consistent snapshot, so every row is either encoded by it or still pending.
+    """
+    started = time.monotonic()
+    report = progress or (lambda _: None)
+    # 1. Announce the build, once every writer already encoding has committed.
+    with conn.transaction():
+        _lock_exclusive(conn, t.index_id)
+        conn.execute("UPDATE vecpg.indexes SET build_started = now() WHERE id = %s", (t.index_id,))
+    # 2. Everything else in one snapshot, all or nothing.
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    try:
+        stats = _build_in_snapshot(conn, t, report)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK") if not conn.closed else None
+        raise
+    stats["build_seconds"] = round(time.monotonic() - started, 3)
+    with conn.transaction():
+        conn.execute("UPDATE vecpg.index_models SET stats = stats || %s"
+                     " WHERE index_id = %s AND version = %s",
+                     (Jsonb({"build_seconds": stats["build_seconds"]}), t.index_id, stats["version"]))
+    report({"phase": "done", **stats})
+    return stats
+
+
+def _build_in_snapshot(conn: psycopg.Connection, t: Target,
+                       report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    old = conn.execute("SELECT version FROM vecpg.indexes WHERE id = %s FOR UPDATE",
+                       (t.index_id,)).fetchone()
+    if old is None:
+        raise IndexNotReady(f"index {t.index_id} vanished during its build")
+    version = int(old[0]) + 1
+    pks, x = read_vectors(conn, t, report)
+    if len(pks) == 0:
+        raise InvalidArgument("cannot train a companion index on an empty collection; "
+                              "insert rows first")
+    t0 = time.monotonic()
+    report({"phase": "training", "rows": len(pks)})
+    try:
+        model = quantize.train(
+            t.cfg.kind, x, t.metric.value, t.cfg.train_params(), seed=t.cfg.seed,
+            progress=lambda i, n: report({"phase": "training", "step": i, "of": n}))
+    except ValueError as e:  # parameters that do not fit the data, e.g. nlist > rows
+        raise InvalidArgument(f"{t.cfg.kind}: {e}") from None
+    train_s = time.monotonic() - t0
+    report({"phase": "encoding", "rows": len(pks)})
+    lists, codes = _encode_all(model, x, t.cfg.kind)
+    codes_t = codes_table(t.index_id, version)
+    conn.execute(sql.SQL("CREATE TABLE {} (pk {} PRIMARY KEY, list int4 NOT NULL, "
+                         "code bytea NOT NULL, seq bigint NOT NULL DEFAULT nextval({}))").format(
+        codes_t, _pk_type(t.pk), sql.Literal(f'vecpg.cmp_{t.index_id}_seq')))
+    _copy_codes(conn, codes_t, t.pk, pks, lists, codes, report)
+    conn.execute(sql.SQL("CREATE INDEX ON {} (seq)").format(codes_t))
+    # Rows this snapshot saw are now encoded; entries committed after it stay pending.
+    conn.execute(sql.SQL("DELETE FROM {}").format(_ident(t.index_id, "pending")))
+    blob = model.to_bytes()
+    stats = {"version": version, "rows": len(pks), "train_seconds": round(train_s, 3),
+             "code_size": int(model.code_size), "model_bytes": int(model.model_bytes()),
+             "float_bytes_per_vector": 4 * int(t.vec.dim or 0)}
+    conn.execute("INSERT INTO vecpg.index_models (index_id, version, model, stats)"
+                 " VALUES (%s, %s, %s, %s)", (t.index_id, version, blob, Jsonb(stats)))
+    conn.execute("UPDATE vecpg.indexes SET version = %s, state = 'ready', build_started = NULL"
+                 " WHERE id = %s", (version, t.index_id))
+    if version > 1:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(codes_table(t.index_id, version - 1)))
+        conn.execute("DELETE FROM vecpg.index_models WHERE index_id = %s AND version < %s",
+                     (t.index_id, version))
+    return stats
+
+
+def read_vectors(conn: psycopg.Connection, t: Target,
+                 report: Callable[[dict[str, Any]], None] | None = None
+                 ) -> tuple[list[Any], np.ndarray]:
+    """All primary keys and vectors of the target table (in the caller's snapshot)."""
+    n = int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(t.table)).fetchone()[0])
+    dim = int(t.vec.dim or 0)
+    x = np.empty((n, dim), dtype=np.float32)
+    pks: list[Any] = []
+    # real[] in binary comes back as a flat buffer numpy can take whole
+    with conn.cursor(name="vecpg_companion_read") as cur:
+        cur.itersize = 10000
+        cur.execute(sql.SQL("SELECT {}, {} FROM {} WHERE {} IS NOT NULL").format(
+            sql.Identifier(t.pk.name), sql.Identifier(t.vec.name), t.table,
+            sql.Identifier(t.vec.name)))
+        i = 0
+        while True:
+            rows = cur.fetchmany(10000)
+            if not rows:
+                break
+            for pk, v in rows:
+                if i >= n:  # cannot happen in one snapshot; keep the arrays consistent anyway
+                    break
+                pks.append(pk)
+                x[i] = v.to_numpy() if hasattr(v, "to_numpy") else v
+                i += 1
+            if report is not None:
+                report({"phase": "reading", "rows": i, "of": n})
+    return pks, x[:len(pks)]
+
+
+def _encode_all(model: Any, x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "ANNOY":  # the trees hold the vectors; the item number is the "list"
+        return np.arange(len(x), dtype=np.int32), np.zeros((len(x), 0), dtype=np.uint8)
+    lists_out, codes_out = [], []
+    for s in range(0, len(x), 20000):
+        lists, codes = model.encode(x[s:s + 20000])
+        lists_out.append(lists)
+        codes_out.append(codes)
+    return np.concatenate(lists_out).astype(np.int32), np.concatenate(codes_out)
+
+
+def _copy_codes(conn: psycopg.Connection, codes_t: sql.Identifier, pk: FieldSchema,
+                pks: Sequence[Any], lists: np.ndarray, codes: np.ndarray,
+                report: Callable[[dict[str, Any]], None] | None = None) -> None:
+    types = ["bigint" if pk.dtype is DataType.INT64 else "text", "int4", "bytea"]
+    with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} (pk, list, code) FROM STDIN "
+                                                "(FORMAT BINARY)").format(codes_t)) as cp:
+        cp.set_types(types)
+        lists_l = lists.tolist()
+        for i, pkv in enumerate(pks):
+            cp.write_row((pkv, lists_l[i], codes[i].tobytes()))
+            if report is not None and i % 20000 == 19999:
+                report({"phase": "writing codes", "rows": i + 1, "of": len(pks)})
+
+
+# -- per-process state -----------------------------------------------------------------------
+
+@dataclass
+class Loaded:
+    """One version of a companion index in memory."""
+
+    index_id: int
+    version: int
+    kind: str
+    model: Any
+    searcher: Any
+    pks: list[Any]                # key (position) -> primary key
+    item_keys: np.ndarray | None  # ANNOY: item number -> key
+    loaded_seq: int
+    refreshed: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def memory_bytes(self) -> int:
+        return int(self.searcher.nbytes()) + int(self.model.model_bytes()) + 8 * len(self.pks)
+
+
+class Companions:
+    """The companion indexes one :class:`~vecpg.client.Client` has loaded, by index id."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[int, Loaded] = {}
+        self._models: dict[tuple[int, int], Any] = {}
+        self._lock = threading.Lock()
+
+    def forget(self, index_id: int) -> None:
+        with self._lock:
+            self._loaded.pop(index_id, None)
+            for key in [k for k in self._models if k[0] == index_id]:
+                del self._models[key]
+
+    def model(self, conn: psycopg.Connection, index_id: int, version: int) -> Any:
+        """The trained model of one version (cached)."""
+        key = (index_id, version)
+        m = self._models.get(key)
+        if m is None:
+            row = conn.execute("SELECT model FROM vecpg.index_models WHERE index_id = %s"
+                               " AND version = %s", (index_id, version)).fetchone()
+            if row is None:
+                raise IndexNotReady(f"companion index {index_id} has no model version {version}")
+            m = quantize.model_from_bytes(bytes(row[0]))
+            with self._lock:
+                self._models[key] = m
+        return m
+
+    def loaded(self, conn: psycopg.Connection, index_id: int, version: int, kind: str) -> Loaded:
+        """The codes of ``version`` in memory, refreshed with newly encoded rows at most
+        every :data:`REFRESH_SECONDS` (rows encoded since are scanned exactly meanwhile)."""
+        cur = self._loaded.get(index_id)
+        if cur is None or cur.version != version:
+            cur = self._load(conn, index_id, version, kind)
+            with self._lock:
+                self._loaded[index_id] = cur
+        elif kind != "ANNOY" and time.monotonic() - cur.refreshed > REFRESH_SECONDS:
+            self._refresh(conn, cur)
+        return cur
+
+    def _load(self, conn: psycopg.Connection, index_id: int, version: int, kind: str) -> Loaded:
+        model = self.model(conn, index_id, version)
+        with conn.transaction():
+            _lock_exclusive(conn, index_id)
+            rows = _fetch_codes(conn, index_id, version, after=None)
+        pks, lists, codes, seqs = rows
+        keys = np.arange(len(pks), dtype=np.int64)
+        item_keys = None
+        if kind == "ANNOY":
+            searcher = model
+            item_keys = np.empty(len(pks), dtype=np.int64)
+            item_keys[lists] = keys
+        else:
+            searcher = quantize.Searcher(model, lists, codes, keys)
+        top = int(seqs.max()) if len(seqs) else 0
+        return Loaded(index_id, version, kind, model, searcher, list(pks), item_keys, top,
+                      time.monotonic())
+
+    def _refresh(self, conn: psycopg.Connection, cur: Loaded) -> None:
+        if not cur.lock.acquire(blocking=False):
+            return  # another thread refreshes it
+        try:
+            with conn.transaction():
+                got = conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s)",
+                                   (LOCK_NAMESPACE, cur.index_id)).fetchone()
+                if not got or not got[0]:
+                    return  # a writer is encoding: try again next time
+                pks, lists, codes, seqs = _fetch_codes(conn, cur.index_id, cur.version,
+                                                       after=cur.loaded_seq)
+            if len(pks):
+                keys = np.arange(len(cur.pks), len(cur.pks) + len(pks), dtype=np.int64)
+                cur.searcher.add(lists, codes, keys)
+                cur.pks.extend(pks)
+                cur.loaded_seq = int(seqs.max())
+            cur.refreshed = time.monotonic()
+        finally:
+            cur.lock.release()
+
+    # -- writes through the API ------------------------------------------------------------
+    def before_write(self, conn: psycopg.Connection, targets: list[tuple[Target, str]]) -> list[
+            tuple[Target, int]]:
+        """Called in the writing transaction before rows are written: returns the targets
+        this transaction encodes itself (and tells their triggers to skip these rows)."""
+        out = []
+        for t, kind in targets:
+            if kind == "ANNOY":
+                continue  # trees are immutable: new rows stay pending until a rebuild
+            _lock_shared(conn, t.index_id)
+            row = conn.execute("SELECT version, state, build_started FROM vecpg.indexes"
+                               " WHERE id = %s", (t.index_id,)).fetchone()
+            if row is None or row[1] != "ready" or row[2] is not None:
+                continue  # no model yet, or a build is reading a snapshot: leave rows pending
+            conn.execute("SELECT set_config(%s, 'on', true)", (f"vecpg.encoding_{t.index_id}",))
+            out.append((t, int(row[0])))
+        return out
+
+    def encode_rows(self, conn: psycopg.Connection, encoding: list[tuple[Target, int]],
+                    pks: Sequence[Any], vectors: np.ndarray) -> None:
+        """Write codes for rows the caller just wrote (same transaction), then turn the
+        triggers' skip flag off again for the rest of the transaction."""
+        for t, version in encoding:
+            model = self.model(conn, t.index_id, version)
+            lists, codes = model.encode(np.asarray(vectors, dtype=np.float32))
+            conn.execute(sql.SQL(
+                "INSERT INTO {t} (pk, list, code) SELECT * FROM unnest(%s::{pk}[], %s::int4[],"
+                " %s::bytea[]) ON CONFLICT (pk) DO UPDATE SET list = EXCLUDED.list,"
+                " code = EXCLUDED.code, seq = nextval({seq})").format(
+                t=codes_table(t.index_id, version), pk=_pk_type(t.pk),
+                seq=sql.Literal(f"vecpg.cmp_{t.index_id}_seq")),
+                (list(pks), lists.astype(np.int32).tolist(), [c.tobytes() for c in codes]))
+            conn.execute("SELECT set_config(%s, 'off', true)", (f"vecpg.encoding_{t.index_id}",))
+
+
+def _fetch_codes(conn: psycopg.Connection, index_id: int, version: int, after: int | None
+                 ) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray]:
+    q = sql.SQL("SELECT pk, list, code, seq FROM {}").format(codes_table(index_id, version))
+    params: list[Any] = []
+    if after is not None:
+        q = sql.SQL("{} WHERE seq > %s").format(q)
+        params.append(after)
+    rows = conn.execute(sql.SQL("{} ORDER BY seq").format(q), params, binary=True).fetchall()
+    if not rows:
+        return [], np.zeros(0, np.int32), np.zeros((0, 0), np.uint8), np.zeros(0, np.int64)
+    pks = [r[0] for r in rows]
+    lists = np.fromiter((r[1] for r in rows), dtype=np.int32, count=len(rows))
+    width = len(rows[0][2])
+    codes = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype=np.uint8).reshape(
+        len(rows), width) if width else np.zeros((len(rows), 0), np.uint8)
+    seqs = np.fromiter((r[3] for r in rows), dtype=np.int64, count=len(rows))
+    return pks, lists, codes, seqs
+
+
+# -- search ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Knobs:
+    nprobe: int
+    search_k: int
+    rerank: int
+
+    @staticmethod
+    def parse(knobs: dict[str, Any], cfg: Companion) -> Knobs:
+        nprobe = int_param(knobs, ("nprobe",), min(DEFAULT_NPROBE, cfg.nlist or DEFAULT_NPROBE),
+                           1, 65536, what="search parameter")
+        search_k = int_param(knobs, ("search_k",), -1, -1, 1 << 30, what="search parameter")
+        rerank = int_param(knobs, ("rerank", "reorder_k"), DEFAULT_RERANK, 1, 1000,
+                           what="search parameter")
+        return Knobs(min(nprobe, cfg.nlist) if cfg.nlist else nprobe, search_k, rerank)
+
+
+def candidates(state: Loaded, queries: np.ndarray, n: int, knobs: Knobs) -> list[list[Any]]:
+    """The primary keys of up to ``n`` approximate nearest rows per query."""
+    if state.kind == "ANNOY":
+        items, _ = state.searcher.search(queries, n, {"search_k": knobs.search_k})
+        assert state.item_keys is not None
+        keys = [state.item_keys[row[row >= 0]] for row in np.atleast_2d(items)]
+    else:
+        found, _ = state.searcher.search(queries, n, {"nprobe": knobs.nprobe})
+        keys = [row[row >= 0] for row in np.atleast_2d(found)]
+    pks = state.pks
+    return [[pks[k] for k in row.tolist()] for row in keys]
+
+
+def rerank_sql(table: sql.Identifier, index_id: int, version: int, pk: FieldSchema,
+               select: sql.Composable, order: sql.Composable, where: sql.Composable,
+               k: int) -> sql.Composed:
+    """Exact distances over the candidates, the pending rows and the rows encoded after this
+    process's load; params: query vector(s) of ``order``, candidates, loaded seq, then the
+    filter's."""
+    pkc = sql.Identifier(pk.name)
+    return sql.SQL(
+        "SELECT {cols}, {order} AS _vecpg_d FROM {table} WHERE {pk} = ANY("
+        "%s::{pkt}[] || ARRAY(SELECT pk FROM {pending}) || "
+        "ARRAY(SELECT pk FROM {codes} WHERE seq > %s)) AND {where} "
+        "ORDER BY _vecpg_d LIMIT {k}").format(
+        cols=select, order=order, table=table, pk=pkc, pkt=_pk_type(pk),
+        pending=_ident(index_id, "pending"), codes=codes_table(index_id, version), where=where,
+        k=sql.Literal(k))
+
+
+def coverage(conn: psycopg.Connection, table: sql.Identifier, pk: FieldSchema, index_id: int,
+             version: int) -> dict[str, int]:
+    """Rows in the table, rows with a current code, pending rows and stale codes."""
+    codes = codes_table(index_id, version)
+    row = conn.execute(sql.SQL(
+        "SELECT (SELECT count(*) FROM {t}), "
+        "(SELECT count(*) FROM {c} c WHERE EXISTS (SELECT 1 FROM {t} x WHERE x.{pk} = c.pk)), "
+        "(SELECT count(DISTINCT pk) FROM {p}), "
+        "(SELECT count(*) FROM {c} c WHERE NOT EXISTS (SELECT 1 FROM {t} x WHERE x.{pk} = c.pk))"
+    ).format(t=table, c=codes, pk=sql.Identifier(pk.name),
+             p=_ident(index_id, "pending"))).fetchone()
+    assert row is not None
+    return {"rows": int(row[0]), "encoded": int(row[1]), "pending": int(row[2]),
+            "stale_codes": int(row[3])}
+
+
+@dataclass
+class CompanionPlan:
+    """A search through a companion index, with its exact fallback (both statements take
+    the query vector, then their own parameters, then the filter's)."""
+
+    index_id: int
+    version: int
+    kind: str
+    cfg: Companion
+    knobs: Knobs
+    k: int
+    pk: FieldSchema
+    rerank: sql.Composed      # params: vector, candidates, loaded seq, *filter
+    exact: sql.Composed       # params: vector, *filter
+    where_params: list[Any]
+    vector_in_where: bool = False
+
+    def run(self, conn: psycopg.Connection, companions: Companions, queries: np.ndarray,
+            vectors: list[Any], tracer: Callable[[str, Sequence[Any]], None] | None = None
+            ) -> list[list[tuple[Any, ...]]]:
+        """Rows (select list + raw distance) per query: re-ranked candidates, or the exact
+        answer when the candidates held fewer than k matching rows."""
+        state = companions.loaded(conn, self.index_id, self.version, self.kind)
+        n = self.k * self.knobs.rerank
+        cands = candidates(state, queries, n, self.knobs)
+        out: list[list[tuple[Any, ...]]] = []
+        with conn.cursor() as cur:
+            params = [[v, c, state.loaded_seq, *self.where_params] for v, c in zip(vectors, cands)]
+            if tracer is not None:
+                for p in params:
+                    tracer(self.rerank.as_string(conn), p)
+            if len(params) == 1:
+                out = [cur.execute(self.rerank, params[0]).fetchall()]
+            else:
+                cur.executemany(self.rerank, params, returning=True)
+                while True:
+                    out.append(cur.fetchall())
+                    if not cur.nextset():
+                        break
+            for i, rows in enumerate(out):
+                if len(rows) < self.k:
+                    # Too few candidates matched (a selective filter, or deleted rows):
+                    # the exact scan tells the whole truth.
+                    out[i] = cur.execute(self.exact, [vectors[i], *self.where_params]).fetchall()
+        return out
+
+
+def plan(ix_id: int, version: int, kind: str, cfg: Companion, knobs: dict[str, Any],
+         table: sql.Identifier, pk: FieldSchema, select: sql.Composable, order: sql.Composable,
+         where: sql.Composable, where_params: list[Any], k: int) -> CompanionPlan:
+    """The statements of a companion search (see :class:`CompanionPlan`)."""
+    kn = Knobs.parse(knobs, cfg)
+    rer = rerank_sql(table, ix_id, version, pk, select, order, where, k)
+    exact = sql.SQL("SELECT {cols}, {order} AS _vecpg_d FROM {table} WHERE {where} "
+                    "ORDER BY _vecpg_d LIMIT {k}").format(cols=select, order=order, table=table,
+                                                          where=where, k=sql.Literal(k))
+    return CompanionPlan(ix_id, version, kind, cfg, kn, k, pk, rer, exact, where_params)
