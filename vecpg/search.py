@@ -136,7 +136,8 @@ def plan_search(info: CollectionInfo, f: FieldSchema, *, limit: int,
     filtered = bool(expr and expr.strip()) or bool(partitions)
 
     index: IndexInfo | None = info.index_on(f.name)
-    if index is not None and (index.metric_type != metric.value or index.pg_index is None):
+    if index is not None and (index.metric_type != metric.value or (
+            index.pg_index is None and index.index_type not in COMPANION_INDEX_TYPES)):
         index = None
     exact = bool(knobs.get("exact")) or index is None
     if not exact and index is not None and index.index_type in COMPANION_INDEX_TYPES:

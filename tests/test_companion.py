@@ -1,0 +1,259 @@
+"""Companion indexes (IVF_SQ8, IVF_PQ, ANNOY) stay consistent with the table.
+
+With every list probed and a candidate budget that covers the collection, a companion
+search must return exactly what an exact search over the *current* table returns, whatever
+happened since the build: API inserts and upserts, plain-SQL inserts and updates, deletes,
+truncation, filters, other processes' writes, a killed rebuild.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector import Vector
+from pgvector.psycopg import register_vector
+from psycopg import sql
+
+import vecpg
+from vecpg import InvalidArgument, MetricMismatch
+
+N, DIM, NLIST = 1500, 16, 16
+KINDS = {"IVF_SQ8": {"nlist": NLIST}, "IVF_PQ": {"nlist": NLIST, "m": 4},
+         "ANNOY": {"n_trees": 4}}
+FULL = {"params": {"nprobe": NLIST, "rerank": 1000, "search_k": 10**6}}  # covers everything
+
+
+@pytest.fixture
+def client(dsn: str) -> Iterator[vecpg.Client]:
+    with vecpg.connect(dsn, schema="cmp_" + uuid.uuid4().hex[:8]) as c:
+        yield c
+
+
+def _data(seed: int = 0, n: int = N) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((8, DIM)).astype(np.float32) * 3
+    return (centers[rng.integers(0, 8, n)] + rng.standard_normal((n, DIM))).astype(np.float32)
+
+
+def _make(client: vecpg.Client, kind: str, metric: str = "L2", n: int = N) -> np.ndarray:
+    x = _data(n=n)
+    schema = client.create_schema()
+    schema.add_field("id", vecpg.DataType.INT64, is_primary=True)
+    schema.add_field("vec", vecpg.DataType.FLOAT_VECTOR, dim=DIM)
+    schema.add_field("grp", vecpg.DataType.INT64)
+    client.create_collection("c", schema=schema, metric_type=metric)
+    client.insert("c", {"id": np.arange(n), "vec": x, "grp": np.arange(n) % 10})
+    client.create_index("c", field_name="vec", index_type=kind, metric_type=metric,
+                        params=KINDS[kind], index_name="q")
+    return x
+
+
+def _same_as_exact(client: vecpg.Client, queries: np.ndarray, flt: str = "",
+                   limit: int = 10) -> list[list[int]]:
+    got = client.search("c", queries, limit=limit, filter=flt, search_params=FULL)
+    want = client.search("c", queries, limit=limit, filter=flt, search_params={"exact": True})
+    for g, w in zip(got, want):
+        assert [h["id"] for h in g] == [h["id"] for h in w]
+        assert np.allclose([h["distance"] for h in g], [h["distance"] for h in w], atol=1e-5)
+    return [[h["id"] for h in g] for g in got]
+
+
+def _sql(client: vecpg.Client, stmt: str, params: tuple = ()) -> None:
+    with client.connection() as conn:
+        conn.execute(sql.SQL(stmt).format(t=sql.Identifier(client.schema, "c")), params)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_consistent_after_every_kind_of_write(client: vecpg.Client, kind: str) -> None:
+    x = _make(client, kind)
+    q = x[:5] + 0.01
+    _same_as_exact(client, q)
+    # API insert of near-duplicates of the queries: they must come first
+    client.insert("c", {"id": np.arange(N, N + 5), "vec": q + 0.001, "grp": [1] * 5})
+    ids = _same_as_exact(client, q)
+    assert [r[0] for r in ids] == list(range(N, N + 5))
+    cov = client.describe_index("c", "q")["coverage"]
+    # API writes are encoded in their transaction (ANNOY's trees cannot take new rows)
+    assert cov["pending"] == (5 if kind == "ANNOY" else 0)
+    # plain SQL insert, then an update that moves row 7 next to query 0, then deletes
+    _sql(client, "INSERT INTO {t} (id, vec, grp) VALUES (%s, %s, 3)", (10**6, Vector(q[1])))
+    _sql(client, "UPDATE {t} SET vec = %s WHERE id = 7", (Vector(q[0] + 0.0001),))
+    _sql(client, "DELETE FROM {t} WHERE id = ANY(%s)", ([N, N + 2],))
+    ids = _same_as_exact(client, q)
+    assert ids[0][0] == 7 and ids[1][0] == 10**6 and N not in ids[0] and N + 2 not in ids[2]
+    # API upsert of an existing key changes its vector
+    client.upsert("c", [{"id": 3, "vec": (q[4] - 0.0001).tolist(), "grp": 0}])
+    assert _same_as_exact(client, q)[4][0] == 3
+    # filters are applied in the re-rank, including one that matches fewer rows than k
+    _same_as_exact(client, q, "grp == 3")
+    _same_as_exact(client, q, "id in [1, 2, 10, 1000000]")
+    assert all(len(r) == 4 for r in _same_as_exact(client, q, "id in [1, 2, 10, 1000000]"))
+    cov = client.describe_index("c", "q")["coverage"]
+    assert cov["rows"] == N + 4 and cov["pending"] >= 2
+    assert cov["stale_codes"] == (0 if kind == "ANNOY" else 2)  # ANNOY never encoded them
+    # compaction re-trains: everything covered again, same answers
+    out = client.compact_index("c", "q", max_uncovered=0.0)
+    assert out["rebuilt"]
+    after = client.describe_index("c", "q")
+    assert after["version"] == 2 and after["coverage"]["pending"] == 0
+    assert after["coverage"]["encoded"] == N + 4 and after["coverage"]["stale_codes"] == 0
+    _same_as_exact(client, q)
+    _sql(client, "TRUNCATE {t}")
+    assert client.search("c", q, limit=3, search_params=FULL) == [[] for _ in q]
+
+
+@pytest.mark.parametrize("metric", ["IP", "COSINE"])
+def test_metrics_other_than_l2(client: vecpg.Client, metric: str) -> None:
+    x = _make(client, "IVF_PQ", metric)
+    _same_as_exact(client, x[:5] * 0.5)
+    hits = client.search("c", x[:3], limit=5, search_params={"params": {"nprobe": 4}})
+    assert all(len(h) == 5 for h in hits)
+
+
+def test_default_search_finds_true_neighbours(client: vecpg.Client) -> None:
+    """With default knobs (not everything probed) recall is still high on clustered data."""
+    x = _make(client, "IVF_SQ8")
+    q = _data(seed=1, n=50)
+    got = client.search("c", q, limit=10)
+    want = client.search("c", q, limit=10, search_params={"exact": True})
+    recall = np.mean([len({h["id"] for h in g} & {h["id"] for h in w}) / 10
+                      for g, w in zip(got, want)])
+    assert recall >= 0.9, recall
+    del x
+
+
+def test_other_clients_writes_are_seen_at_once(client: vecpg.Client, dsn: str) -> None:
+    x = _make(client, "IVF_PQ")
+    q = x[:2] + 0.01
+    _same_as_exact(client, q)          # this client has loaded the codes now
+    with vecpg.connect(dsn, schema=client.schema) as other:
+        other.insert("c", {"id": [N + 50], "vec": q[:1] + 0.0001, "grp": [0]})
+    assert _same_as_exact(client, q)[0][0] == N + 50
+
+
+def test_describe_index_reports_memory(client: vecpg.Client) -> None:
+    _make(client, "IVF_PQ")
+    client.search("c", _data(n=1), limit=1)
+    d = client.describe_index("c", "q")
+    assert d["bytes_per_vector"] == 4 and d["float_bytes_per_vector"] == 4 * DIM
+    assert d["memory_bytes"] > 0 and d["total_bytes"] > d["model_bytes"] > 0
+    assert d["state"] == "ready" and d["build"]["rows"] == N
+
+
+def test_bad_requests_leave_nothing_behind(client: vecpg.Client) -> None:
+    schema = client.create_schema()
+    schema.add_field("id", vecpg.DataType.INT64, is_primary=True)
+    schema.add_field("vec", vecpg.DataType.FLOAT_VECTOR, dim=DIM)
+    client.create_collection("c", schema=schema, metric_type="L2")
+    client.insert("c", {"id": np.arange(20), "vec": _data(n=20)})
+    with pytest.raises(InvalidArgument, match="nlist"):
+        client.create_index("c", field_name="vec", index_type="IVF_SQ8", params={"nlist": 64})
+    with pytest.raises(InvalidArgument, match="divide"):
+        client.create_index("c", field_name="vec", index_type="IVF_PQ", params={"m": 5})
+    with pytest.raises(MetricMismatch):
+        client.create_index("c", field_name="vec", index_type="ANNOY", metric_type="HAMMING")
+    assert client.list_indexes("c") == []
+    with client.connection() as conn:
+        left = conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON"
+                            " n.oid = c.relnamespace WHERE n.nspname = 'vecpg'"
+                            " AND c.relname LIKE 'cmp%%'").fetchone()
+    # other tests' companions may exist in the shared vecpg schema: only ours must be gone
+    assert client.search("c", _data(n=1), limit=3)[0]
+    assert left is not None
+
+
+def test_drop_removes_companion_objects(client: vecpg.Client) -> None:
+    _make(client, "IVF_SQ8")
+    with client.connection() as conn:
+        (ix_id,) = conn.execute("SELECT id FROM vecpg.indexes WHERE schema_name = %s",
+                                (client.schema,)).fetchone()
+
+    def objects() -> int:
+        with client.connection() as conn:
+            return conn.execute(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'vecpg' AND c.relname LIKE %s",
+                (f"cmp\\_{ix_id}\\_%",)).fetchone()[0]
+
+    assert objects() >= 3
+    client.drop_index("c", "q")
+    assert objects() == 0
+    client.create_index("c", field_name="vec", index_type="ANNOY", params={"n_trees": 2},
+                        index_name="q")
+    client.drop_collection("c")
+    with client.connection() as conn:
+        n = conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'cmp%%mark'"
+                         " AND pronamespace = 'vecpg'::regnamespace AND NOT EXISTS ("
+                         " SELECT 1 FROM vecpg.indexes i WHERE proname = 'cmp_' || i.id ||"
+                         " '_mark')").fetchone()[0]
+    assert n == 0
+
+
+def test_rows_written_during_a_rebuild_are_found(client: vecpg.Client, dsn: str) -> None:
+    x = _make(client, "IVF_SQ8")
+    q = x[:2] + 0.01
+    wrote = []
+
+    def midway(p: dict) -> None:
+        # runs inside the build's snapshot: another connection commits new rows now
+        if p.get("phase") == "encoding" and not wrote:
+            with psycopg.connect(dsn, autocommit=True) as other:
+                register_vector(other)
+                other.execute(sql.SQL("INSERT INTO {} (id, vec, grp) VALUES (%s, %s, 0)").format(
+                    sql.Identifier(client.schema, "c")), (N + 77, Vector(q[0] + 0.0001)))
+            with vecpg.connect(dsn, schema=client.schema) as api:
+                api.insert("c", {"id": [N + 78], "vec": q[1:2] + 0.0001, "grp": [0]})
+            wrote.append(True)
+
+    client.rebuild_index("c", "q", progress=midway)
+    assert wrote
+    ids = _same_as_exact(client, q)
+    assert ids[0][0] == N + 77 and ids[1][0] == N + 78
+    assert client.describe_index("c", "q")["coverage"]["pending"] == 2
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, sys, vecpg
+    c = vecpg.connect(sys.argv[1], schema=sys.argv[2])
+    def report(p):
+        if p.get("phase") == "writing codes" or p.get("phase") == "encoding":
+            print("MIDWAY", flush=True)
+            os.kill(os.getpid(), 9)
+    c.rebuild_index("c", "q", progress=report)
+    print("FINISHED", flush=True)
+""")
+
+
+def test_killed_rebuild_leaves_the_old_index_serving(client: vecpg.Client, dsn: str) -> None:
+    x = _make(client, "IVF_PQ")
+    q = x[:3] + 0.01
+    before = _same_as_exact(client, q)
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, dsn, client.schema],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert "MIDWAY" in proc.stdout and "FINISHED" not in proc.stdout
+    assert proc.returncode == -signal.SIGKILL
+    d = client.describe_index("c", "q")
+    assert d["state"] == "ready" and d["version"] == 1
+    assert _same_as_exact(client, q) == before
+    # writes after the killed build stay visible (they go to the pending list)
+    client.insert("c", {"id": [N + 9], "vec": q[:1] + 0.0001, "grp": [0]})
+    assert _same_as_exact(client, q)[0][0] == N + 9
+    # no half-written codes table of the dead build is left behind
+    with client.connection() as conn:
+        (ix_id,) = conn.execute("SELECT id FROM vecpg.indexes WHERE schema_name = %s",
+                                (client.schema,)).fetchone()
+        assert conn.execute("SELECT to_regclass(%s)", (f"vecpg.cmp_{ix_id}_v2",)).fetchone()[0] \
+            is None
+    client.rebuild_index("c", "q")
+    assert client.describe_index("c", "q")["version"] == 2
+    assert _same_as_exact(client, q)[0][0] == N + 9
