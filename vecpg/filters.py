@@ -11,8 +11,16 @@ Semantics chosen where Milvus is loose:
 - JSON values (JSON fields, dynamic fields) are compared by their JSON type: a number
   comparison matches only rows whose value there is a number, a string comparison only
   strings; other rows (and missing keys) simply do not match — never a cast error.
-- Integer literals beyond int64 are compared as numeric (they match nothing out of range).
-- ``/`` is true division and ``%`` a modulo on numeric; dividing by zero gives NULL (no match).
+- ``in`` / ``not in`` are an OR / AND of ``==`` / ``!=``: on a JSON value of another type
+  (or a missing key) both are unknown, so neither matches.
+- Integer literals beyond int64 are compared as numeric (they match nothing out of range);
+  ``array_contains`` with a value outside the element type matches nothing, as does an index
+  past the end of an array (``tags[99999999999]``).
+- Arithmetic is exact, on numeric: ``/`` is true division, ``%`` a modulo. A row where the
+  result is undefined or beyond the double range (x / 0, 0 ** -1, (-8) ** 0.5, 10 ** 400)
+  gets an unknown value there (no match) instead of failing the whole query. A comparison
+  of a plain column with a literal stays a plain comparison, so btree indexes serve it.
+- Ranges chain two comparisons in one direction only: ``1 < age <= 5``, ``5 > age > 1``.
 - ``tags[0]`` indexes ARRAY fields from 0, as Milvus does.
 """
 
@@ -38,6 +46,14 @@ from .schema import META_COLUMN, CollectionSchema, DataType, FieldSchema
 
 MAX_LENGTH = 65536
 MAX_DEPTH = 200
+MAX_NUMBER_LENGTH = 1000  # characters in a number literal; int() refuses > 4300 digits
+# |arithmetic results| beyond this are unknown: below DBL_MAX, so they always cast to double
+_NUM_LIMIT = "1e308"
+# bound on partial products: two of them multiply to < 10**131072, numeric's limit
+_PARTIAL_LIMIT = "1e60000"
+_INT_RANGE = {DataType.INT8: 2**15, DataType.INT16: 2**15, DataType.INT32: 2**31,
+              DataType.INT64: 2**63}  # the Postgres element type's range (smallint for INT8)
+_REAL_MAX = 3.4028234663852886e38
 
 _GRAMMAR = r"""
 ?start: or_expr
@@ -106,6 +122,7 @@ class _Expr:
     value: Any = None            # python value when this is a literal
     is_literal: bool = False
     elem: FieldSchema | None = None  # element field of an ARRAY column
+    numeric: bool = False        # a "num" whose SQL type is numeric (JSON values, arithmetic)
 
 
 _PG_ELEM = {DataType.BOOL: "boolean", DataType.INT8: "smallint", DataType.INT16: "smallint",
@@ -140,6 +157,13 @@ def compile_filter(expression: str, schema: CollectionSchema, *,
         raise FilterError(f"a filter must be a string, got {type(expression).__name__}")
     if len(expression) > MAX_LENGTH:
         raise FilterError(f"filter longer than {MAX_LENGTH} characters")
+    bad = _first_bad_char(expression)
+    if bad is not None:
+        # neither Postgres (text has no NUL) nor UTF-8 (no lone surrogates) can carry it;
+        # the message shows the expression with U+FFFD there so it can still be printed
+        shown = "".join("\ufffd" if _is_bad_char(ch) else ch for ch in expression)
+        raise FilterError(f"invalid character {expression[bad]!r} (NUL or lone surrogate)",
+                          expression=shown, position=bad, token=ascii(expression[bad]))
     try:
         tree = _parser.parse(expression)
     except UnexpectedCharacters as e:
@@ -169,12 +193,87 @@ def compile_filter(expression: str, schema: CollectionSchema, *,
     if out.kind not in ("bool", "null"):
         raise FilterError("a filter must be a condition, not a value", expression=expression,
                           position=out.pos, token=out.text)
-    return Fragment(out.sql, out.params)
+    return Fragment(_flatten(out.sql), out.params)
+
+
+def _is_bad_char(ch: str) -> bool:
+    return ch == "\x00" or "\ud800" <= ch <= "\udfff"
+
+
+def _first_bad_char(text: str) -> int | None:
+    """Index of the first NUL or lone surrogate, found at C speed in the common case."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        first: int | None = e.start
+    else:
+        first = None
+    nul = text.find("\x00")
+    if nul >= 0 and (first is None or nul < first):
+        first = nul
+    return first
+
+
+def _flatten(q: sql.Composable) -> sql.Composed:
+    """One flat ``Composed``: psycopg renders nested ones recursively, and a filter of a
+    few hundred nodes would otherwise hit Python's recursion limit at execute time."""
+    flat: list[sql.Composable] = []
+    stack: list[sql.Composable] = [q]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, sql.Composed):
+            stack.extend(reversed(list(item)))
+        else:
+            flat.append(item)
+    return sql.Composed(flat)
 
 
 def _tokens(n: Tree) -> list[Token]:
     """The children of a rule whose children are all tokens (paths, literals, like)."""
     return [c for c in n.children if isinstance(c, Token)]
+
+
+def _index(tok: Token, limit: int) -> int | None:
+    """An array/JSON index token; None (NULL in SQL: no element, no match) past ``limit``."""
+    text = str(tok)
+    return int(text) if len(text) <= 10 and int(text) <= limit else None
+
+
+def _guard(x: sql.Composable, limit: str = _NUM_LIMIT) -> sql.Composable:
+    """``x`` (numeric), or NULL where it is beyond ±``limit``, NaN or infinite.
+
+    Clamping and then NULLIF-ing the bounds evaluates ``x`` once (a CASE would repeat it,
+    doubling the SQL at every nesting level)."""
+    return sql.SQL("NULLIF(NULLIF(LEAST(GREATEST({}, -{m}), {m}), {m}), -{m})").format(
+        x, m=sql.SQL(limit))
+
+
+def _balanced(items: list[sql.Composable], op: str, guard_each: bool = False) -> sql.Composable:
+    """``a op b op c ...`` as a balanced tree (depth log n: Postgres' parser gives up near
+    a thousand nested calls). With ``guard_each`` every partial result passes
+    :func:`_guard` with a bound far above the double range, so a long product never
+    overflows numeric; exact arithmetic makes the grouping invisible otherwise."""
+    level = list(items)
+    while len(level) > 1:
+        nxt: list[sql.Composable] = []
+        for i in range(0, len(level) - 1, 2):
+            s: sql.Composable = sql.SQL("({} {} {})").format(level[i], sql.SQL(op), level[i + 1])
+            nxt.append(_guard(s, _PARTIAL_LIMIT) if guard_each else s)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def _elem_fits(dtype: DataType, v: Any) -> bool:
+    """Whether ``v`` casts to the Postgres element type of an ARRAY of ``dtype``."""
+    if dtype in _INT_RANGE:
+        return -_INT_RANGE[dtype] <= v < _INT_RANGE[dtype]
+    if dtype is DataType.FLOAT:  # real: float8 -> float4 fails on overflow and underflow
+        return v == 0 or 1.5e-45 <= abs(v) <= _REAL_MAX
+    if dtype is DataType.DOUBLE:
+        return abs(v) <= 1.7976931348623157e308
+    return True
 
 
 class _Compiler:
@@ -213,11 +312,19 @@ class _Compiler:
         else:
             s = sql.SQL("(CASE WHEN jsonb_typeof({0}) = {1} THEN ({0})::{2} END)").format(
                 e.sql, sql.Literal(jtype), sql.SQL(cast))
-        return _Expr(s, e.params * 2, kind, e.pos, e.text)
+        return _Expr(s, e.params * 2, kind, e.pos, e.text, numeric=kind == "num")
 
-    def _literal_sql(self, e: _Expr, kind: str) -> _Expr:
-        """Bind a literal with an explicit type for comparison with a ``kind`` value."""
+    def _literal_sql(self, e: _Expr, kind: str, numeric: bool = False) -> _Expr:
+        """Bind a literal with an explicit type for comparison with a ``kind`` value.
+
+        ``numeric`` binds numbers as numeric, for a numeric other side: comparing it with a
+        double would cast it to double, which fails on JSON numbers beyond the double range.
+        """
         v = e.value
+        if kind == "num" and numeric:
+            v = Decimal(repr(v)) if isinstance(v, float) else v
+            return _Expr(sql.SQL("%s::numeric"), [v], kind, e.pos, e.text, value=e.value,
+                         is_literal=True, numeric=True)
         if kind == "num":
             if isinstance(v, int) and -2**63 <= v < 2**63:
                 cast = "bigint"
@@ -241,13 +348,23 @@ class _Compiler:
         if a.kind != b.kind or a.kind in ("array", "vector", "null"):
             bad = b if b.is_literal or a.kind in ("num", "str", "bool") else a
             raise self.fail(f"cannot compare {a.kind} {a.text!r} with {b.kind} {b.text!r}", bad)
+        if a.numeric != b.numeric and a.kind == "num":
+            # numeric on one side: compare in numeric, exactly and without a cast error
+            a, b = self._as_numeric(a), self._as_numeric(b)
         if a.is_literal and not b.is_literal:
-            a = self._literal_sql(a, b.kind)
+            a = self._literal_sql(a, b.kind, b.numeric)
         if b.is_literal:
-            b = self._literal_sql(b, a.kind)
+            b = self._literal_sql(b, a.kind, a.numeric)
         if a.is_literal and b.is_literal:
             a = self._literal_sql(a, a.kind)
         return a, b
+
+    def _as_numeric(self, e: _Expr) -> _Expr:
+        """A number as SQL numeric (literals are bound as numeric later, when compared)."""
+        if e.numeric or e.is_literal:
+            return e
+        return _Expr(sql.SQL("({})::numeric").format(e.sql), e.params, "num", e.pos, e.text,
+                     numeric=True)
 
     def _target(self, other: _Expr, op: Any) -> str:
         if other.kind in ("num", "str", "bool"):
@@ -274,13 +391,30 @@ class _Compiler:
             raise self.fail(f"expected a condition, got {e.kind} {e.text!r}", e)
         return e
 
+    def _chain(self, n: Tree) -> list[Any]:
+        """The operands of a chain of one associative rule (``a or b or (c or d)``), in
+        order: a long flat chain is one SQL list, not a deep tree."""
+        out: list[Any] = []
+        stack: list[Any] = [n]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Tree) and node.data == n.data:
+                stack += [node.children[2], node.children[0]]
+            else:
+                out.append(node)
+        return out
+
+    def _junction(self, n: Tree, d: int, op: str) -> _Expr:
+        parts = [self._bool(self.compile(c, d)) for c in self._chain(n)]
+        params = [p for e in parts for p in e.params]
+        s = sql.SQL("({})").format(sql.SQL(f" {op} ").join(e.sql for e in parts))
+        return self._mk(n, s, params, "bool")
+
     def t_or(self, n: Tree, d: int) -> _Expr:
-        a, b = (self._bool(self.compile(c, d)) for c in (n.children[0], n.children[2]))
-        return self._mk(n, sql.SQL("({} OR {})").format(a.sql, b.sql), a.params + b.params, "bool")
+        return self._junction(n, d, "OR")
 
     def t_and(self, n: Tree, d: int) -> _Expr:
-        a, b = (self._bool(self.compile(c, d)) for c in (n.children[0], n.children[2]))
-        return self._mk(n, sql.SQL("({} AND {})").format(a.sql, b.sql), a.params + b.params, "bool")
+        return self._junction(n, d, "AND")
 
     def t_not(self, n: Tree, d: int) -> _Expr:
         a = self._bool(self.compile(n.children[1], d))
@@ -290,7 +424,11 @@ class _Compiler:
         tok = _tokens(n)[0]
         if tok.type == "NUMBER":
             text = str(tok)
+            if len(text) > MAX_NUMBER_LENGTH:
+                raise self.fail(f"number literal longer than {MAX_NUMBER_LENGTH} characters", tok)
             v: Any = float(text) if any(ch in text for ch in ".eE") else int(text)
+            if v in (float("inf"), float("-inf")):
+                raise self.fail("number out of the double range", tok)
             return self._mk(n, sql.SQL("%s"), [v], "num", value=v, is_literal=True)
         if tok.type == "STRING":
             v = self._string(tok)
@@ -303,8 +441,11 @@ class _Compiler:
             v = ast.literal_eval(str(tok))
         except (ValueError, SyntaxError):
             raise self.fail("malformed string literal", tok) from None
-        if not isinstance(v, str) or "\x00" in v:
+        if not isinstance(v, str):
             raise self.fail("malformed string literal", tok)
+        bad = _first_bad_char(v)
+        if bad is not None:  # from an escape such as "\0" or "\ud800"
+            raise self.fail(f"string literal holds {v[bad]!r}, which Postgres text cannot", tok)
         return v
 
     def t_list(self, n: Tree, d: int) -> _Expr:
@@ -322,6 +463,9 @@ class _Compiler:
             if head.type != "META" and not self.schema.enable_dynamic_field:
                 raise self.fail(f"unknown field {name!r}", head)
             if head.type == "META":
+                if not self.schema.enable_dynamic_field:
+                    raise self.fail("$meta needs a collection with dynamic fields "
+                                    "(enable_dynamic_field=True)", head)
                 if not steps or steps[0].type != "STRING":
                     raise self.fail('$meta needs a key: $meta["name"]', head)
                 key, steps = self._string(steps[0]), steps[1:]
@@ -345,7 +489,7 @@ class _Compiler:
                 raise self.fail(f"array field {name!r} takes one integer index", steps[0])
             # Milvus indexes from 0, Postgres arrays from 1
             return self._mk(n, sql.SQL("{}[%s::int + 1]").format(self._col(name)),
-                            [int(steps[0])], _kind_of(f.element_type))
+                            [_index(steps[0], 2**31 - 2)], _kind_of(f.element_type))
         if steps:
             raise self.fail(f"field {name!r} of type {f.dtype.value} cannot be indexed", steps[0])
         return e
@@ -356,20 +500,28 @@ class _Compiler:
             if st.type == "STRING":
                 s, params = sql.SQL("({} -> %s::text)").format(s), params + [self._string(st)]
             else:
-                s, params = sql.SQL("({} -> %s::int)").format(s), params + [int(st)]
+                s, params = sql.SQL("({} -> %s::int)").format(s), params + [_index(st, 2**31 - 1)]
         return self._mk(n, s, params, "json")
 
     def t_compare(self, n: Tree, d: int) -> _Expr:
         parts = n.children
-        operands = [self.compile(parts[i], d) for i in range(0, len(parts), 2)]
         ops = [parts[i] for i in range(1, len(parts), 2)]
+        if len(ops) > 2:
+            raise self.fail("a range compares at most twice: 1 < age < 5", ops[2])
+        if len(ops) == 2:
+            up, down = ("<", "<="), (">", ">=")
+            if not ((str(ops[0]) in up and str(ops[1]) in up)
+                    or (str(ops[0]) in down and str(ops[1]) in down)):
+                raise self.fail("a range takes two comparisons in the same direction: "
+                                "1 < age <= 5 or 5 > age >= 1", ops[1])
+        operands = [self.compile(parts[i], d) for i in range(0, len(parts), 2)]
         conds: list[sql.Composable] = []
         params: list[Any] = []
         for i, op in enumerate(ops):
             a, b = self._coerce_pair(operands[i], operands[i + 1], op)
-            if a.kind == "json":  # JSON vs JSON: only equality is well defined
-                if str(op) not in ("==", "!="):
-                    raise self.fail("JSON values can only be compared with == or !=", op)
+            # JSON vs JSON: only equality is well defined
+            if a.kind == "json" and str(op) not in ("==", "!="):
+                raise self.fail("JSON values can only be compared with == or !=", op)
             if a.kind == "bool" and str(op) not in ("==", "!="):
                 raise self.fail("booleans can only be compared with == or !=", op)
             sqlop = {"==": "=", "!=": "<>"}.get(str(op), str(op))
@@ -384,20 +536,50 @@ class _Compiler:
         if not values:
             return self._mk(n, sql.SQL("TRUE" if negate else "FALSE"), [], "bool")
         if a.kind == "json":
-            arr = [Jsonb(v) for v in values]
-            s = sql.SQL("({} = ANY(%s::jsonb[]))").format(a.sql)
-            out = self._mk(n, s, a.params + [arr], "bool")
-        else:
-            if a.kind not in ("num", "str", "bool"):
-                raise self.fail(f"'in' needs a scalar on its left, got {a.kind}", a)
-            cast = self._list_cast(a.kind, values, lst)
-            if cast == "numeric":  # one element type per array: ints and floats as Decimal
-                values = [Decimal(repr(v)) for v in values]
-            s = sql.SQL("({} = ANY(%s::{}[]))").format(a.sql, sql.SQL(cast))
-            out = self._mk(n, s, a.params + [list(values)], "bool")
+            return self._json_in(n, a, values, negate)
+        if a.kind not in ("num", "str", "bool"):
+            raise self.fail(f"'in' needs a scalar on its left, got {a.kind}", a)
+        cast = self._list_cast(a.kind, values, lst)
+        if a.numeric:
+            cast = "numeric"
+        if cast == "numeric":  # one element type per array: ints and floats as Decimal
+            values = [Decimal(repr(v)) for v in values]
+        s = sql.SQL("({} = ANY(%s::{}[]))").format(a.sql, sql.SQL(cast))
+        out = self._mk(n, s, a.params + [list(values)], "bool")
         if negate:
             out = self._mk(n, sql.SQL("(NOT {})").format(out.sql), out.params, "bool")
         return out
+
+    def _json_in(self, n: Tree, a: _Expr, values: list[Any], negate: bool) -> _Expr:
+        """``in`` / ``not in`` on a JSON value as the OR / AND of ``==`` / ``!=``: a value of
+        a type the list lacks makes those terms unknown, so neither form matches it."""
+        groups: dict[str, list[Any]] = {"number": [], "string": [], "boolean": []}
+        for v in values:
+            if isinstance(v, bool):
+                groups["boolean"].append(v)
+            elif isinstance(v, (int, float)):
+                groups["number"].append(Decimal(repr(v)))  # one element type per array
+            elif isinstance(v, str):
+                groups["string"].append(v)
+            else:
+                raise self.fail(f"list element {v!r} cannot be compared with a JSON value", a)
+        value = {"number": "({})::numeric", "string": "({} #>> '{{}}')",
+                 "boolean": "({})::boolean"}
+        cast = {"number": "numeric", "string": "text", "boolean": "boolean"}
+        whens: list[sql.Composable] = []
+        params: list[Any] = list(a.params)
+        for jtype, vals in groups.items():
+            if not vals:
+                continue  # no term of this type: ELSE NULL
+            test = "<> ALL" if negate else "= ANY"
+            cond = sql.SQL("{} {}(%s::{}[])").format(
+                sql.SQL(value[jtype]).format(a.sql), sql.SQL(test), sql.SQL(cast[jtype]))
+            if len(vals) < len(values):  # the other terms are unknown for this type
+                cond = sql.SQL("({} {} NULL::boolean)").format(cond, sql.SQL("AND" if negate else "OR"))
+            whens.append(sql.SQL("WHEN {} THEN {}").format(sql.Literal(jtype), cond))
+            params += a.params + [vals]
+        s = sql.SQL("(CASE jsonb_typeof({}) {} END)").format(a.sql, sql.SQL(" ").join(whens))
+        return self._mk(n, s, params, "bool")
 
     def _list_cast(self, kind: str, values: list[Any], where: _Expr) -> str:
         for v in values:
@@ -424,7 +606,10 @@ class _Compiler:
             a = self.json_as(a, "str")
         if a.kind != "str":
             raise self.fail(f"'like' needs a string on its left, got {a.kind} {a.text!r}", a)
-        pattern = self._string(_tokens(n)[-1])
+        tok = _tokens(n)[-1]
+        pattern = self._string(tok)
+        if (len(pattern) - len(pattern.rstrip("\\"))) % 2:
+            raise self.fail("a like pattern cannot end with a lone backslash (escape it: \\\\)", tok)
         return self._mk(n, sql.SQL("({} LIKE %s::text)").format(a.sql), a.params + [pattern], "bool")
 
     def _null(self, n: Tree, d: int, negate: bool) -> _Expr:
@@ -447,37 +632,80 @@ class _Compiler:
         return self._null(n, d, True)
 
     def _num(self, e: _Expr) -> _Expr:
+        """An arithmetic operand as SQL numeric: exact, and it cannot overflow on its own."""
         if e.kind == "json":
-            return self.json_as(e, "num")
+            # a JSON number can be up to 10**131071: bound it before it enters arithmetic
+            j = self.json_as(e, "num")
+            return _Expr(_guard(j.sql), j.params, "num", e.pos, e.text, numeric=True)
         if e.kind != "num":
             raise self.fail(f"arithmetic needs numbers, got {e.kind} {e.text!r}", e)
         if e.is_literal:
-            return self._literal_sql(e, "num")
-        return e
+            return self._literal_sql(e, "num", numeric=True)
+        return self._as_numeric(e)
+
+    def _arith_chain(self, n: Tree) -> list[tuple[str, Any]]:
+        """``a - b + c`` (one precedence level, left-associative) as [("+", a), ("-", b),
+        ("+", c)], walking the left spine without recursion."""
+        group = ("+", "-") if str(n.children[1]) in ("+", "-") else ("*", "/", "%")
+        items: list[tuple[str, Any]] = []
+        node: Any = n
+        while isinstance(node, Tree) and node.data == "arith" and str(node.children[1]) in group:
+            items.append((str(node.children[1]), node.children[2]))
+            node = node.children[0]
+        items.append((group[0], node))
+        items.reverse()
+        return items
 
     def t_arith(self, n: Tree, d: int) -> _Expr:
-        a, op, b = n.children
-        x, y = self._num(self.compile(a, d)), self._num(self.compile(b, d))
-        o = str(op)
-        if o in ("+", "-", "*"):
-            s = sql.SQL("({} {} {})").format(x.sql, sql.SQL(o), y.sql)
-        else:  # true division and modulo on numeric; x / 0 is NULL, not an error
-            o = "%%" if o == "%" else o  # the statement goes out with parameters
-            s = sql.SQL("(({})::numeric {} NULLIF(({})::numeric, 0))").format(x.sql, sql.SQL(o), y.sql)
-        return self._mk(n, s, x.params + y.params, "num")
+        items = [(op, self._num(self.compile(c, d))) for op, c in self._arith_chain(n)]
+        params: list[Any] = []
+        if items[0][0] in ("+", "-"):
+            # numeric addition is exact, so a balanced tree is the same sum, and stays
+            # shallow for Postgres' parser on sums of thousands of terms
+            pos = [e for op, e in items if op == "+"]
+            neg = [e for op, e in items if op == "-"]
+            s = _balanced([e.sql for e in pos], "+")
+            if neg:
+                s = sql.SQL("({} - {})").format(s, _balanced([e.sql for e in neg], "+"))
+            params = [p for e in pos + neg for p in e.params]
+            return self._mk(n, _guard(s), params, "num", numeric=True)
+        if sum(op != "*" for op, _ in items) > MAX_DEPTH:  # each one nests in the SQL
+            raise self.fail("filter nests too deeply (too many / and %)", n)
+        acc, params = items[0][1].sql, list(items[0][1].params)
+        run: list[sql.Composable] = []  # factors multiplied since the last / or %
+        for op, e in items[1:]:
+            if op == "*":
+                run.append(e.sql)
+            else:  # x / 0 and x % 0 are NULL, not an error
+                acc = _balanced([acc, *run], "*", guard_each=True)
+                run = []
+                o = "%%" if op == "%" else op  # the statement goes out with parameters
+                acc = _guard(sql.SQL("({} {} NULLIF({}, 0))").format(acc, sql.SQL(o), e.sql),
+                             _PARTIAL_LIMIT)
+            params += e.params
+        acc = _guard(_balanced([acc, *run], "*", guard_each=True))
+        return self._mk(n, acc, params, "num", numeric=True)
 
     def t_pow(self, n: Tree, d: int) -> _Expr:
         x, y = self._num(self.compile(n.children[0], d)), self._num(self.compile(n.children[2], d))
-        return self._mk(n, sql.SQL("power(({})::numeric, ({})::numeric)").format(x.sql, y.sql),
-                        x.params + y.params, "num")
+        # undefined (0 ** -1, (-8) ** 0.5) or out-of-range results are NULL for that row;
+        # the subquery names base and exponent once instead of repeating their SQL
+        s = sql.SQL(
+            "(SELECT CASE WHEN b = 0 AND e < 0 THEN NULL"
+            " WHEN b < 0 AND e <> trunc(e) THEN NULL"
+            " WHEN b = 0 OR abs(b) = 1 THEN power(b, e)"
+            " WHEN e * log(abs(b)) > 308 THEN NULL"
+            " WHEN e * log(abs(b)) < -400 THEN 0::numeric"
+            " ELSE power(b, e) END FROM (VALUES ({}, {})) AS vecpg_pow(b, e))").format(x.sql, y.sql)
+        return self._mk(n, s, x.params + y.params, "num", numeric=True)
 
     def t_neg(self, n: Tree, d: int) -> _Expr:
         inner = self.compile(n.children[1], d)
         if inner.is_literal and inner.kind == "num":
             v = -inner.value
             return self._mk(n, sql.SQL("%s"), [v], "num", value=v, is_literal=True)
-        x = self._num(inner)
-        return self._mk(n, sql.SQL("(- {})").format(x.sql), x.params, "num")
+        x = self._num(inner)  # numeric: -(-2**63) fits
+        return self._mk(n, sql.SQL("(- {})").format(x.sql), x.params, "num", numeric=True)
 
     def t_call(self, n: Tree, d: int) -> _Expr:
         name_tok, *args_nodes = n.children
@@ -512,10 +740,16 @@ class _Compiler:
             assert target.elem is not None
             kind = _kind_of(target.elem.dtype)
             self._list_cast(kind, values, arg)
-            if target.elem.dtype.is_integer:
-                if any(isinstance(v, float) for v in values):
-                    raise self.fail(f"{target.text!r} holds integers; got {arg.text}", arg)
-            elif kind == "num":
+            if target.elem.dtype.is_integer and any(isinstance(v, float) for v in values):
+                raise self.fail(f"{target.text!r} holds integers; got {arg.text}", arg)
+            # a value the element type cannot hold is in no array (and would fail the cast)
+            fits = [_elem_fits(target.elem.dtype, v) for v in values]
+            if mode == "any":
+                values = [v for v, ok in zip(values, fits) if ok]
+            if (mode == "any" and not values) or (mode != "any" and not all(fits)):
+                s = sql.SQL("(CASE WHEN {} IS NOT NULL THEN FALSE END)").format(target.sql)
+                return self._mk(n, s, list(target.params), "bool")
+            if kind == "num" and not target.elem.dtype.is_integer:
                 values = [float(v) for v in values]  # one element type per array
             op = "&&" if mode == "any" else "@>"
             # the column's own element type: varchar[] has no @> / && with text[]
