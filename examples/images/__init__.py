@@ -1,0 +1,1 @@
+"""Image similarity search on scikit-learn's digits; ``python -m examples.images``."""
