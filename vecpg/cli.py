@@ -2,6 +2,7 @@
 
     vecpg demo            # load the packaged WordNet sample, build HNSW, search, measure recall
     vecpg info            # server, versions, collections
+    vecpg bench FILE.hdf5 # recall/QPS benchmark, with the raw pgvector SQL side by side
 """
 
 from __future__ import annotations
@@ -145,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     d.set_defaults(func=cmd_demo)
     i = sub.add_parser("info", help="server, versions and collections")
     i.set_defaults(func=cmd_info)
+    from .bench import add_parser as add_bench_parser
+
+    add_bench_parser(sub)  # vecpg bench: see vecpg/bench/__init__.py
     args = p.parse_args(argv)
     from .errors import VecpgError
 
