@@ -13,10 +13,20 @@ ALTER TABLE vecpg.indexes ADD COLUMN build_started timestamptz;
 CREATE TABLE vecpg.index_models (
     index_id    bigint      NOT NULL REFERENCES vecpg.indexes (id) ON DELETE CASCADE,
     version     bigint      NOT NULL,
-    -- the trained model (centroids, codebooks, annoy trees) as one blob
-    model       bytea       NOT NULL,
+    model_bytes bigint      NOT NULL,
     -- rows encoded at build, build seconds, bytes per vector, ...
     stats       jsonb       NOT NULL DEFAULT '{}'::jsonb,
     built_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (index_id, version)
+);
+
+-- the trained model (centroids, codebooks, annoy trees) in parts: a bytea value caps at 1 GB
+CREATE TABLE vecpg.index_model_parts (
+    index_id    bigint      NOT NULL,
+    version     bigint      NOT NULL,
+    part        integer     NOT NULL,
+    data        bytea       NOT NULL,
+    PRIMARY KEY (index_id, version, part),
+    FOREIGN KEY (index_id, version) REFERENCES vecpg.index_models (index_id, version)
+        ON DELETE CASCADE
 );

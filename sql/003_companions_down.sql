@@ -12,7 +12,14 @@ BEGIN
     EXECUTE format('DROP %s IF EXISTS vecpg.%I CASCADE',
                    CASE r.relkind WHEN 'r' THEN 'TABLE' ELSE 'SEQUENCE' END, r.relname);
   END LOOP;
+  -- the popcount indexes that come with indexes on binary fields (see client.create_index)
+  FOR r IN SELECT c.oid::regclass AS ix FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+           WHERE d.classid = 'pg_class'::regclass AND c.relkind = 'i'
+             AND d.refobjid = 'vecpg.popcount(bit)'::regprocedure LOOP
+    EXECUTE format('DROP INDEX %s', r.ix);
+  END LOOP;
 END $$;
+DROP TABLE IF EXISTS vecpg.index_model_parts;
 DROP TABLE IF EXISTS vecpg.index_models;
 ALTER TABLE vecpg.indexes DROP COLUMN IF EXISTS calibration;
 ALTER TABLE vecpg.indexes DROP COLUMN IF EXISTS build_started;

@@ -25,6 +25,7 @@ from psycopg import sql
 
 import vecpg
 from vecpg import InvalidArgument, MetricMismatch
+from vecpg import companion as cmp
 
 N, DIM, NLIST = 1500, 16, 16
 KINDS = {"IVF_SQ8": {"nlist": NLIST}, "IVF_PQ": {"nlist": NLIST, "m": 4},
@@ -238,7 +239,7 @@ def test_killed_rebuild_leaves_the_old_index_serving(client: vecpg.Client, dsn: 
     q = x[:3] + 0.01
     before = _same_as_exact(client, q)
     proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, dsn, client.schema],
-                          capture_output=True, text=True, timeout=120,
+                          capture_output=True, text=True, timeout=120, check=False,
                           env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert "MIDWAY" in proc.stdout and "FINISHED" not in proc.stdout
     assert proc.returncode == -signal.SIGKILL
@@ -257,3 +258,17 @@ def test_killed_rebuild_leaves_the_old_index_serving(client: vecpg.Client, dsn: 
     client.rebuild_index("c", "q")
     assert client.describe_index("c", "q")["version"] == 2
     assert _same_as_exact(client, q)[0][0] == N + 9
+
+
+def test_model_stored_in_parts(client: vecpg.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Models (an ANNOY forest can pass the 1 GB bytea limit) are stored in parts."""
+    monkeypatch.setattr(cmp, "MODEL_PART", 4096)
+    x = _make(client, "ANNOY")
+    with client.connection() as conn:
+        parts, total = conn.execute(
+            "SELECT count(*), sum(octet_length(data)) FROM vecpg.index_model_parts p"
+            " JOIN vecpg.indexes i ON i.id = p.index_id WHERE i.schema_name = %s",
+            (client.schema,)).fetchone()
+    assert parts > 10 and total == client.describe_index("c", "q")["model_bytes"]
+    client._companions = cmp.Companions()  # a fresh process: loads the model from its parts
+    _same_as_exact(client, x[:3] + 0.01)

@@ -110,6 +110,9 @@ def test_tanimoto_range_equals_reference(loaded: tuple[vecpg.Client, str],
         ref = _tanimoto(packed[i], packed)
         hits = store.tanimoto_range(client, name, bytes(packed[i]), threshold)
         assert {h.nsc for h in hits} == set(ids[ref >= threshold].tolist())
+        api = store.tanimoto_range_search(client, name, bytes(packed[i]), threshold)
+        assert [h.nsc for h in api] == [h.nsc for h in hits] or \
+            {h.nsc for h in api} == {h.nsc for h in hits}  # equal similarities may swap
         assert [h.similarity for h in hits] == sorted((h.similarity for h in hits), reverse=True)
         light = store.tanimoto_range(client, name, bytes(packed[i]), threshold, max_mol_wt=250.0)
         assert {h.nsc for h in light} == set(ids[(ref >= threshold) & (mw <= 250.0)].tolist())

@@ -101,3 +101,33 @@ def test_ivfflat_recall(wordnet) -> None:
         assert recalls[1] < recalls[32]
     finally:
         client.drop_index("wordnet", "embedding")
+
+
+# Companion indexes are trained and searched in numpy; one server version tests them.
+COMPANIONS = [  # (settings from scripts/bench_quantize.py on the dev set)
+    ("IVF_SQ8", {"nlist": 256}, {"nprobe": 2, "rerank": 2}, {"nprobe": 32, "rerank": 4}),
+    ("IVF_PQ", {"nlist": 256, "m": 48}, {"nprobe": 2, "rerank": 2}, {"nprobe": 64, "rerank": 10}),
+    ("ANNOY", {"n_trees": 50}, {"search_k": 200, "rerank": 1}, {"search_k": 20000, "rerank": 10}),
+]
+
+
+@pytest.mark.parametrize("kind,params,low,high", COMPANIONS, ids=[c[0] for c in COMPANIONS])
+def test_companion_recall(wordnet, request, kind, params, low, high) -> None:
+    if "pg16" in request.node.callspec.id:
+        pytest.skip("companion indexes are numpy-side: tested on one server version")
+    client, ds = wordnet
+    client.create_index("wordnet", field_name="embedding", index_type=kind,
+                        metric_type="COSINE", params=params)
+    try:
+        q, truth = ds.test[:N_QUERIES], ds.neighbors[:N_QUERIES, :10]
+        recalls = [recall_at_k(_ids(client.search("wordnet", q, limit=10,
+                                                  search_params={"params": p})), truth, 10)
+                   for p in (low, high)]
+        assert recalls[1] >= 0.95, recalls
+        assert recalls[0] < recalls[1]  # the knobs reach the index
+        d = client.describe_index("wordnet", "embedding")
+        assert d["coverage"]["encoded"] == len(ds.train) and d["coverage"]["pending"] == 0
+        if kind == "IVF_PQ":  # codes take at most 1/16 of the float vectors' bytes
+            assert d["bytes_per_vector"] * 16 <= 4 * ds.dim
+    finally:
+        client.drop_index("wordnet", "embedding")

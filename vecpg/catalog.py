@@ -26,6 +26,8 @@ class IndexInfo:
     state: str
     version: int
     id: int | None = None  # vecpg.indexes.id: names a companion index's tables
+    # measured recall/latency per search setting (vecpg.calibrate), None until calibrated
+    calibration: dict[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -77,7 +79,7 @@ def load(conn: psycopg.Connection, schema_name: str, name: str) -> CollectionInf
     info = CollectionInfo(schema_name, name, CollectionSchema.from_dict(row[0]), row[1] or {})
     info.indexes = [IndexInfo(*r) for r in conn.execute(
         "SELECT index_name, field_name, index_type, metric_type, params, pg_index, state, version,"
-        " id FROM vecpg.indexes WHERE schema_name = %s AND collection = %s ORDER BY created_at",
+        " id, calibration FROM vecpg.indexes WHERE schema_name = %s AND collection = %s ORDER BY created_at",
         (schema_name, name))]
     info.partitions = partitions(conn, schema_name, name)
     return info

@@ -12,6 +12,8 @@ Example::
 
 from __future__ import annotations
 
+import functools
+import logging
 import threading
 import time
 import weakref
@@ -27,6 +29,8 @@ from psycopg_pool import ConnectionPool
 
 from . import catalog
 from . import companion as cmp
+from .calibrate import calibrate_index
+from .calibrate import store as store_calibration
 from .catalog import CollectionInfo, IndexInfo
 from .errors import (
     AlreadyExists,
@@ -35,6 +39,7 @@ from .errors import (
     PartitionNotFound,
     SchemaError,
     ServerError,
+    VecpgError,
     translate,
 )
 from .filters import compile_filter
@@ -47,10 +52,12 @@ from .indexes import (
     create_index_sql,
     parse_index,
     pg_index_name,
+    popcount_index_name,
 )
 from .ingest import copy_batch, prepare_batch
 from .metrics import Metric, check_metric, default_metric
 from .migrate import upgrade
+from .planner import DEFAULT_RECALL, StatsCache, check_recall, plan_query
 from .pool import WarmPool
 from .results import Hit, select_fields
 from .schema import (
@@ -60,7 +67,7 @@ from .schema import (
     DataType,
     check_name,
 )
-from .search import plan_search, query_vectors, to_hits
+from .search import SearchPlan, prepare_query, query_vectors, to_hits
 from .server import resolve_dsn
 
 Tracer = Callable[[str, Sequence[Any]], None]
@@ -261,6 +268,11 @@ class Client:
                 self._table(old_name), sql.Identifier(new_name)))
             renames = [(pg_index_name(old_name, PARTITION_COLUMN), PARTITION_COLUMN, False)]
             renames += [(ix.pg_index, ix.index_name, True) for ix in info.indexes if ix.pg_index]
+            for ix in info.indexes:
+                if info.schema.field(ix.field_name).dtype is DataType.BINARY_VECTOR:
+                    self._exec(conn, sql.SQL("ALTER INDEX IF EXISTS {} RENAME TO {}").format(
+                        sql.Identifier(self.schema, popcount_index_name(old_name, ix.index_name)),
+                        sql.Identifier(popcount_index_name(new_name, ix.index_name))))
             for old_pg, ix_name, in_catalog in renames:
                 new_pg = pg_index_name(new_name, ix_name)
                 self._exec(conn, sql.SQL("ALTER INDEX {} RENAME TO {}").format(
@@ -502,37 +514,171 @@ class Client:
     def search(self, collection_name: str, data: Any, limit: int = 10, filter: str = "",
                output_fields: list[str] | None = None,
                search_params: dict[str, Any] | None = None, anns_field: str | None = None,
-               partition_names: list[str] | None = None, offset: int = 0) -> list[list[Hit]]:
+               partition_names: list[str] | None = None, offset: int = 0, *,
+               recall: float | None = None, strategy: str | None = None) -> list[list[Hit]]:
         """Nearest neighbours of each query vector in ``data``.
 
         Returns one list of :class:`Hit` per query, closest first: ``hit.id``,
         ``hit.distance`` (see the metric conventions in :mod:`vecpg.metrics`) and
-        ``hit.entity`` with ``output_fields``. ``search_params``: ``{"metric_type": ...,
-        "params": {"ef": 64}}`` for HNSW, ``{"nprobe": 16}`` for IVF, ``{"exact": True}``
-        to force an exact scan.
+        ``hit.entity`` with ``output_fields``.
+
+        The planner (:mod:`vecpg.planner`) picks the cheapest strategy and setting whose
+        estimated recall@k reaches ``recall`` (default: the collection's ``recall``
+        property, else 0.95); :meth:`explain` shows its choice. ``strategy`` ("exact",
+        "filter_first", "hnsw", "ivfflat", or a companion index type) forces one;
+        ``search_params`` knobs force a setting: ``{"params": {"ef": 64}}`` for HNSW,
+        ``{"nprobe": 16}`` for IVF, ``{"exact": True}`` for an exact scan. Whatever runs, a
+        query gets ``limit`` hits whenever ``limit + offset`` rows match the filter.
         """
         info = self._info(collection_name)
         key = (anns_field, repr(search_params), limit, offset, filter,
-               tuple(partition_names or ()), tuple(output_fields or ()) if output_fields else None)
+               tuple(partition_names or ()), tuple(output_fields or ()) if output_fields else None,
+               recall, strategy)
         plan = info.plans.get(key)
-        if plan is None:
-            f = info.vector_field(anns_field)
-            sel = select_fields(info.schema, output_fields, default_all=False)
-            parts = self._check_partitions(info, partition_names)
-            plan = plan_search(info, f, limit=limit, offset=offset, expr=filter, selection=sel,
-                               partitions=parts, search_params=search_params)
-            if len(info.plans) < 256:  # the info is reloaded every few seconds anyway
-                info.plans[key] = plan
-        vectors = query_vectors(plan.field, data)
         with self._connection() as conn, translate():
+            if plan is None or plan.expires < time.monotonic():
+                plan = self._plan(conn, info, limit=limit, offset=offset, filter=filter,
+                                  output_fields=output_fields, search_params=search_params,
+                                  anns_field=anns_field, partition_names=partition_names,
+                                  recall=recall, strategy=strategy)
+                if len(info.plans) < 256:  # the info is reloaded every few seconds anyway
+                    info.plans[key] = plan
+            vectors = query_vectors(plan.field, data)
+            if plan.remember is not None and not plan.remember(vectors):
+                plan.remember = None
             self._apply_settings(conn, plan.settings)
+            started = time.perf_counter()
             if plan.companion is not None:
                 queries = np.stack([v.to_numpy() for v in vectors])
                 results = plan.companion.run(conn, self._companions, queries, vectors,
                                              self.tracer)
             else:
                 results = self._run_many(conn, plan.text, plan.bind(vectors))
+            fallback = plan.fallback
+            if fallback is not None:
+                # An approximate plan returned fewer rows than asked for: the exact plan
+                # says whether that many rows match (a filter can starve an index scan).
+                short = [i for i, rows in enumerate(results) if len(rows) < plan.k]
+                if short:
+                    redo = self._run_many(conn, fallback.text,
+                                          fallback.bind([vectors[i] for i in short]))
+                    for i, rows in zip(short, redo):
+                        results[i] = rows
+            if plan.observe is not None:
+                plan.observe(plan, (time.perf_counter() - started) * 1000 / len(vectors))
         return [to_hits(plan, rows) for rows in results]
+
+    def _plan(self, conn: psycopg.Connection, info: CollectionInfo, *, limit: int, offset: int,
+              filter: str, output_fields: list[str] | None,
+              search_params: dict[str, Any] | None, anns_field: str | None,
+              partition_names: list[str] | None, recall: float | None, strategy: str | None,
+              fresh: bool = False) -> SearchPlan:
+        f = info.vector_field(anns_field)
+        sel = select_fields(info.schema, output_fields, default_all=False)
+        parts = self._check_partitions(info, partition_names)
+        q = prepare_query(info, f, limit=limit, offset=offset, expr=filter, selection=sel,
+                          partitions=parts, search_params=search_params)
+        target = check_recall(recall if recall is not None
+                              else info.properties.get("recall", DEFAULT_RECALL))
+        return plan_query(conn, q, self._stats, recall=target, strategy=strategy, fresh=fresh)
+
+    @functools.cached_property
+    def _stats(self) -> StatsCache:
+        """Row counts, filter selectivities and measured latencies the planner reuses;
+        ``client._stats.ttl`` (seconds) says for how long."""
+        return StatsCache()
+
+    def explain(self, collection_name: str, data: Any = None, limit: int = 10, filter: str = "",
+                output_fields: list[str] | None = None,
+                search_params: dict[str, Any] | None = None, anns_field: str | None = None,
+                partition_names: list[str] | None = None, offset: int = 0, *,
+                recall: float | None = None, strategy: str | None = None) -> dict[str, Any]:
+        """What :meth:`search` with these arguments would run, and why. Statistics are
+        measured afresh. ``data`` (query vectors) is optional: the plan does not depend on
+        it, but when given it is validated as search would.
+
+        Returns a dict: ``strategy`` (exact, filter_first, hnsw, ivfflat, or a companion
+        index type), ``params`` (its knobs, e.g. ``{"ef": 64}``), ``settings`` (the
+        Postgres settings it sets), ``estimated_cost_ms`` (per query), ``estimated_recall``,
+        ``cost_source`` (calibration, default, model or observed), ``recall_target``,
+        ``forced``, ``k``, ``rows`` and ``rows_source``, ``filtered``, ``selectivity``,
+        ``matching_rows``, ``selectivity_source`` (none, planner, sample or count),
+        ``planner_matching_rows`` (Postgres' estimate when a count replaced it),
+        ``filter_access`` (index or seq), ``index`` (name, type, calibration time and
+        rows), ``exact_fallback`` (whether short results are redone exactly),
+        ``alternatives`` (each option considered, with its estimates and why it was
+        rejected), ``sql`` and ``sql_params`` (the statement and its parameters).
+
+            >>> client.explain("docs", limit=10, filter="lexfile == 19")["strategy"]
+            'filter_first'
+        """
+        info = self._info(collection_name)
+        with self._connection() as conn, translate():
+            plan = self._plan(conn, info, limit=limit, offset=offset, filter=filter,
+                              output_fields=output_fields, search_params=search_params,
+                              anns_field=anns_field, partition_names=partition_names,
+                              recall=recall, strategy=strategy, fresh=True)
+        if data is not None:
+            query_vectors(plan.field, data)
+        assert plan.explain is not None
+        return dict(plan.explain)
+
+    def calibrate(self, collection_name: str, index_name: str | None = None, *,
+                  queries: Any = 100) -> dict[str, Any]:
+        """Measure the recall and latency of each search setting of the collection's
+        vector indexes (or of ``index_name``) and store the curves in the catalog for the
+        planner. Index builds calibrate on their own; call this after the collection has
+        grown or changed a lot, or with real queries.
+
+        ``queries``: an (m, dim) array of representative query vectors (e.g. from a query
+        log), which measure recall as users see it; or a number: the first query vectors
+        this client searched the field with (up to 100, when there are at least 20), else
+        that many of the collection's own rows (their recall is corrected for being rows
+        of the index).
+
+        Returns ``{index_name: calibration}`` (see :mod:`vecpg.calibrate`; None for an
+        index with no knob to tune or a collection of fewer than 50 rows).
+        """
+        info = self._info(collection_name, fresh=True)
+        targets = [ix for ix in info.indexes
+                   if (index_name is None or ix.index_name == index_name)
+                   and ix.metric_type is not None]
+        if index_name is not None and not targets:
+            raise IndexNotFound(f"vector index {index_name!r} does not exist on "
+                                f"{collection_name!r}")
+        out: dict[str, Any] = {}
+        with self._connection() as conn, translate():
+            for ix in targets:
+                seen = self._stats.queries.get((self._table(collection_name).as_string(conn),
+                                                ix.field_name), [])
+                if isinstance(queries, int) and len(seen) >= 20:
+                    cal = calibrate_index(conn, info, ix, queries=seen, source="searches")
+                else:
+                    cal = calibrate_index(conn, info, ix, queries=queries)
+                if cal is not None or ix.pg_index is not None:
+                    with conn.transaction():
+                        store_calibration(conn, info, ix, cal)
+                out[ix.index_name] = cal
+        self._forget(collection_name)
+        return out
+
+    def alter_collection_properties(self, collection_name: str, properties: dict[str, Any]
+                                    ) -> None:
+        """Set collection properties. ``{"recall": 0.9}`` sets the recall@k that searches
+        aim for when they do not say (default 0.95)."""
+        if not isinstance(properties, dict):
+            raise InvalidArgument(f"properties must be a dict, got {properties!r}")
+        unknown = set(properties) - {"recall"}
+        if unknown:
+            raise InvalidArgument(f"unknown collection properties {sorted(unknown)}; "
+                                  "known: ['recall']")
+        if "recall" in properties:
+            check_recall(properties["recall"])
+        info = self._info(collection_name, fresh=True)
+        with self._connection() as conn, translate(), conn.transaction():
+            catalog.set_properties(conn, self.schema, collection_name,
+                                   {**info.properties, **properties})
+        self._forget(collection_name)
 
     def _apply_settings(self, conn: psycopg.Connection, settings: dict[str, str]) -> None:
         """Session-level settings, sent only when they differ from what this connection has.
@@ -623,6 +769,13 @@ class Client:
                         if watcher is not None:
                             watcher.start()
                         self._exec(conn, ddl)
+                    if f.dtype is DataType.BINARY_VECTOR:
+                        # popcount bounds screen SUBSTRUCTURE/SUPERSTRUCTURE and Tanimoto
+                        # range searches before the exact bit test (see metrics.distance_sql)
+                        self._exec(conn, sql.SQL("CREATE INDEX {} ON {} ((vecpg.popcount({})))")
+                                   .format(sql.Identifier(popcount_index_name(collection_name, name)),
+                                           self._table(collection_name), sql.Identifier(f.name)))
+                    if ddl is not None or f.dtype is DataType.BINARY_VECTOR:
                         self._exec(conn, sql.SQL("ANALYZE {}").format(self._table(collection_name)))
                     conn.execute(
                         "INSERT INTO vecpg.indexes (schema_name, collection, index_name, field_name,"
@@ -639,6 +792,12 @@ class Client:
                 if watcher is not None and watcher.is_alive():
                     watcher.join()
         self._forget(collection_name)
+        if metric is not None and pg_name is not None:
+            # the planner's curve for this index (a failure leaves it on default estimates)
+            try:
+                self.calibrate(collection_name, name)
+            except VecpgError as e:
+                logging.getLogger("vecpg").warning("calibrating index %s failed: %s", name, e)
 
     def _create_companion(self, info: CollectionInfo, f: Any, name: str, cfg: Companion,
                           metric: Metric, progress: Callable[[dict[str, Any]], None] | None
@@ -781,7 +940,7 @@ class Client:
         t = self._target(info, ix)
         with self._connection() as conn, translate():
             row = conn.execute(
-                "SELECT stats, octet_length(model), pg_total_relation_size(%s::regclass)"
+                "SELECT stats, model_bytes, pg_total_relation_size(%s::regclass)"
                 " FROM vecpg.index_models WHERE index_id = %s AND version = %s",
                 (cmp.codes_table(ix.id, ix.version).as_string(conn), ix.id, ix.version)).fetchone()
             cov = cmp.coverage(conn, t.table, t.pk, ix.id, ix.version)
@@ -807,6 +966,8 @@ class Client:
             if ix.pg_index:
                 self._exec(conn, sql.SQL("DROP INDEX IF EXISTS {}").format(
                     sql.Identifier(self.schema, ix.pg_index)))
+            self._exec(conn, sql.SQL("DROP INDEX IF EXISTS {}").format(
+                sql.Identifier(self.schema, popcount_index_name(collection_name, index_name))))
             if ix.index_type in COMPANION_INDEX_TYPES and ix.id is not None:
                 cmp.uninstall(conn, ix.id)
                 self._companions.forget(ix.id)

@@ -189,6 +189,11 @@ def pg_index_name(table: str, index_name: str) -> str:
     return f"{name[:52]}_{digest}"
 
 
+def popcount_index_name(table: str, index_name: str) -> str:
+    """The btree on ``vecpg.popcount(field)`` that comes with an index on a binary field."""
+    return pg_index_name(table, index_name + "_popcount")
+
+
 def create_index_sql(cfg: IndexConfig, schema: str, table: str, pg_name: str,
                      field: FieldSchema, metric: Metric | None) -> sql.Composed | None:
     """The ``CREATE INDEX`` statement, or None when the index is an exact scan."""

@@ -22,6 +22,7 @@ SUPERSTRUCTURE return a distance (smaller = closer); IP and COSINE return a simi
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -109,24 +110,88 @@ _CAST = {DataType.FLOAT_VECTOR: "vector", DataType.FLOAT16_VECTOR: "halfvec",
 
 @dataclass(frozen=True)
 class DistanceSQL:
-    """SQL pieces for ordering by a metric; ``%s`` stands for the query vector."""
+    """SQL pieces for ordering by a metric; every ``%s`` stands for the query vector."""
 
     order: sql.Composable       # ``col <op> %s::type``: the raw key (ascending = closest first)
-    where: sql.Composable | None  # extra condition (SUBSTRUCTURE/SUPERSTRUCTURE), uses %s too
+    # extra conditions on the row (SUBSTRUCTURE/SUPERSTRUCTURE, range search), ANDed
+    where: sql.Composable | None
+    where_vectors: int = 0      # how many times ``where`` binds the query vector
 
 
-def distance_sql(metric: Metric, column: sql.Composable, dtype: DataType, dim: int) -> DistanceSQL:
-    """The ordering key for ``metric`` on ``column``; each ``%s`` takes the query vector."""
+def distance_sql(metric: Metric, column: sql.Composable, dtype: DataType, dim: int,
+                 radius: float | None = None, range_filter: float | None = None) -> DistanceSQL:
+    """The ordering key for ``metric`` on ``column``, and the conditions a row must meet.
+
+    SUBSTRUCTURE and SUPERSTRUCTURE screen rows by popcount first (a row containing the
+    query has at least as many bits set), which a btree on ``vecpg.popcount(column)`` (made
+    with every index on a binary field) can serve before the exact bit test. ``radius`` /
+    ``range_filter`` make it a Milvus range search (see :func:`range_bounds`); a TANIMOTO
+    or JACCARD range is screened by popcount too: similarity >= t needs
+    t * |q| <= |row| <= |q| / t.
+    """
     # bit needs its length: a bare ::bit means bit(1) and would truncate the query
     cast = sql.SQL("bit({})").format(sql.Literal(dim)) if dtype is DataType.BINARY_VECTOR \
         else sql.SQL(_CAST[dtype])
     key = sql.SQL("({} {} %s::{})").format(column, sql.SQL(_OPERATOR[metric]), cast)
-    where: sql.Composable | None = None
+    conds: list[sql.Composable] = []
+    vectors = 0
+    pc_row = sql.SQL("vecpg.popcount({})").format(column)
+    pc_query = sql.SQL("vecpg.popcount(%s::{})").format(cast)
     if metric is Metric.SUBSTRUCTURE:   # the query is a substructure of the row
-        where = sql.SQL("vecpg.is_substructure(%s::{}, {})").format(cast, column)
+        conds.append(sql.SQL("{} >= {} AND vecpg.is_substructure(%s::{}, {})").format(
+            pc_row, pc_query, cast, column))
+        vectors += 2
     elif metric is Metric.SUPERSTRUCTURE:  # the query is a superstructure of the row
-        where = sql.SQL("vecpg.is_superstructure(%s::{}, {})").format(cast, column)
-    return DistanceSQL(order=key, where=where)
+        conds.append(sql.SQL("{} <= {} AND vecpg.is_superstructure(%s::{}, {})").format(
+            pc_row, pc_query, cast, column))
+        vectors += 2
+    lo, hi = range_bounds(metric, radius, range_filter)
+    if hi is not None:
+        conds.append(sql.SQL("{} < {}").format(key, sql.Literal(hi)))
+        vectors += 1
+        if metric in (Metric.TANIMOTO, Metric.JACCARD) and hi <= 1.0:
+            t = 1.0 - hi  # similarity > t
+            conds.append(sql.SQL("{pc} BETWEEN floor({t} * {q}) AND ceil({q} / {t})").format(
+                pc=pc_row, q=pc_query, t=sql.Literal(max(t, 1e-9))))
+            vectors += 2
+    if lo is not None:
+        conds.append(sql.SQL("{} >= {}").format(key, sql.Literal(lo)))
+        vectors += 1
+    where = sql.SQL(" AND ").join(conds) if conds else None
+    return DistanceSQL(order=key, where=where, where_vectors=vectors)
+
+
+def range_bounds(metric: Metric, radius: float | None, range_filter: float | None
+                 ) -> tuple[float | None, float | None]:
+    """Milvus range search as bounds on pgvector's raw ordering key: ``lo <= key < hi``.
+
+    For distances (L2, HAMMING, JACCARD, TANIMOTO): ``range_filter <= distance < radius``.
+    For similarities (IP, COSINE): ``radius < similarity <= range_filter``.
+    """
+    for name, v in (("radius", radius), ("range_filter", range_filter)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                              or not math.isfinite(v)):
+            raise InvalidArgument(f"search parameter {name} must be a finite number, got {v!r}")
+    if radius is None:
+        if range_filter is not None:
+            raise InvalidArgument("range_filter needs radius (Milvus range search)")
+        return None, None
+    if metric in (Metric.SUBSTRUCTURE, Metric.SUPERSTRUCTURE):
+        raise InvalidArgument(f"{metric.value} is a match, not a distance: no range search")
+    r = float(radius)
+    f = None if range_filter is None else float(range_filter)
+    if metric.higher_is_closer:
+        if f is not None and f <= r:
+            raise InvalidArgument(f"for {metric.value} (a similarity) range_filter must be "
+                                  f"greater than radius; got radius {r}, range_filter {f}")
+        # raw key = -ip (IP) or 1 - cos (COSINE)
+        hi = -r if metric is Metric.IP else 1.0 - r
+        lo = None if f is None else (-f if metric is Metric.IP else 1.0 - f)
+        return lo, hi
+    if f is not None and f >= r:
+        raise InvalidArgument(f"for {metric.value} (a distance) range_filter must be less "
+                              f"than radius; got radius {r}, range_filter {f}")
+    return f, r
 
 
 def to_returned(metric: Metric, raw: float) -> float:

@@ -6,25 +6,25 @@ One statement per query vector, all sent in one pipeline (``executemany`` with
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 import numpy as np
 from pgvector import Bit, HalfVector, SparseVector, Vector
 from psycopg import sql
 
+from . import companion
 from .catalog import CollectionInfo, IndexInfo
 from .errors import InvalidArgument
 from .filters import compile_filter
-from . import companion
-from .indexes import COMPANION_INDEX_TYPES, Companion, config_from_catalog, int_param
+from .indexes import COMPANION_INDEX_TYPES, Companion, config_from_catalog
 from .ingest import validate_vectors
-from .metrics import Metric, check_metric, distance_sql, to_returned
+from .metrics import DistanceSQL, Metric, check_metric, distance_sql, to_returned
 from .results import Hit, Selection
 from .schema import PARTITION_COLUMN, DataType, FieldSchema
-
-DEFAULT_NPROBE = 8
-DEFAULT_EF = 40  # pgvector's hnsw.ef_search default
 
 
 def query_vectors(f: FieldSchema, data: Any) -> list[Any]:
@@ -78,13 +78,14 @@ def _is_single(dt: DataType, data: Any) -> bool:
 @dataclass
 class SearchPlan:
     """What a search runs, independent of the query vectors (so it can be cached):
-    the statement, the filter's parameters, the per-connection settings."""
+    the statement, the filter's parameters, the per-connection settings, and the planner's
+    estimate that chose it."""
 
     field: FieldSchema           # the vector field searched
     statement: sql.Composed
     text: str                    # the statement rendered once; psycopg caches its parsing
     where_params: list[Any]
-    vector_in_where: bool        # SUBSTRUCTURE/SUPERSTRUCTURE bind the query a second time
+    vector_in_where: int         # times the WHERE clause binds the query vector again
     settings: dict[str, str]
     metric: Metric
     strategy: str
@@ -93,12 +94,30 @@ class SearchPlan:
     offset: int
     # set when a companion (quantized) index serves the search: it runs its own statements
     companion: Any = None
+    # the exact plan that answers a query for which this (approximate) plan returned fewer
+    # than limit + offset rows: k results whenever k rows match
+    fallback: SearchPlan | None = None
+    params: dict[str, Any] = dc_field(default_factory=dict)  # the strategy's knobs, e.g. {"ef": 64}
+    est_cost_ms: float = 0.0
+    est_recall: float = 1.0
+    expires: float = math.inf    # time.monotonic() after which the plan is made again
+    explain: dict[str, Any] | None = None  # the planner's reasoning (see Client.explain)
+    # called with each measured ms per query (the planner learns filtered costs)
+    observe: Callable[[SearchPlan, float], None] | None = None
+    # keeps query vectors for calibration; returns False when it wants no more
+    remember: Callable[[list[Any]], bool] | None = None
+
+    @property
+    def k(self) -> int:
+        """Rows each query asks the database for (limit + offset)."""
+        return self.limit + self.offset
 
     def bind(self, vectors: list[Any]) -> list[list[Any]]:
         """Parameters for each query vector."""
         tail = self.where_params
         if self.vector_in_where:
-            return [[v, *tail, v] for v in vectors]
+            n = self.vector_in_where
+            return [[v, *tail, *([v] * n)] for v in vectors]
         return [[v, *tail] for v in vectors]
 
 
@@ -113,10 +132,65 @@ def parse_search_params(search_params: dict[str, Any] | None) -> tuple[str | Non
     return metric, sp
 
 
-def plan_search(info: CollectionInfo, f: FieldSchema, *, limit: int,
-                offset: int, expr: str, selection: Selection,
-                partitions: list[str] | None, search_params: dict[str, Any] | None) -> SearchPlan:
-    """Build the SQL for a search on ``info``'s table."""
+@dataclass
+class Query:
+    """A search's arguments, validated and compiled: everything but the query vectors and
+    the strategy. The planner turns it into a :class:`SearchPlan`."""
+
+    info: CollectionInfo
+    field: FieldSchema
+    metric: Metric
+    limit: int
+    offset: int
+    where: list[sql.Composable]   # ANDed; includes the metric's own condition (SUBSTRUCTURE)
+    where_params: list[Any]
+    filtered: bool                # a filter expression or partitions restrict the rows
+    dist: DistanceSQL
+    selection: Selection
+    knobs: dict[str, Any]         # search_params' knobs (ef, nprobe, exact, ...)
+    index: IndexInfo | None       # the vector index on the field that serves this metric
+    filter_key: str               # the filter as SQL text and values: a cache key
+
+    @property
+    def k(self) -> int:
+        return self.limit + self.offset
+
+    @property
+    def table(self) -> sql.Identifier:
+        return sql.Identifier(self.info.schema_name, self.info.name)
+
+    def statement(self, *, exact: bool, resort: bool = False) -> sql.Composed:
+        """``SELECT <fields>, <distance> AS _vecpg_d ... ORDER BY _vecpg_d LIMIT k``.
+
+        ``exact``: order by ``distance + 0``, which no ANN index matches, so the scan is
+        exact while btree/GIN indexes still serve the filter (filter first). ``resort``:
+        sort the k rows again (pgvector's relaxed-order iterative scans).
+        """
+        order = sql.SQL("({} + 0)").format(self.dist.order) if exact else self.dist.order
+        stmt = sql.SQL("SELECT {cols}, {order} AS _vecpg_d FROM {table} WHERE {where} "
+                       "ORDER BY _vecpg_d LIMIT {k}").format(
+            cols=sql.SQL(", ").join(self.selection.select_list()), order=order,
+            table=self.table, where=sql.SQL(" AND ").join(self.where), k=sql.Literal(self.k))
+        if resort:
+            stmt = sql.SQL("SELECT * FROM ({}) s ORDER BY _vecpg_d").format(stmt)
+        return stmt
+
+    def plan(self, strategy: str, stmt: sql.Composed, settings: dict[str, str],
+             **kw: Any) -> SearchPlan:
+        """A :class:`SearchPlan` running ``stmt`` with ``settings`` (plus the plan cache
+        mode every statement with filter values needs)."""
+        # Filter values decide the best plan: never let a prepared generic plan ignore them.
+        settings = {**settings,
+                    "plan_cache_mode": "force_custom_plan" if self.where_params else "auto"}
+        return SearchPlan(self.field, stmt, stmt.as_string(None), self.where_params,
+                          self.dist.where_vectors, settings, self.metric, strategy,
+                          self.selection, self.limit, self.offset, **kw)
+
+
+def prepare_query(info: CollectionInfo, f: FieldSchema, *, limit: int, offset: int, expr: str,
+                  selection: Selection, partitions: list[str] | None,
+                  search_params: dict[str, Any] | None) -> Query:
+    """Validate a search's arguments and compile its filter."""
     metric_name, knobs = parse_search_params(search_params)
     metric = Metric.parse(metric_name) if metric_name else info.metric(f.name)
     check_metric(metric, f.dtype, f.name)
@@ -124,9 +198,8 @@ def plan_search(info: CollectionInfo, f: FieldSchema, *, limit: int,
         raise InvalidArgument(f"limit must be an integer in [1, 16384], got {limit!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidArgument(f"offset must be a non-negative integer, got {offset!r}")
-    k = limit + offset
-
-    dist = distance_sql(metric, sql.Identifier(f.name), f.dtype, int(f.dim or 0))
+    dist = distance_sql(metric, sql.Identifier(f.name), f.dtype, int(f.dim or 0),
+                        knobs.get("radius"), knobs.get("range_filter"))
     filt = compile_filter(expr or "", info.schema)
     where: list[sql.Composable] = [filt.sql]
     where_params: list[Any] = list(filt.params)
@@ -134,66 +207,28 @@ def plan_search(info: CollectionInfo, f: FieldSchema, *, limit: int,
         where.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(PARTITION_COLUMN)))
         where_params.append(list(partitions))
     filtered = bool(expr and expr.strip()) or bool(partitions)
-
+    if dist.where is not None:
+        where.append(dist.where)
     index: IndexInfo | None = info.index_on(f.name)
     if index is not None and (index.metric_type != metric.value or (
             index.pg_index is None and index.index_type not in COMPANION_INDEX_TYPES)):
         index = None
-    exact = bool(knobs.get("exact")) or index is None
-    if not exact and index is not None and index.index_type in COMPANION_INDEX_TYPES:
-        return _companion_plan(info, f, index, metric, dist, where, where_params, selection,
-                               knobs, limit, offset)
-    settings: dict[str, str] = {}
-    strategy = "exact"
-    order = dist.order
-    if exact:
-        # "+ 0" keeps the ordering key from matching the ANN index, so the scan is exact
-        # while btree indexes still serve the filter.
-        order = sql.SQL("({} + 0)").format(dist.order)
-    elif index is not None and index.index_type in ("HNSW", "AUTOINDEX"):
-        strategy = "hnsw"
-        ef = int_param(knobs, ("ef",), max(DEFAULT_EF, k), 1, 1000, what="search parameter")
-        # pgvector returns at most ef_search rows: never fewer than asked for.
-        settings["hnsw.ef_search"] = str(max(ef, k))
-        settings["hnsw.iterative_scan"] = "relaxed_order" if filtered else "off"
-    elif index is not None:
-        strategy = "ivfflat"
-        nlist = int(index.params.get("nlist", 128))
-        nprobe = int_param(knobs, ("nprobe",), min(DEFAULT_NPROBE, nlist), 1, 65536,
-                           what="search parameter")
-        settings["ivfflat.probes"] = str(min(nprobe, nlist))
-        settings["ivfflat.iterative_scan"] = "relaxed_order" if filtered else "off"
-
-    # Filter values decide the best plan: never let a prepared generic plan ignore them.
-    settings["plan_cache_mode"] = "force_custom_plan" if where_params else "auto"
-    if dist.where is not None:
-        where.append(dist.where)
-    table = sql.Identifier(info.schema_name, info.name)
-    select = selection.select_list()
-    stmt = sql.SQL("SELECT {cols}, {order} AS _vecpg_d FROM {table} WHERE {where} "
-                   "ORDER BY _vecpg_d LIMIT {k}").format(
-        cols=sql.SQL(", ").join(select), order=order, table=table,
-        where=sql.SQL(" AND ").join(where), k=sql.Literal(k))
-    if "relaxed_order" in settings.values():
-        # relaxed order may return rows slightly out of order: sort the k rows again
-        stmt = sql.SQL("SELECT * FROM ({}) s ORDER BY _vecpg_d").format(stmt)
-    return SearchPlan(f, stmt, stmt.as_string(None), where_params, dist.where is not None,
-                      settings, metric, strategy, selection, limit, offset)
+    filter_key = (sql.SQL(" AND ").join(where).as_string(None) + repr(where_params)
+                  if filtered else "")
+    return Query(info, f, metric, limit, offset, where, where_params, filtered, dist, selection,
+                 knobs, index, filter_key)
 
 
-def _companion_plan(info: CollectionInfo, f: FieldSchema, index: IndexInfo, metric: Metric,
-                    dist: Any, where: list[sql.Composable], where_params: list[Any],
-                    selection: Selection, knobs: dict[str, Any], limit: int,
-                    offset: int) -> SearchPlan:
+def companion_plan(q: Query, index: IndexInfo, knobs: dict[str, Any]) -> SearchPlan:
+    """A search through a companion (quantized) index, re-ranked exactly in SQL."""
     cfg = config_from_catalog(index.index_type, index.params)
     assert isinstance(cfg, Companion) and index.id is not None
-    table = sql.Identifier(info.schema_name, info.name)
-    cp = companion.plan(index.id, index.version, index.index_type, cfg, knobs, table,
-                        info.schema.primary_field, sql.SQL(", ").join(selection.select_list()),
-                        dist.order, sql.SQL(" AND ").join(where), where_params, limit + offset)
-    settings = {"plan_cache_mode": "force_custom_plan" if where_params else "auto"}
-    return SearchPlan(f, cp.exact, cp.exact.as_string(None), where_params, False, settings,
-                      metric, index.index_type.lower(), selection, limit, offset, companion=cp)
+    cp = companion.plan(index.id, index.version, index.index_type, cfg, knobs, q.table,
+                        q.info.schema.primary_field,
+                        sql.SQL(", ").join(q.selection.select_list()), q.dist.order,
+                        sql.SQL(" AND ").join(q.where), q.where_params, q.k,
+                        q.dist.where_vectors)
+    return q.plan(index.index_type.lower(), cp.exact, {}, companion=cp)
 
 
 def to_hits(plan: SearchPlan, rows: list[tuple[Any, ...]]) -> list[Hit]:

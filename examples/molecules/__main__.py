@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nTanimoto >= {args.threshold} and mol. weight <= {args.max_mol_wt} "
           f"(one SQL join with {args.collection}_props): {len(hits)} molecules; the popcount "
           f"bound {lo}..{hi} left {in_bounds} of {len(mols)} rows to compare")
+    api = store.tanimoto_range_search(client, args.collection, qfp, args.threshold)
+    print(f"(the same threshold through search(radius=...), without the weight join: "
+          f"{len(api)} molecules)")
     for r in hits[:10]:
         print(f"  NSC {r.nsc:<6} {r.similarity:.3f}  MW {r.mol_wt:6.1f}  TPSA {r.tpsa:5.1f}  "
               f"{r.smiles}")

@@ -69,7 +69,12 @@ def create(client: vecpg.Client, name: str, mols: Sequence[chem.Molecule]) -> No
         "morgan_bits": popcounts(morgan),
         "pattern_bits": popcounts(pattern),
     })
-    # btree indexes on the popcounts: the bounds above become index range scans
+    # BIN_FLAT (exact) indexes on the fingerprints: vecpg adds a btree on
+    # vecpg.popcount(field) to each, which screens its range and structure searches
+    client.create_index(name, field_name="morgan", index_type="BIN_FLAT", metric_type="TANIMOTO")
+    client.create_index(name, field_name="pattern", index_type="BIN_FLAT",
+                        metric_type="SUBSTRUCTURE")
+    # btree indexes on the stored popcounts: the plain-SQL bounds become index range scans
     client.create_index(name, field_name="morgan_bits", index_type="STL_SORT")
     client.create_index(name, field_name="pattern_bits", index_type="STL_SORT")
 
@@ -143,6 +148,19 @@ def tanimoto_range(client: vecpg.Client, name: str, query: bytes, threshold: flo
         rows = conn.execute(stmt, {"q": Bit(query), "lo": lo, "hi": hi, "t": threshold,
                                    "mw": max_mol_wt}).fetchall()
     return [RangeHit(int(r[0]), float(r[1]), r[2], float(r[3]), float(r[4])) for r in rows]
+
+
+def tanimoto_range_search(client: vecpg.Client, name: str, query: bytes,
+                          threshold: float) -> list[Hit]:
+    """The same threshold search through the API: Milvus range search, ``radius`` being a
+    bound on the Tanimoto distance (``1 - similarity < radius``, strict, hence the hair
+    added), screened by vecpg's popcount index before the exact test."""
+    radius = 1.0 - threshold + 1e-12
+    hits = client.search(name, [query], limit=MAX_LIMIT, anns_field="morgan",
+                         output_fields=["smiles"],
+                         search_params={"metric_type": "TANIMOTO",
+                                        "params": {"radius": radius, "exact": True}})[0]
+    return [Hit(h.id, 1.0 - h.distance, h.entity["smiles"]) for h in hits]
 
 
 def popcount(fp: bytes) -> int:
