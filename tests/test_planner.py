@@ -270,3 +270,21 @@ def test_tiny_collection_and_no_index_go_exact(dsn: str, schema_name: str) -> No
         e = client.explain("t")
         assert e["strategy"] == "exact", e  # 300 rows: scanning them beats the graph
         assert any(a["strategy"] == "hnsw" for a in e["alternatives"])
+
+
+def test_recreated_collection_calibrates_with_its_own_queries(dsn: str) -> None:
+    """Queries remembered for calibration do not outlive their collection (a collection
+    made again under the same name with another dimension used to break calibration)."""
+    import uuid
+
+    rng = np.random.default_rng(0)
+    with vecpg.connect(dsn, schema="recreate_" + uuid.uuid4().hex[:6]) as c:
+        for dim in (16, 8):
+            c.drop_collection("d")
+            c.create_collection("d", dimension=dim)
+            c.insert("d", {"id": np.arange(800),
+                           "vector": rng.standard_normal((800, dim)).astype(np.float32)})
+            c.search("d", rng.standard_normal((25, dim)).astype(np.float32), limit=5)
+            c.create_index("d", field_name="vector", index_type="HNSW")
+            cal = c.calibrate("d")
+            assert cal["vector"] is not None and cal["vector"]["queries_source"] == "searches"

@@ -301,6 +301,10 @@ class Client:
                     self._table(collection_name)))
                 conn.execute("DELETE FROM vecpg.collections WHERE schema_name = %s AND name = %s",
                              (self.schema, collection_name))
+                # queries remembered for calibration belong to the dropped collection
+                table = self._table(collection_name).as_string(conn)
+                for key in [k for k in self._stats.queries if k[0] == table]:
+                    del self._stats.queries[key]
         self._forget(collection_name)
 
     def get_collection_stats(self, collection_name: str) -> dict[str, int]:
@@ -651,6 +655,10 @@ class Client:
             for ix in targets:
                 seen = self._stats.queries.get((self._table(collection_name).as_string(conn),
                                                 ix.field_name), [])
+                # the collection may have been dropped and made again with another dimension
+                dim = int(info.schema.field(ix.field_name).dim or 0)
+                seen = [v for v in seen if len(v.to_numpy() if hasattr(v, "to_numpy") else v)
+                        == dim]
                 if isinstance(queries, int) and len(seen) >= 20:
                     cal = calibrate_index(conn, info, ix, queries=seen, source="searches")
                 else:

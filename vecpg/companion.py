@@ -151,7 +151,14 @@ def build(conn: psycopg.Connection, t: Target,
     consistent snapshot, so every row is either encoded by it or still pending.
     """
     started = time.monotonic()
-    report = progress or (lambda _: None)
+
+    def report(p: dict[str, Any]) -> None:
+        # the same keys as pgvector builds report (pg_stat_progress_create_index), so one
+        # progress bar serves both
+        if progress is not None:
+            if "rows" in p:
+                p = {**p, "tuples_done": p["rows"], "tuples_total": p.get("of", p["rows"])}
+            progress(p)
     # 1. Announce the build, once every writer already encoding has committed.
     with conn.transaction():
         _lock_exclusive(conn, t.index_id)
