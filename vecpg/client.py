@@ -415,7 +415,7 @@ class Client:
                 else:
                     self._upsert(conn, cur, info, batch)
             for t, version in encoding:
-                self._companions.encode_rows(conn, [(t, version)], batch.pk_values or [],
+                self._companions.encode_rows(conn, t, version, batch.pk_values or [],
                                              batch.column(t.vec.name).values)
         ids = list(batch.pk_values or [])
         return {("upsert_count" if upsert else "insert_count"): batch.n, "ids": ids}
@@ -554,8 +554,8 @@ class Client:
             started = time.perf_counter()
             if plan.companion is not None:
                 queries = np.stack([v.to_numpy() for v in vectors])
-                results = plan.companion.run(conn, self._companions, queries, vectors,
-                                             self.tracer)
+                results = self._run_many(conn, plan.text, plan.companion.bind(
+                    conn, self._companions, queries, vectors))
             else:
                 results = self._run_many(conn, plan.text, plan.bind(vectors))
             fallback = plan.fallback

@@ -518,7 +518,8 @@ class IvfFlatStrategy:
 
 class CompanionStrategy:
     """A companion quantized index (IVF_SQ8, IVF_PQ, ANNOY; :mod:`vecpg.companion`):
-    candidates from codes in memory, re-ranked exactly in SQL, with its own exact fallback.
+    candidates from codes in memory, re-ranked exactly in SQL; a query left with fewer than
+    k rows (a selective filter, deleted rows) is re-run exactly, like any approximate plan.
 
     Until the companion is calibrated its recall is taken to meet the target and its cost
     to be a quarter of an exact scan (so it serves collections where an index pays)."""
@@ -539,7 +540,7 @@ class CompanionStrategy:
         else:
             recall, cost, src = ctx.recall, exact.cost_ms / 4, "default"
         return [ctx.correct(Option(self.name, ix.index_type.lower(), params, cost, recall,
-                                   approximate=False, cost_source=src))]
+                                   cost_source=src))]
 
     def build(self, ctx: PlanContext, option: Option) -> SearchPlan:
         assert ctx.query.index is not None

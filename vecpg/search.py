@@ -223,12 +223,12 @@ def companion_plan(q: Query, index: IndexInfo, knobs: dict[str, Any]) -> SearchP
     """A search through a companion (quantized) index, re-ranked exactly in SQL."""
     cfg = config_from_catalog(index.index_type, index.params)
     assert isinstance(cfg, Companion) and index.id is not None
-    cp = companion.plan(index.id, index.version, index.index_type, cfg, knobs, q.table,
-                        q.info.schema.primary_field,
-                        sql.SQL(", ").join(q.selection.select_list()), q.dist.order,
-                        sql.SQL(" AND ").join(q.where), q.where_params, q.k,
-                        q.dist.where_vectors)
-    return q.plan(index.index_type.lower(), cp.exact, {}, companion=cp)
+    cp, rerank = companion.plan(index.id, index.version, index.index_type, cfg, knobs, q.table,
+                                q.info.schema.primary_field,
+                                sql.SQL(", ").join(q.selection.select_list()), q.dist.order,
+                                sql.SQL(" AND ").join(q.where), q.where_params, q.k,
+                                q.dist.where_vectors)
+    return q.plan(index.index_type.lower(), rerank, {}, companion=cp)
 
 
 def to_hits(plan: SearchPlan, rows: list[tuple[Any, ...]]) -> list[Hit]:
