@@ -121,15 +121,19 @@ CASES = [
 ]
 
 
+def _collection(dsn: str, name: str, schema, rows):
+    """A module fixture's body: collection ``name`` holding ``rows``, dropped afterwards."""
+    with vecpg.connect(dsn, schema="filter_test") as client:
+        client.drop_collection(name)
+        client.create_collection(name, schema=schema)
+        client.insert(name, rows)
+        yield client, rows
+        client.drop_collection(name)
+
+
 @pytest.fixture(scope="module")
 def loaded(dsn: str):
-    with vecpg.connect(dsn, schema="filter_test") as client:
-        client.drop_collection("items")
-        client.create_collection("items", schema=_schema())
-        rows = _rows()
-        client.insert("items", rows)
-        yield client, rows
-        client.drop_collection("items")
+    yield from _collection(dsn, "items", _schema(), _rows())
 
 
 @pytest.mark.parametrize("expr, pred", CASES, ids=[c[0] for c in CASES])
@@ -226,13 +230,7 @@ def _edge_rows() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def edge(dsn: str):
-    with vecpg.connect(dsn, schema="filter_test") as client:
-        client.drop_collection("edge")
-        client.create_collection("edge", schema=_edge_schema())
-        rows = _edge_rows()
-        client.insert("edge", rows)
-        yield client, rows
-        client.drop_collection("edge")
+    yield from _collection(dsn, "edge", _edge_schema(), _edge_rows())
 
 
 def _exact(x):
