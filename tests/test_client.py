@@ -295,6 +295,31 @@ def test_invalid_names(client, name) -> None:
         schema.add_field(name, DataType.INT64, is_primary=True)
 
 
+def test_numpy_query_vectors_take_the_fast_path_exactly(client) -> None:
+    """float32 numpy queries are sent pre-encoded (QueryVector); they must find what the
+    same values given as Python floats find, and bad values still raise."""
+    from pgvector import Vector
+
+    from vecpg.search import QueryVector
+
+    vecs = _docs(client, n=80)
+    qs = vecs[:6] + np.float32(0.01)
+    for q, v in zip(QueryVector.batch(qs), qs):
+        assert q.to_binary() == Vector(v).to_binary() and q.to_text() == Vector(v).to_text()
+    as_lists = client.search("docs", qs.tolist(), limit=5)
+    for data in (qs, list(qs)):
+        got = client.search("docs", data, limit=5)
+        assert [[h.id for h in hits] for hits in got] == [[h.id for h in hits] for hits in as_lists]
+        np.testing.assert_allclose([[h.distance for h in hits] for hits in got],
+                                   [[h.distance for h in hits] for hits in as_lists], rtol=1e-6)
+    one = client.search("docs", qs[2], limit=5)
+    assert [h.id for h in one[0]] == [h.id for h in as_lists[2]]
+    bad = qs.copy()
+    bad[3, 1] = np.inf
+    with pytest.raises(vecpg.InvalidVector, match="row 3"):
+        client.search("docs", bad)
+
+
 def test_search_bad_input(client) -> None:
     _docs(client)
     with pytest.raises(vecpg.DimensionMismatch):

@@ -194,13 +194,15 @@ def range_bounds(metric: Metric, radius: float | None, range_filter: float | Non
     return f, r
 
 
-def to_returned(metric: Metric, raw: float) -> float:
-    """Turn pgvector's raw ordering key into the documented returned value."""
+def returned_affine(metric: Metric) -> tuple[float, float]:
+    """``(shift, scale)`` with returned value = shift + scale * pgvector's raw ordering key:
+    IP returns the inner product (the key is its negation), COSINE the similarity (the key
+    is 1 - cos), every other metric the key itself."""
     if metric is Metric.IP:
-        return -raw
+        return 0.0, -1.0
     if metric is Metric.COSINE:
-        return 1.0 - raw
-    return raw
+        return 1.0, -1.0
+    return 0.0, 1.0
 
 
 def opclass(metric: Metric, dtype: DataType) -> str | None:

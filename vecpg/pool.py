@@ -48,7 +48,7 @@ class WarmPool:
             raise
 
     def give(self, conn: psycopg.Connection) -> None:
-        status = conn.info.transaction_status
+        status = conn.pgconn.transaction_status  # not conn.info: it builds an object a call
         if conn.closed or status == pq.TransactionStatus.UNKNOWN:
             self.pool.putconn(conn)  # broken: the pool discards it and opens another
             self._release_slot()

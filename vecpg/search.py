@@ -7,6 +7,8 @@ One statement per query vector, all sent in one pipeline (``executemany`` with
 from __future__ import annotations
 
 import math
+import struct
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -22,7 +24,7 @@ from .errors import InvalidArgument
 from .filters import compile_filter
 from .indexes import COMPANION_INDEX_TYPES, Companion, config_from_catalog
 from .ingest import validate_vectors
-from .metrics import DistanceSQL, Metric, check_metric, distance_sql, to_returned
+from .metrics import DistanceSQL, Metric, check_metric, distance_sql, returned_affine
 from .results import Hit, Selection
 from .schema import PARTITION_COLUMN, DataType, FieldSchema
 
@@ -39,7 +41,7 @@ def query_vectors(f: FieldSchema, data: Any) -> list[Any]:
         # the common case, checked without the general machinery: float32 numpy rows
         if not np.isfinite(rows).all():
             validate_vectors(f, rows)  # raises, naming the bad row
-        return [Vector(row) for row in rows]
+        return QueryVector.batch(rows)
     if _is_single(f.dtype, data):
         data = [data]
     if isinstance(data, (str, bytes)) or not hasattr(data, "__len__") or len(data) == 0:
@@ -51,6 +53,39 @@ def query_vectors(f: FieldSchema, data: Any) -> list[Any]:
         return [SparseVector(dict(zip(idx.tolist(), val.tolist())), dim) for idx, val in values]
     # float16 queries travel as vector and are cast to halfvec in SQL
     return [Vector(row) for row in np.asarray(values, dtype=np.float32)]
+
+
+class QueryVector(Vector):
+    """A float32 query vector whose wire form (pgvector's binary ``vector``) is computed once
+    for the whole batch: pgvector's :class:`~pgvector.Vector` copies, byte-swaps and packs
+    each vector when it is sent (~25 µs a query, a tenth of a fast HNSW search). It is a
+    ``Vector``, so pgvector's dumpers send it (they call :meth:`to_binary`) and code that
+    reads query vectors (``to_numpy``) works unchanged."""
+
+    __slots__ = ("_row", "_wire")
+
+    def __init__(self, row: np.ndarray, wire: bytes) -> None:  # noqa: D107 (use batch)
+        self._row = row
+        self._wire = wire
+
+    @classmethod
+    def batch(cls, rows: np.ndarray) -> list[QueryVector]:
+        """One ``QueryVector`` per row of a 2-D float32 array (copied: later changes to the
+        caller's array do not reach queries kept for calibration)."""
+        own = np.array(rows, dtype=np.float32)
+        big = own.astype(">f4")
+        head = struct.pack(">HH", own.shape[1], 0)
+        return [cls(r, head + b.tobytes()) for r, b in zip(own, big)]
+
+    @property
+    def _value(self) -> array:  # type: ignore[override]  # read by the base class only
+        return array("f", self._row.tobytes())
+
+    def to_numpy(self) -> np.ndarray:
+        return self._row
+
+    def to_binary(self) -> bytes:
+        return self._wire
 
 
 def _float32_rows(data: Any, dim: int) -> np.ndarray | None:
@@ -232,14 +267,17 @@ def companion_plan(q: Query, index: IndexInfo, knobs: dict[str, Any]) -> SearchP
 
 
 def to_hits(plan: SearchPlan, rows: list[tuple[Any, ...]]) -> list[Hit]:
-    offset = plan.offset
+    if plan.offset:
+        rows = rows[plan.offset:]
     sel = plan.selection
-    metric = plan.metric
+    shift, scale = returned_affine(plan.metric)
     if sel.width == 1:  # only the primary key: the default, and the hot path
-        return [Hit(id=r[0], distance=to_returned(metric, r[1]), entity={}) for r in rows[offset:]]
+        if scale == 1.0:  # a distance: returned as it is
+            return [Hit(id=r[0], distance=r[1], entity={}) for r in rows]
+        return [Hit(id=r[0], distance=shift + scale * r[1], entity={}) for r in rows]
     out = []
-    for r in rows[offset:]:
+    for r in rows:
         ent = sel.to_dict(r[:sel.width])
         pk = ent.pop(sel.columns[0])
-        out.append(Hit(id=pk, distance=to_returned(plan.metric, float(r[-1])), entity=ent))
+        out.append(Hit(id=pk, distance=shift + scale * float(r[-1]), entity=ent))
     return out
