@@ -45,6 +45,7 @@ from .search import Query, SearchPlan, companion_plan
 DEFAULT_RECALL = 0.95
 HNSW_EF_GRID = (10, 15, 20, 30, 40, 64, 100, 200, 400)
 IVF_PROBE_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+BEAM_COST = 0.1  # a filtered HNSW scan's extra cost per (ef / tuples visited); see HnswStrategy
 MAX_SCAN_TUPLES = 20000  # pgvector's hnsw.max_scan_tuples default: an iterative scan stops there
 ITERATIVE_SCANS = ("off", "strict_order", "relaxed_order")
 RESERVOIR = 100  # query vectors kept per field for calibration
@@ -314,8 +315,11 @@ def _low(point: dict[str, Any]) -> float:
 def _filtered_loss(selectivity: float, per_unit: float) -> float:
     """Recall an iterative index scan loses to a filter, against the unfiltered recall of
     the graph explored. Fitted on the dev set's filters (which correlate with the vectors):
-    HNSW lost 0.00 at 70% selectivity, 0.035 at 12% and 0.03 at 3%; IVF_FLAT lost 0.00
-    at 70%, 0.07-0.15 at 12%, 0.25-0.4 at 3%. Conservative: a miss costs a slower plan."""
+    HNSW lost 0.00 at 70% selectivity, 0.01-0.022 at 12% (ef 10-100) and 0.02 at 3%
+    (2026-11-30; per_unit 0.045 gives 0.028 and 0.033, the margin for another build's
+    graph); IVF_FLAT lost 0.00 at 70%, 0.07-0.15 at 12%, 0.25-0.4 at 3%. Conservative: a
+    miss costs a slower plan, but too much margin costs a needlessly wide search (per_unit
+    0.06 made auto pick ef 64 where ef 20-40 met 0.95 at 12%: 0.87x the best QPS)."""
     return per_unit * max(0.0, 0.5 - selectivity) + 0.012 * (1.0 - selectivity)
 
 
@@ -396,18 +400,20 @@ class HnswStrategy:
             need = q.k / max(sel, 1e-9)
             if q.filtered and need > ef_search:
                 # An iterative scan visits about k / selectivity tuples before k of them
-                # match: it costs that much whatever ef is (measured flat from ef 20 to 100
-                # at 12% on the dev set), but a narrow beam finds less on its way (recall
-                # grew from 0.95 at ef 10 to 0.97 at ef 64): credit the geometric mean.
-                cost = ms_at(need)
+                # match: it costs about that much whatever ef is, but a narrow beam finds
+                # less on its way (recall grew from 0.95 at ef 10 to 0.97 at ef 64): credit
+                # the geometric mean. A wider beam still costs a little more (at 12% on the
+                # dev set: +3% at ef 40, +7% at ef 64, over ef 20), so the smallest ef that
+                # meets the target wins rather than any ef below k / selectivity.
+                cost = ms_at(need) * (1 + BEAM_COST * ef_search / need)
                 explored = math.sqrt(ef_search * need)
             else:
-                cost = ms_at(explored)
+                cost = ms_at(explored) * (1 + BEAM_COST if q.filtered else 1)
             cost *= 1 + 0.15 * math.log2(grow)
             # recall@k exploring e candidates behaves like recall@kcal at ef = e * kcal / k
             recall = _interp(explored * kcal / q.k, rec) - 0.01 * math.log2(grow)
             if q.filtered:
-                recall -= _filtered_loss(sel, 0.06)
+                recall -= _filtered_loss(sel, 0.045)
                 if need > MAX_SCAN_TUPLES * 0.8:
                     recall = min(recall, 0.5)
                     note = (f"k/selectivity = {need:.0f} tuples to visit is near "
