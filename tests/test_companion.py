@@ -120,6 +120,24 @@ def test_metrics_other_than_l2(client: vecpg.Client, metric: str) -> None:
     assert all(len(h) == 5 for h in hits)
 
 
+def test_varchar_primary_key(client: vecpg.Client) -> None:
+    """Candidates travel as a binary array of the key type: text keys as well as bigint."""
+    x = _data(n=400)
+    schema = client.create_schema()
+    schema.add_field("key", vecpg.DataType.VARCHAR, is_primary=True, max_length=20)
+    schema.add_field("vec", vecpg.DataType.FLOAT_VECTOR, dim=DIM)
+    client.create_collection("c", schema=schema, metric_type="L2")
+    client.insert("c", {"key": [f"k-{i}" for i in range(400)], "vec": x})
+    client.create_index("c", field_name="vec", index_type="IVF_SQ8", params={"nlist": 8},
+                        index_name="q")
+    _sql(client, "INSERT INTO {t} (key, vec) VALUES ('plain sql', %s)", (Vector(x[7] + 0.01),))
+    got = client.search("c", x[:5], limit=4, search_params=FULL)
+    want = client.search("c", x[:5], limit=4, search_params={"exact": True})
+    assert [[h.id for h in g] for g in got] == [[h.id for h in w] for w in want]
+    assert "plain sql" in {h.id for h in client.search("c", x[7], limit=2,
+                                                        search_params=FULL)[0]}
+
+
 def test_default_search_finds_true_neighbours(client: vecpg.Client) -> None:
     """With default knobs (not everything probed) recall is still high on clustered data."""
     x = _make(client, "IVF_SQ8")

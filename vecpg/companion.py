@@ -530,7 +530,7 @@ def rerank_sql(table: sql.Identifier, index_id: int, version: int, pk: FieldSche
     pkc = sql.Identifier(pk.name)
     return sql.SQL(
         "SELECT {cols}, {order} AS _vecpg_d FROM {table} WHERE {pk} = ANY("
-        "%s::{pkt}[] || ARRAY(SELECT pk FROM {pending}) || "
+        "%b::{pkt}[] || ARRAY(SELECT pk FROM {pending}) || "
         "ARRAY(SELECT pk FROM {codes} WHERE seq > %s)) AND {where} "
         "ORDER BY _vecpg_d LIMIT {k}").format(
         cols=select, order=order, table=table, pk=pkc, pkt=_pk_type(pk),
