@@ -288,3 +288,52 @@ def test_recreated_collection_calibrates_with_its_own_queries(dsn: str) -> None:
             c.create_index("d", field_name="vector", index_type="HNSW")
             cal = c.calibrate("d")
             assert cal["vector"] is not None and cal["vector"]["queries_source"] == "searches"
+
+
+def test_companion_index_is_calibrated_and_planned_by_its_curve(dsn: str,
+                                                                schema_name: str) -> None:
+    """A companion index is calibrated at build (nprobe swept through the real companion
+    search) and the planner picks the cheapest calibrated nprobe that meets the target:
+    the promise holds on held-out queries. Under a filter it takes rerank / selectivity
+    candidates per result and is credited with a filter's recall loss."""
+    rng = np.random.default_rng(11)
+    n, dim = 25000, 96  # big enough that an exact scan clearly costs more than the index
+    centers = rng.normal(size=(40, dim))
+    data = (centers[rng.integers(0, 40, n)] + rng.normal(scale=0.35, size=(n, dim))
+            ).astype(np.float32)
+    queries = (centers[rng.integers(0, 40, 60)] + rng.normal(scale=0.35, size=(60, dim))
+               ).astype(np.float32)
+    tag = (np.arange(n) % 10 == 0).astype(np.int64)  # 10% selectivity
+    with vecpg.connect(dsn, schema=schema_name) as client:
+        schema = client.create_schema()
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("tag", DataType.INT64)
+        schema.add_field("v", DataType.FLOAT_VECTOR, dim=dim)
+        client.create_collection("c", schema=schema, metric_type="L2")
+        client.insert("c", {"id": np.arange(n), "tag": tag, "v": data})
+        client.create_index("c", field_name="tag", index_type="STL_SORT", index_name="tag_idx")
+        client.create_index("c", field_name="v", index_type="IVF_SQ8", metric_type="L2",
+                            params={"nlist": 128}, index_name="sq8")
+        # calibration's own searches (rows of the table) are not remembered as user queries
+        assert not any(client._stats.queries.values())
+        e = client.explain("c", queries[0], limit=10, recall=0.9)
+        assert e["strategy"] == "ivf_sq8" and e["cost_source"] == "calibration", e
+        curve = [a for a in e["alternatives"] if a["strategy"] == "ivf_sq8"]
+        assert len(curve) >= 2 and all("nprobe" in a["params"] for a in curve)
+        nprobe = e["params"]["nprobe"]
+        assert e["estimated_recall"] >= 0.9
+        # cheapest that meets the target: every cheaper calibrated setting falls short
+        assert all(a["estimated_recall"] < 0.9 for a in curve
+                   if a["estimated_cost_ms"] < e["estimated_cost_ms"])
+        got = client.search("c", queries, limit=10, recall=0.9)
+        truth = [_exact_ids(data, q, 10) for q in queries]
+        assert _recall([[h.id for h in hs] for hs in got], truth) >= 0.9
+        assert client.explain("c", queries[0], limit=10, recall=0.9)["params"]["nprobe"] == nprobe
+
+        f = client.explain("c", queries[0], limit=10, filter="tag == 1", recall=0.9,
+                           strategy="ivf_sq8")
+        assert f["params"]["rerank"] == 100  # 10 candidates per result / 10% selectivity
+        assert f["estimated_recall"] < max(a["estimated_recall"] for a in curve + [e])
+        got = client.search("c", queries, limit=10, filter="tag == 1", recall=0.9)
+        truth = [_exact_ids(data, q, 10, tag == 1) for q in queries]
+        assert _recall([[h.id for h in hs] for hs in got], truth) >= 0.9

@@ -3,7 +3,8 @@ collection's own rows, stored in ``vecpg.indexes.calibration`` for the planner.
 
 A sample of the collection's vectors serves as queries. For each, the exact top k (the row
 itself left out, since a row always finds itself) is the truth; every setting of the
-index's knob (HNSW ``ef``, IVF ``nprobe``) is then timed and scored against it. The exact
+index's knob (HNSW ``ef``, IVF ``nprobe``; for companion indexes ``nprobe`` or ANNOY's
+``search_k``, each search through the client's companion path) is then timed and scored against it. The exact
 scan's cost is measured on the way (per 1,000 rows scanned, with and without distances, and
 through an index), so the planner can weigh exact against the index on one scale.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,11 +32,13 @@ from psycopg.types.json import Jsonb
 
 from .catalog import CollectionInfo, IndexInfo
 from .errors import InvalidArgument
+from .indexes import COMPANION_INDEX_TYPES
 from .metrics import Metric, distance_sql
 from .schema import PARTITION_COLUMN
 
 HNSW_GRID = (10, 15, 20, 30, 40, 64, 100, 200, 400)
 IVF_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+ANNOY_GRID = (500, 1000, 2000, 4000, 8000, 16000, 32000, 64000)  # search_k
 MIN_ROWS = 50  # below this a curve says nothing (and every search is an exact scan anyway)
 
 
@@ -71,11 +75,17 @@ def _as_params(queries: Any, sample_type: Any) -> list[Any]:
     return [make(r) for r in rows]
 
 
+CompanionSearch = Callable[[Any, int, int], list[Any]]
+"""``(query vector, knob value, limit) -> primary keys``: one search through a companion index
+with its knob (``nprobe`` or ``search_k``) set, as the client runs it."""
+
+
 def calibrate_index(conn: psycopg.Connection, info: CollectionInfo, index: IndexInfo, *,
-                    queries: int | Any = 100, k: int = 10, source: str | None = None
-                    ) -> dict[str, Any] | None:
-    """Measure ``index`` (a pgvector HNSW or IVF_FLAT index) and return the calibration
-    document, or None when the collection has too few rows or the index no knob to tune.
+                    queries: int | Any = 100, k: int = 10, source: str | None = None,
+                    companion_search: CompanionSearch | None = None) -> dict[str, Any] | None:
+    """Measure ``index`` (a pgvector HNSW or IVF_FLAT index, or a companion index when
+    ``companion_search`` runs its searches) and return the calibration document, or None
+    when the collection has too few rows or the index no knob to tune.
 
     ``queries``: how many rows of the collection to take as queries, or the query vectors
     themselves (an (m, dim) array, e.g. from a query log: they represent real searches
@@ -86,13 +96,23 @@ def calibrate_index(conn: psycopg.Connection, info: CollectionInfo, index: Index
     Runs in one transaction with ``SET LOCAL`` settings, so the connection's session
     settings (which the client caches) are untouched.
     """
-    if index.pg_index is None or index.metric_type is None:
+    if index.metric_type is None:
         return None
     grid: tuple[int, ...]
-    if index.index_type in ("HNSW", "AUTOINDEX"):
+    nlist = int(index.params.get("nlist", 128))
+    if index.index_type in COMPANION_INDEX_TYPES:
+        if companion_search is None:
+            return None
+        if index.index_type == "ANNOY":
+            knob, setting, grid = "search_k", "", ANNOY_GRID
+        else:
+            knob, setting = "nprobe", ""
+            grid = tuple(sorted({p for p in IVF_GRID if p < nlist} | {nlist}))
+    elif index.pg_index is None:
+        return None
+    elif index.index_type in ("HNSW", "AUTOINDEX"):
         knob, setting, grid = "ef", "hnsw", HNSW_GRID
     elif index.index_type in ("IVF_FLAT", "BIN_IVF_FLAT"):
-        nlist = int(index.params.get("nlist", 128))
         knob, setting = "nprobe", "ivfflat"
         grid = tuple(sorted({p for p in IVF_GRID if p < nlist} | {nlist}))
     else:
@@ -147,19 +167,29 @@ def calibrate_index(conn: psycopg.Connection, info: CollectionInfo, index: Index
         ann_stmt = sql.SQL("SELECT {pk}, {d} AS _d FROM {t} ORDER BY _d LIMIT {k}").format(
             pk=pk, d=dist, t=table, k=sql.Literal(k + 1))
         param = f"{setting}.ef_search" if knob == "ef" else f"{setting}.probes"
-        conn.execute("SELECT set_config(%s, 'off', true)", [f"{setting}.iterative_scan"])
+        if companion_search is None:
+            conn.execute("SELECT set_config(%s, 'off', true)", [f"{setting}.iterative_scan"])
+
+        def search(vec: Any, value: int) -> tuple[float, list[Any]]:
+            if companion_search is not None:
+                t0 = time.perf_counter()
+                keys = companion_search(vec, value, k + 1)
+                return (time.perf_counter() - t0) * 1000, keys
+            ms, rows = _timed(conn, ann_stmt, [vec])
+            return ms, [r[0] for r in rows]
 
         def run(value: int) -> tuple[float, float, float]:
             """Recall, its standard error over the queries, and the median ms per query
             (the median: other processes' bursts are not the index's cost)."""
-            conn.execute("SELECT set_config(%s, %s, true)",
-                         [param, str(max(value, k + 1) if knob == "ef" else value)])
+            if companion_search is None:
+                conn.execute("SELECT set_config(%s, %s, true)",
+                             [param, str(max(value, k + 1) if knob == "ef" else value)])
             per_query: list[float] = []
             spent: list[float] = []
             for (key, vec), want in zip(sample, truth):
-                ms, rows = _timed(conn, ann_stmt, [vec])
+                ms, keys = search(vec, value)
                 spent.append(ms)
-                got = [x[0] for x in rows if x[0] != key][:k]
+                got = [x for x in keys if x != key][:k]
                 if want:
                     per_query.append(len(want.intersection(got)) / len(want))
             if not per_query:
@@ -185,7 +215,7 @@ def calibrate_index(conn: psycopg.Connection, info: CollectionInfo, index: Index
             curve.append(point)
             # higher settings cost more and cannot find more (rows as queries: a few more
             # points, their estimate is rough)
-            if recall - se >= 0.999 and (given or value >= 64):
+            if recall - se >= 0.999 and (given or value >= 64 or knob != "ef"):
                 break
     return {"version": 1, "measured_at": _dt.datetime.now(_dt.timezone.utc).isoformat(
                 timespec="seconds"),

@@ -551,6 +551,16 @@ class Client:
         ``{"nprobe": 16}`` for IVF, ``{"exact": True}`` for an exact scan. Whatever runs, a
         query gets ``limit`` hits whenever ``limit + offset`` rows match the filter.
         """
+        return self._search(collection_name, data, limit, filter, output_fields, search_params,
+                            anns_field, partition_names, offset, recall, strategy, learn=True)
+
+    def _search(self, collection_name: str, data: Any, limit: int, filter: str,
+                output_fields: list[str] | None, search_params: dict[str, Any] | None,
+                anns_field: str | None, partition_names: list[str] | None, offset: int,
+                recall: float | None, strategy: str | None, *, learn: bool
+                ) -> list[list[Hit]]:
+        """:meth:`search`; ``learn=False`` keeps the query vectors and latencies out of
+        the planner's statistics (calibration's own searches: rows, not user queries)."""
         info = self._info(collection_name)
         key = (anns_field, repr(search_params), limit, offset, filter,
                tuple(partition_names or ()), tuple(output_fields or ()) if output_fields else None,
@@ -565,7 +575,7 @@ class Client:
                 if len(info.plans) < 256:  # the info is reloaded every few seconds anyway
                     info.plans[key] = plan
             vectors = query_vectors(plan.field, data)
-            if plan.remember is not None and not plan.remember(vectors):
+            if learn and plan.remember is not None and not plan.remember(vectors):
                 plan.remember = None
             self._apply_settings(conn, plan.settings)
             started = time.perf_counter()
@@ -585,7 +595,7 @@ class Client:
                                           fallback.bind([vectors[i] for i in short]))
                     for i, rows in zip(short, redo):
                         results[i] = rows
-            if plan.observe is not None:
+            if learn and plan.observe is not None:
                 plan.observe(plan, (time.perf_counter() - started) * 1000 / len(vectors))
         return [to_hits(plan, rows) for rows in results]
 
@@ -676,16 +686,32 @@ class Client:
                 dim = int(info.schema.field(ix.field_name).dim or 0)
                 seen = [v for v in seen if len(v.to_numpy() if hasattr(v, "to_numpy") else v)
                         == dim]
+                run = (self._companion_search(collection_name, ix)
+                       if ix.index_type in COMPANION_INDEX_TYPES else None)
                 if isinstance(queries, int) and len(seen) >= 20:
-                    cal = calibrate_index(conn, info, ix, queries=seen, source="searches")
+                    cal = calibrate_index(conn, info, ix, queries=seen, source="searches",
+                                          companion_search=run)
                 else:
-                    cal = calibrate_index(conn, info, ix, queries=queries)
-                if cal is not None or ix.pg_index is not None:
+                    cal = calibrate_index(conn, info, ix, queries=queries, companion_search=run)
+                if cal is not None or ix.pg_index is not None or run is not None:
                     with conn.transaction():
                         store_calibration(conn, info, ix, cal)
                 out[ix.index_name] = cal
         self._forget(collection_name)
         return out
+
+    def _companion_search(self, collection_name: str, ix: IndexInfo
+                          ) -> Callable[[Any, int, int], list[Any]]:
+        """One search through companion index ``ix`` with its knob set, the way ``search``
+        runs it (candidates, exact re-rank, pending rows), for calibration."""
+        knob = "search_k" if ix.index_type == "ANNOY" else "nprobe"
+
+        def run(vec: Any, value: int, limit: int) -> list[Any]:
+            hits = self._search(collection_name, [vec], limit, "", None,
+                                {"params": {knob: value}}, ix.field_name, None, 0, None,
+                                ix.index_type, learn=False)
+            return [h.id for h in hits[0]]
+        return run
 
     def alter_collection_properties(self, collection_name: str, properties: dict[str, Any]
                                     ) -> None:
@@ -777,6 +803,7 @@ class Client:
         if isinstance(cfg, Companion):
             assert metric is not None
             self._create_companion(info, f, name, cfg, metric, progress)
+            self._calibrate_after_build(collection_name, name)
             return
         pg_name = None if isinstance(cfg, Flat) else pg_index_name(collection_name, name)
         ddl = create_index_sql(cfg, self.schema, collection_name, pg_name or "", f, metric)
@@ -818,11 +845,14 @@ class Client:
                     watcher.join()
         self._forget(collection_name)
         if metric is not None and pg_name is not None:
-            # the planner's curve for this index (a failure leaves it on default estimates)
-            try:
-                self.calibrate(collection_name, name)
-            except VecpgError as e:
-                logging.getLogger("vecpg").warning("calibrating index %s failed: %s", name, e)
+            self._calibrate_after_build(collection_name, name)
+
+    def _calibrate_after_build(self, collection_name: str, name: str) -> None:
+        """The planner's curve for a new index (a failure leaves it on default estimates)."""
+        try:
+            self.calibrate(collection_name, name)
+        except VecpgError as e:
+            logging.getLogger("vecpg").warning("calibrating index %s failed: %s", name, e)
 
     def _create_companion(self, info: CollectionInfo, f: Any, name: str, cfg: Companion,
                           metric: Metric, progress: Callable[[dict[str, Any]], None] | None

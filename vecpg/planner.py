@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
+from . import companion
 from .errors import InvalidArgument
 from .indexes import COMPANION_INDEX_TYPES, int_param
 from .schema import DataType
@@ -522,35 +523,67 @@ class IvfFlatStrategy:
         return q.plan("ivfflat", q.statement(exact=False, resort=scan == "relaxed_order"), settings)
 
 
+def _companion_filtered(recall: float, selectivity: float) -> float:
+    """Recall of a companion search under a filter of ``selectivity`` (with ``rerank /
+    selectivity`` candidates per result), from its unfiltered ``recall``: the filtered
+    top k lie deeper in the unfiltered order, so more of them sit in lists not probed. The
+    miss rate grows by 1 + 0.25 (1/selectivity - 1). Fitted on the dev set (IVF_SQ8,
+    nprobe 16-64, 2026-11-30): misses grew 1.1-1.25x at 70% selectivity, 2.3-2.7x at 12%,
+    6.8-8.8x at 3% (this gives 1.11x, 2.8x, 9.1x)."""
+    return 1.0 - (1.0 - recall) * (1.0 + 0.25 * (1.0 / selectivity - 1.0))
+
+
 class CompanionStrategy:
     """A companion quantized index (IVF_SQ8, IVF_PQ, ANNOY; :mod:`vecpg.companion`):
     candidates from codes in memory, re-ranked exactly in SQL; a query left with fewer than
     k rows (a selective filter, deleted rows) is re-run exactly, like any approximate plan.
 
-    Until the companion is calibrated its recall is taken to meet the target and its cost
-    to be a quarter of an exact scan (so it serves collections where an index pays)."""
+    Its calibration (``nprobe``, or ANNOY's ``search_k``, at the default re-rank factor)
+    gives one option per measured setting; until it is calibrated its recall is taken to
+    be the target at a quarter of an exact scan's cost. A filter is applied to the
+    re-ranked candidates, so a filtered search takes ``rerank / selectivity`` candidates
+    per result (at most 1,000) and misses more: see :func:`_companion_filtered`."""
 
     name = "companion"
     knobs: tuple[str, ...] = ("nprobe", "search_k", "rerank", "reorder_k")
 
     def options(self, ctx: PlanContext) -> list[Option]:
-        ix = ctx.query.index
+        q = ctx.query
+        ix = q.index
         if ix is None or ix.index_type not in COMPANION_INDEX_TYPES or ix.id is None:
             return []
-        params = {k: v for k, v in ctx.query.knobs.items() if k in self.knobs}
+        knob = "search_k" if ix.index_type == "ANNOY" else "nprobe"
+        given = {k: v for k, v in q.knobs.items() if k in self.knobs}
         cal = ctx.calibration
-        exact = ExactStrategy().options(ctx)[0]
-        if cal and cal.get("curve"):
-            best = max(cal["curve"], key=lambda p: p.get("recall", 0))
-            recall, cost, src = float(best["recall"]), float(best["ms"]), "calibration"
+        exact, src = ctx.exact_costs()
+        if cal and cal.get("knob") == knob and knob not in given:
+            points = [({knob: int(p[knob])}, _low(p), float(p["ms"])) for p in cal["curve"]]
+            src = "calibration"
         else:
-            recall, cost, src = ctx.recall, exact.cost_ms / 4, "default"
-        return [ctx.correct(Option(self.name, ix.index_type.lower(), params, cost, recall,
-                                   cost_source=src))]
+            exact_ms = ExactStrategy().options(ctx)[0].model_cost
+            points = [({}, ctx.recall, exact_ms / 4)]
+            src = "default"
+        sel = max(ctx.stats.selectivity, 1e-9) if q.filtered else 1.0
+        extra_ms, scale = 0.0, {}
+        if q.filtered and "rerank" not in given and "reorder_k" not in given:
+            rerank = min(1000, math.ceil(companion.DEFAULT_RERANK / sel))
+            scale = {"rerank": rerank}
+            # the extra candidates are fetched by primary key, like a filter's rows
+            extra_ms = q.k * (rerank - companion.DEFAULT_RERANK) / 1000 * exact["ff_ms_per_1k"]
+        grow = _growth(ctx, cal)
+        out = []
+        for params, recall, ms in points:
+            cost = (ms + extra_ms) * (1 + 0.15 * math.log2(grow))
+            recall = _companion_filtered(recall, sel) - 0.01 * math.log2(grow)
+            out.append(ctx.correct(Option(
+                self.name, ix.index_type.lower(), {**given, **params, **scale}, cost,
+                max(0.0, min(1.0, recall)), cost_source=src if not q.filtered else "model")))
+        return out
 
     def build(self, ctx: PlanContext, option: Option) -> SearchPlan:
         assert ctx.query.index is not None
-        return companion_plan(ctx.query, ctx.query.index, ctx.query.knobs)
+        return companion_plan(ctx.query, ctx.query.index,
+                              {**ctx.query.knobs, **option.params})
 
 
 _STRATEGIES: list[Strategy] = [ExactStrategy(), HnswStrategy(), IvfFlatStrategy(),
