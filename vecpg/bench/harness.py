@@ -34,6 +34,7 @@ from psycopg import sql
 
 from ..datasets import AnnDataset, recall_at_k
 from ..errors import InvalidArgument, VecpgError
+from ..indexes import COMPANION_INDEX_TYPES
 from ..progress import Progress
 from ..schema import CollectionSchema, DataType
 from . import INDEX_NAMES
@@ -327,15 +328,17 @@ class DatasetBench:
         else:
             self.report.add(v)
 
-    def measure_planner(self, case: FilterCase | None, present: list[str]) -> None:
-        """The planner's own choice (``recall=`` target, no strategy forced)."""
+    def measure_planner(self, case: FilterCase | None, present: list[str],
+                        label: str = "auto") -> None:
+        """The planner's own choice (``recall=`` target, no strategy forced), reported as
+        index ``label``."""
         targets = [0.9, 0.99] if self.opts.quick else [0.8, 0.9, 0.95, 0.99]
         for target in targets:
             side = self._vecpg_side(case.expr if case else "", None, {"recall": target})
             try:
                 timed = self._time([side])[0]
             except VecpgError as e:
-                self.report.add({"kind": "error", "system": "vecpg", "index": "auto",
+                self.report.add({"kind": "error", "system": "vecpg", "index": label,
                                  "param": "recall", "value": target,
                                  "filter": case and case.name,
                                  "reason": f"{type(e).__name__}: {e}"})
@@ -343,7 +346,7 @@ class DatasetBench:
                 continue
             truth = case.truth if case else self.truth
             self.report.add({"kind": "search", "dataset": self.ds.name, "system": "vecpg",
-                             "index": "auto", "param": "recall", "value": target,
+                             "index": label, "param": "recall", "value": target,
                              "filter": case.name if case else None,
                              "selectivity": case.selectivity if case else None,
                              "k": self.opts.k, "queries": len(timed.found),
@@ -413,10 +416,12 @@ class DatasetBench:
                                              "reason": f"{type(e).__name__}: {e}"})
                             self.report.note(f"error: {spec.index_type} {spec.knob}={value}: {e}")
                         bar.update(1)
-            if self.has_planner and spec.index_type == "HNSW":
+            if self.has_planner and spec.index_type in ("HNSW", *COMPANION_INDEX_TYPES):
+                # the planner with this index (and the scalar indexes) to choose from
+                label = "auto" if spec.index_type == "HNSW" else f"auto/{spec.index_type}"
                 present = self.client.list_indexes(self.coll)
                 for case in [None, *self.filters]:
-                    self.measure_planner(case, present)
+                    self.measure_planner(case, present, label)
         finally:
             if spec.index_type != "FLAT":
                 self.client.drop_index(self.coll, VECTOR_FIELD)
