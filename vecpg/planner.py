@@ -541,8 +541,11 @@ class CompanionStrategy:
     Its calibration (``nprobe``, or ANNOY's ``search_k``, at the default re-rank factor)
     gives one option per measured setting; until it is calibrated its recall is taken to
     be the target at a quarter of an exact scan's cost. A filter is applied to the
-    re-ranked candidates, so a filtered search takes ``rerank / selectivity`` candidates
-    per result (at most 1,000) and misses more: see :func:`_companion_filtered`."""
+    re-ranked candidates, so a filtered search the planner sets up takes ``rerank /
+    selectivity`` candidates per result (at most 1,000) and misses more: see
+    :func:`_companion_filtered`. Knobs the caller gives run as given (default re-rank 10:
+    under a selective filter fewer than k candidates survive and the exact fallback
+    answers)."""
 
     name = "companion"
     knobs: tuple[str, ...] = ("nprobe", "search_k", "rerank", "reorder_k")
@@ -565,7 +568,7 @@ class CompanionStrategy:
             src = "default"
         sel = max(ctx.stats.selectivity, 1e-9) if q.filtered else 1.0
         extra_ms, scale = 0.0, {}
-        if q.filtered and "rerank" not in given and "reorder_k" not in given:
+        if q.filtered and not given:  # knobs the caller gives are run as given
             rerank = min(1000, math.ceil(companion.DEFAULT_RERANK / sel))
             scale = {"rerank": rerank}
             # the extra candidates are fetched by primary key, like a filter's rows
