@@ -269,7 +269,10 @@ def test_tiny_collection_and_no_index_go_exact(dsn: str, schema_name: str) -> No
         client.create_index("t", field_name="vector", index_type="HNSW", metric_type="L2")
         e = client.explain("t")
         assert e["strategy"] == "exact", e  # 300 rows: scanning them beats the graph
-        assert any(a["strategy"] == "hnsw" for a in e["alternatives"])
+        hnsw = [a for a in e["alternatives"] if a["strategy"] == "hnsw"]
+        assert hnsw and all("300 rows" in a["rejected"] for a in hnsw), hnsw
+        # forcing the index still runs it
+        assert client.explain("t", strategy="hnsw")["strategy"] == "hnsw"
 
 
 def test_recreated_collection_calibrates_with_its_own_queries(dsn: str) -> None:

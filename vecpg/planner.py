@@ -52,6 +52,11 @@ ITERATIVE_SCANS = ("off", "strict_order", "relaxed_order")
 RESERVOIR = 100  # query vectors kept per field for calibration
 EXACT_PREFERENCE = 1.2  # an exact plan within 20% of the cheapest wins: estimates are noisy
 EXACT_SLACK_MS = 0.3   # ... or within 0.3 ms of it (tiny collections: no reason to approximate)
+# At most this many rows, an unforced search is exact whatever the estimates say: scanning
+# them takes well under a millisecond (2,000 x 384-d: 1.3 ms on the dev machine), and
+# latencies measured on so small a table are mostly noise (a calibration on a loaded CI
+# machine once put a 300-row exact scan above an HNSW search).
+TINY_ROWS = 2000
 
 # Used until an index has been calibrated; measured on the dev set (55k x 384 MiniLM,
 # Postgres 18, 2 cores). base_ms: one round trip; ms_per_1k: exact scan per 1,000 rows;
@@ -666,6 +671,9 @@ def choose(ctx: PlanContext) -> tuple[Option, list[Option]]:
             by_knob = s.name  # explicit index knobs force the index (Milvus semantics)
     forced = ctx.forced or by_knob
     pool = options
+    tiny = forced is None and 0 <= ctx.stats.rows <= TINY_ROWS
+    if tiny and any(not o.approximate for o in options):
+        pool = [o for o in options if not o.approximate]
     if forced is not None:
         pool = [o for o in options if forced in (o.strategy, o.label)]
         if not pool:
@@ -677,7 +685,10 @@ def choose(ctx: PlanContext) -> tuple[Option, list[Option]]:
     for o in options:
         if o is best:
             continue
-        if o not in pool:
+        if o not in pool and tiny:
+            o.rejected = (f"the collection has {ctx.stats.rows:.0f} rows (at most {TINY_ROWS}):"
+                          " an exact scan answers")
+        elif o not in pool:
             o.rejected = f"not the forced strategy {forced}"
         elif o.recall < ctx.recall - 1e-9:
             o.rejected = f"estimated recall {o.recall:.3f} < target {ctx.recall}"
