@@ -965,7 +965,13 @@ class Client:
                 if field_name is None or ix.field_name == field_name]
 
     def describe_index(self, collection_name: str, index_name: str) -> dict[str, Any]:
-        """Type, metric, parameters, state and size of one index."""
+        """Type, metric, parameters, state and size of one index.
+
+        Sizes: ``total_bytes`` (pgvector: the index relation; companion: codes table plus
+        stored model) and ``bytes_per_vector``. A companion index also reports
+        ``model_bytes`` (the stored model), ``codes_table_bytes``, ``memory_bytes`` (what
+        this process holds for it, once loaded), ``build`` (build statistics, with
+        ``model_memory_bytes``: the model's arrays in memory) and ``coverage``."""
         info = self._info(collection_name, fresh=True)
         for ix in info.indexes:
             if ix.index_name == index_name and ix.index_type in COMPANION_INDEX_TYPES:

@@ -226,7 +226,7 @@ def _build_in_snapshot(conn: psycopg.Connection, t: Target,
     conn.execute(sql.SQL("DELETE FROM {}").format(_ident(t.index_id, "pending")))
     blob = model.to_bytes()
     stats = {"version": version, "rows": len(pks), "train_seconds": round(train_s, 3),
-             "code_size": int(model.code_size), "model_bytes": int(model.model_bytes()),
+             "code_size": int(model.code_size), "model_memory_bytes": int(model.model_bytes()),
              "float_bytes_per_vector": 4 * int(t.vec.dim or 0)}
     conn.execute("INSERT INTO vecpg.index_models (index_id, version, model_bytes, stats)"
                  " VALUES (%s, %s, %s, %s)", (t.index_id, version, len(blob), Jsonb(stats)))
