@@ -20,7 +20,21 @@ N = 10000
 def _clustered(rng: np.random.Generator, n: int, centers: np.ndarray) -> np.ndarray:
     """Rows around the given cluster centres."""
     which = rng.integers(0, len(centers), size=n)
-    return (centers[which] + rng.normal(scale=0.35, size=(n, DIM))).astype(np.float32)
+    noise = rng.normal(scale=0.35, size=(n, centers.shape[1]))
+    return (centers[which] + noise).astype(np.float32)
+
+
+def _scalar_and_vector(client, name: str, scalar: str, values: np.ndarray, data: np.ndarray,
+                       scalar_index: str) -> None:
+    """Collection ``name``: int64 ids, an int64 ``scalar`` field with a btree index, and an
+    L2 float vector field ``v`` holding ``data``."""
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field(scalar, DataType.INT64)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=data.shape[1])
+    client.create_collection(name, schema=schema, metric_type="L2")
+    client.insert(name, {"id": np.arange(len(data)), scalar: values, "v": data})
+    client.create_index(name, field_name=scalar, index_type="STL_SORT", index_name=scalar_index)
 
 
 @pytest.fixture(scope="module")
@@ -216,14 +230,8 @@ def test_choice_follows_statistics(dsn: str, schema_name: str) -> None:
     centers = rng.normal(size=(20, DIM))
     n = 12000
     with vecpg.connect(dsn, schema=schema_name) as client:
-        schema = client.create_schema()
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("grp", DataType.INT64)
-        schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
-        client.create_collection("s", schema=schema, metric_type="L2")
-        client.insert("s", {"id": np.arange(n), "grp": np.arange(n) % 2,
-                            "v": _clustered(rng, n, centers)})
-        client.create_index("s", field_name="grp", index_type="STL_SORT", index_name="g")
+        _scalar_and_vector(client, "s", "grp", np.arange(n) % 2, _clustered(rng, n, centers),
+                           "g")
         client.create_index("s", field_name="v", index_type="HNSW", metric_type="L2",
                             params={"M": 16, "efConstruction": 64})
         client._stats.ttl = 0.0  # no cached statistics: every search plans afresh
@@ -302,19 +310,11 @@ def test_companion_index_is_calibrated_and_planned_by_its_curve(dsn: str,
     rng = np.random.default_rng(11)
     n, dim = 25000, 96  # big enough that an exact scan clearly costs more than the index
     centers = rng.normal(size=(40, dim))
-    data = (centers[rng.integers(0, 40, n)] + rng.normal(scale=0.35, size=(n, dim))
-            ).astype(np.float32)
-    queries = (centers[rng.integers(0, 40, 60)] + rng.normal(scale=0.35, size=(60, dim))
-               ).astype(np.float32)
+    data = _clustered(rng, n, centers)
+    queries = _clustered(rng, 60, centers)
     tag = (np.arange(n) % 10 == 0).astype(np.int64)  # 10% selectivity
     with vecpg.connect(dsn, schema=schema_name) as client:
-        schema = client.create_schema()
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("tag", DataType.INT64)
-        schema.add_field("v", DataType.FLOAT_VECTOR, dim=dim)
-        client.create_collection("c", schema=schema, metric_type="L2")
-        client.insert("c", {"id": np.arange(n), "tag": tag, "v": data})
-        client.create_index("c", field_name="tag", index_type="STL_SORT", index_name="tag_idx")
+        _scalar_and_vector(client, "c", "tag", tag, data, "tag_idx")
         client.create_index("c", field_name="v", index_type="IVF_SQ8", metric_type="L2",
                             params={"nlist": 128}, index_name="sq8")
         # calibration's own searches (rows of the table) are not remembered as user queries

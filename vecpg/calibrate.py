@@ -4,9 +4,10 @@ collection's own rows, stored in ``vecpg.indexes.calibration`` for the planner.
 A sample of the collection's vectors serves as queries. For each, the exact top k (the row
 itself left out, since a row always finds itself) is the truth; every setting of the
 index's knob (HNSW ``ef``, IVF ``nprobe``; for companion indexes ``nprobe`` or ANNOY's
-``search_k``, each search through the client's companion path) is then timed and scored against it. The exact
-scan's cost is measured on the way (per 1,000 rows scanned, with and without distances, and
-through an index), so the planner can weigh exact against the index on one scale.
+``search_k``, each search through the client's companion path) is then timed and scored
+against it. The exact scan's cost is measured on the way (per 1,000 rows scanned, with
+and without distances, and through an index), so the planner can weigh exact against the
+index on one scale.
 
 The stored document::
 
@@ -32,7 +33,7 @@ from psycopg.types.json import Jsonb
 
 from .catalog import CollectionInfo, IndexInfo
 from .errors import InvalidArgument
-from .indexes import COMPANION_INDEX_TYPES
+from .indexes import COMPANION_INDEX_TYPES, companion_knob
 from .metrics import Metric, distance_sql
 from .schema import PARTITION_COLUMN
 
@@ -100,21 +101,18 @@ def calibrate_index(conn: psycopg.Connection, info: CollectionInfo, index: Index
         return None
     grid: tuple[int, ...]
     nlist = int(index.params.get("nlist", 128))
+    ivf_grid = tuple(sorted({p for p in IVF_GRID if p < nlist} | {nlist}))
     if index.index_type in COMPANION_INDEX_TYPES:
         if companion_search is None:
             return None
-        if index.index_type == "ANNOY":
-            knob, setting, grid = "search_k", "", ANNOY_GRID
-        else:
-            knob, setting = "nprobe", ""
-            grid = tuple(sorted({p for p in IVF_GRID if p < nlist} | {nlist}))
+        knob, setting = companion_knob(index.index_type), ""
+        grid = ANNOY_GRID if knob == "search_k" else ivf_grid
     elif index.pg_index is None:
         return None
     elif index.index_type in ("HNSW", "AUTOINDEX"):
         knob, setting, grid = "ef", "hnsw", HNSW_GRID
     elif index.index_type in ("IVF_FLAT", "BIN_IVF_FLAT"):
-        knob, setting = "nprobe", "ivfflat"
-        grid = tuple(sorted({p for p in IVF_GRID if p < nlist} | {nlist}))
+        knob, setting, grid = "nprobe", "ivfflat", ivf_grid
     else:
         return None
     f = info.schema.field(index.field_name)
@@ -164,26 +162,38 @@ def calibrate_index(conn: psycopg.Connection, info: CollectionInfo, index: Index
             conn.execute("SELECT set_config(%s, 'on', true)", [s])
         scan_per_1k = min(max(scan - base, 0.0) / (n / 1000), exact_per_1k)
 
-        ann_stmt = sql.SQL("SELECT {pk}, {d} AS _d FROM {t} ORDER BY _d LIMIT {k}").format(
-            pk=pk, d=dist, t=table, k=sql.Literal(k + 1))
-        param = f"{setting}.ef_search" if knob == "ef" else f"{setting}.probes"
-        if companion_search is None:
+        # ``prepare(value)`` sets the knob for a run; ``search(vec, value)`` is one timed
+        # search returning (ms, primary keys)
+        prepare: Callable[[int], None]
+        search: Callable[[Any, int], tuple[float, list[Any]]]
+        if companion_search is not None:
+            cs = companion_search
+
+            def prepare(value: int) -> None:
+                pass  # the knob travels with each search
+
+            def search(vec: Any, value: int) -> tuple[float, list[Any]]:
+                t0 = time.perf_counter()
+                keys = cs(vec, value, k + 1)
+                return (time.perf_counter() - t0) * 1000, keys
+        else:
+            ann_stmt = sql.SQL("SELECT {pk}, {d} AS _d FROM {t} ORDER BY _d LIMIT {k}").format(
+                pk=pk, d=dist, t=table, k=sql.Literal(k + 1))
+            param = f"{setting}.ef_search" if knob == "ef" else f"{setting}.probes"
             conn.execute("SELECT set_config(%s, 'off', true)", [f"{setting}.iterative_scan"])
 
-        def search(vec: Any, value: int) -> tuple[float, list[Any]]:
-            if companion_search is not None:
-                t0 = time.perf_counter()
-                keys = companion_search(vec, value, k + 1)
-                return (time.perf_counter() - t0) * 1000, keys
-            ms, rows = _timed(conn, ann_stmt, [vec])
-            return ms, [r[0] for r in rows]
+            def prepare(value: int) -> None:
+                conn.execute("SELECT set_config(%s, %s, true)",
+                             [param, str(max(value, k + 1) if knob == "ef" else value)])
+
+            def search(vec: Any, value: int) -> tuple[float, list[Any]]:
+                ms, rows = _timed(conn, ann_stmt, [vec])
+                return ms, [r[0] for r in rows]
 
         def run(value: int) -> tuple[float, float, float]:
             """Recall, its standard error over the queries, and the median ms per query
             (the median: other processes' bursts are not the index's cost)."""
-            if companion_search is None:
-                conn.execute("SELECT set_config(%s, %s, true)",
-                             [param, str(max(value, k + 1) if knob == "ef" else value)])
+            prepare(value)
             per_query: list[float] = []
             spent: list[float] = []
             for (key, vec), want in zip(sample, truth):

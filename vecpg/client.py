@@ -44,6 +44,7 @@ from .errors import (
 from .filters import compile_filter
 from .indexes import (
     COMPANION_INDEX_TYPES,
+    companion_knob,
     Companion,
     Flat,
     config_from_catalog,
@@ -704,12 +705,13 @@ class Client:
                           ) -> Callable[[Any, int, int], list[Any]]:
         """One search through companion index ``ix`` with its knob set, the way ``search``
         runs it (candidates, exact re-rank, pending rows), for calibration."""
-        knob = "search_k" if ix.index_type == "ANNOY" else "nprobe"
+        knob = companion_knob(ix.index_type)
 
         def run(vec: Any, value: int, limit: int) -> list[Any]:
-            hits = self._search(collection_name, [vec], limit, "", None,
-                                {"params": {knob: value}}, ix.field_name, None, 0, None,
-                                ix.index_type, learn=False)
+            hits = self._search(collection_name, [vec], limit=limit, filter="",
+                                output_fields=None, search_params={"params": {knob: value}},
+                                anns_field=ix.field_name, partition_names=None, offset=0,
+                                recall=None, strategy=ix.index_type, learn=False)
             return [h.id for h in hits[0]]
         return run
 

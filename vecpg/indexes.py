@@ -29,6 +29,11 @@ SCALAR_INDEX_TYPES = ("INVERTED", "STL_SORT", "TRIE", "BTREE", "AUTOINDEX")
 COMPANION_INDEX_TYPES = ("IVF_SQ8", "IVF_PQ", "ANNOY")  # quantized, built by vecpg itself
 
 
+def companion_knob(index_type: str) -> str:
+    """The search parameter that trades recall for speed in a companion index."""
+    return "search_k" if index_type == "ANNOY" else "nprobe"
+
+
 @dataclass(frozen=True)
 class Flat:
     """Exact search: no index structure at all."""

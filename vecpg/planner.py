@@ -39,7 +39,7 @@ from psycopg import sql
 
 from . import companion
 from .errors import InvalidArgument
-from .indexes import COMPANION_INDEX_TYPES, int_param
+from .indexes import COMPANION_INDEX_TYPES, companion_knob, int_param
 from .schema import DataType
 from .search import Query, SearchPlan, companion_plan
 
@@ -560,10 +560,10 @@ class CompanionStrategy:
         ix = q.index
         if ix is None or ix.index_type not in COMPANION_INDEX_TYPES or ix.id is None:
             return []
-        knob = "search_k" if ix.index_type == "ANNOY" else "nprobe"
+        knob = companion_knob(ix.index_type)
         given = {k: v for k, v in q.knobs.items() if k in self.knobs}
         cal = ctx.calibration
-        exact, src = ctx.exact_costs()
+        exact, _ = ctx.exact_costs()
         if cal and cal.get("knob") == knob and knob not in given:
             points = [({knob: int(p[knob])}, _low(p), float(p["ms"])) for p in cal["curve"]]
             src = "calibration"
