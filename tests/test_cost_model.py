@@ -1,0 +1,190 @@
+"""The planner's choice as a pure function of stated inputs: row counts, selectivities and
+calibration curves are given here, not measured, so every assertion holds on any machine
+under any load. No database: the planner's cost model is exercised directly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from vecpg import DataType, InvalidArgument
+from vecpg.catalog import CollectionInfo, IndexInfo
+from vecpg.planner import (
+    EXACT_PREFERENCE,
+    TINY_ROWS,
+    PlanContext,
+    Stats,
+    StatsCache,
+    choose,
+)
+from vecpg.results import select_fields
+from vecpg.schema import CollectionSchema
+from vecpg.search import prepare_query
+
+# Stated calibration (the shape vecpg.calibrate stores): an exact scan costs 1 ms per 1,000
+# rows, HNSW 0.2 ms + 4 us per unit of ef, with the recall each ef finds.
+EXACT = {"ms_per_1k": 1.0, "scan_ms_per_1k": 0.5, "ff_ms_per_1k": 2.9}
+HNSW_CURVE = [(10, 0.80), (20, 0.90), (40, 0.96), (64, 0.98), (100, 0.99), (200, 0.999)]
+
+
+def _calibration(knob: str, curve: list[tuple[int, float]], ms: Any, rows: int) -> dict[str, Any]:
+    return {"version": 1, "measured_at": "2026-12-01T00:00:00+00:00", "rows": rows, "k": 10,
+            "queries": 100, "queries_source": "given", "base_ms": 0.1, "knob": knob,
+            "exact": dict(EXACT),
+            "curve": [{knob: v, "recall": r, "se": 0.0, "ms": ms(v)} for v, r in curve]}
+
+
+def _hnsw_cal(rows: int = 100_000) -> dict[str, Any]:
+    return _calibration("ef", HNSW_CURVE, lambda ef: 0.2 + 0.004 * ef, rows)
+
+
+def _info(index_type: str | None = "HNSW", calibration: dict[str, Any] | None = None,
+          params: dict[str, Any] | None = None) -> CollectionInfo:
+    schema = CollectionSchema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("tag", DataType.INT64)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=64)
+    indexes = []
+    if index_type is not None:
+        companion = index_type in ("IVF_SQ8", "IVF_PQ", "ANNOY")
+        indexes.append(IndexInfo("v", "v", index_type, "L2", params or {},
+                                 None if companion else "w__v", "ready", 1, id=7,
+                                 calibration=calibration))
+    return CollectionInfo("public", "w", schema, {"metrics": {"v": "L2"}}, indexes)
+
+
+def _ctx(info: CollectionInfo, *, rows: float, matching: float | None = None,
+         access: str = "index", expr: str = "", limit: int = 10, recall: float = 0.95,
+         forced: str | None = None, search_params: dict[str, Any] | None = None
+         ) -> PlanContext:
+    f = info.schema.field("v")
+    q = prepare_query(info, f, limit=limit, offset=0, expr=expr,
+                      selection=select_fields(info.schema, None, default_all=False),
+                      partitions=None, search_params=search_params)
+    if expr:
+        stats = Stats(rows, "pg_class", matching if matching is not None else rows, "count",
+                      access)
+    else:
+        stats = Stats(rows, "pg_class", rows, "none", None)
+    return PlanContext(q, stats, recall, forced, StatsCache(), '"public"."w"')
+
+
+def _pick(ctx: PlanContext) -> tuple[str, dict[str, Any]]:
+    best, _ = choose(ctx)
+    return best.label, best.params
+
+
+def test_unfiltered_takes_the_cheapest_setting_that_meets_the_target() -> None:
+    info = _info(calibration=_hnsw_cal())
+    label, params = _pick(_ctx(info, rows=100_000))
+    assert label == "hnsw"
+    # 0.95 lies between ef 20 (0.90) and ef 40 (0.96): the smallest ef in between that
+    # meets it, not the next grid point
+    assert 20 < params["ef"] <= 40
+    best, options = choose(_ctx(info, rows=100_000))
+    cheaper = [o for o in options if o.cost_ms < best.cost_ms]
+    assert cheaper and all(o.recall < 0.95 for o in cheaper)
+    # a lower target buys a smaller ef; a higher one a larger ef
+    assert _pick(_ctx(info, rows=100_000, recall=0.85))[1]["ef"] < params["ef"]
+    assert _pick(_ctx(info, rows=100_000, recall=0.99))[1]["ef"] >= 100
+
+
+def test_every_rejected_option_says_why() -> None:
+    best, options = choose(_ctx(_info(calibration=_hnsw_cal()), rows=100_000))
+    others = [o for o in options if o is not best]
+    assert others and all(o.rejected for o in others)
+    exact = next(o for o in others if o.label == "exact")
+    assert exact.rejected.startswith("estimated cost")
+    assert any("recall" in o.rejected for o in others if o.label == "hnsw")
+
+
+def test_small_collection_is_exact_and_forcing_still_runs_the_index() -> None:
+    info = _info(calibration=_hnsw_cal(rows=TINY_ROWS))
+    best, options = choose(_ctx(info, rows=TINY_ROWS))
+    assert best.label == "exact"
+    assert all(f"{TINY_ROWS} rows" in o.rejected for o in options if o.label == "hnsw")
+    assert _pick(_ctx(info, rows=TINY_ROWS, forced="hnsw"))[0] == "hnsw"
+    # one row more and the index wins on cost (2 ms exact vs ~0.3 ms)
+    assert _pick(_ctx(info, rows=TINY_ROWS + 1))[0] == "hnsw"
+
+
+def test_no_index_means_exact() -> None:
+    assert _pick(_ctx(_info(index_type=None), rows=1e6))[0] == "exact"
+    with pytest.raises(InvalidArgument, match="does not apply"):
+        choose(_ctx(_info(index_type=None), rows=1e6, forced="hnsw"))
+
+
+@pytest.mark.parametrize("selectivity,want", [(0.5, "hnsw"), (0.12, "hnsw"),
+                                              (0.005, "filter_first"), (0.0005, "filter_first")])
+def test_filtered_choice_follows_selectivity(selectivity: float, want: str) -> None:
+    """A broad filter goes through the graph (an iterative scan visits k / selectivity
+    tuples); a selective one with an index on the filter fetches its rows and ranks them
+    exactly."""
+    rows = 100_000
+    ctx = _ctx(_info(calibration=_hnsw_cal()), rows=rows, matching=rows * selectivity,
+               expr="tag == 1")
+    best, _ = choose(ctx)
+    assert best.label == want
+    assert best.recall >= 0.95
+
+
+def test_selective_filter_without_an_index_scans() -> None:
+    ctx = _ctx(_info(calibration=_hnsw_cal()), rows=100_000, matching=50, access="seq",
+               expr="tag == 1")
+    assert _pick(ctx)[0] == "exact"  # the graph would visit 20,000 tuples for 10 matches
+
+
+def test_exact_wins_a_near_tie() -> None:
+    """An exact plan within EXACT_PREFERENCE of the cheapest is preferred: its answer is
+    complete. 3,000 rows: exact costs 3.1 ms; make HNSW cost just under that."""
+    rows = 3000
+    slow = _calibration("ef", HNSW_CURVE, lambda ef: 3.1 / EXACT_PREFERENCE * 1.05, rows)
+    best, options = choose(_ctx(_info(calibration=slow), rows=rows))
+    assert best.label == "exact"
+    beaten = [o for o in options if o.label == "hnsw" and o.recall >= 0.95
+              and o.cost_ms < best.cost_ms]
+    assert beaten and all("exact plan within" in o.rejected for o in beaten)
+    fast = _calibration("ef", HNSW_CURVE, lambda ef: 3.1 / EXACT_PREFERENCE / 1.5, rows)
+    assert _pick(_ctx(_info(calibration=fast), rows=rows))[0] == "hnsw"
+
+
+def test_unreachable_target_takes_the_most_accurate_forced_option() -> None:
+    info = _info(calibration=_hnsw_cal())
+    best, _ = choose(_ctx(info, rows=100_000, recall=1.0, forced="hnsw"))
+    assert best.label == "hnsw" and best.params["ef"] >= 200
+
+
+def test_knobs_force_their_index_and_setting() -> None:
+    info = _info(calibration=_hnsw_cal(rows=TINY_ROWS))
+    label, params = _pick(_ctx(info, rows=TINY_ROWS, search_params={"params": {"ef": 77}}))
+    assert (label, params) == ("hnsw", {"ef": 77})
+    assert _pick(_ctx(info, rows=1e5, search_params={"exact": True}))[0] == "exact"
+
+
+def test_uncalibrated_hnsw_uses_the_default_curve() -> None:
+    best, _ = choose(_ctx(_info(calibration=None), rows=100_000))
+    assert best.label == "hnsw" and best.cost_source == "default" and best.recall >= 0.95
+
+
+def test_growth_since_calibration_costs_recall() -> None:
+    """A collection 8x larger than when it was calibrated is credited with less recall per
+    ef, so a larger ef is needed for the same target."""
+    info = _info(calibration=_hnsw_cal(rows=100_000))
+    same = _pick(_ctx(info, rows=100_000))[1]["ef"]
+    grown = _pick(_ctx(info, rows=800_000))[1]["ef"]
+    assert grown > same
+
+
+def test_companion_by_its_curve_and_under_a_filter() -> None:
+    curve = [(1, 0.6), (2, 0.75), (4, 0.86), (8, 0.93), (16, 0.97), (32, 0.99)]
+    cal = _calibration("nprobe", curve, lambda p: 0.3 + 0.05 * p, 50_000)
+    info = _info("IVF_SQ8", cal, {"nlist": 128})
+    best, options = choose(_ctx(info, rows=50_000, recall=0.9))
+    assert best.label == "ivf_sq8" and best.params == {"nprobe": 8}
+    assert best.cost_source == "calibration"
+    # filtered (10%) and forced: ten times the re-rank candidates, and less recall
+    f, _ = choose(_ctx(info, rows=50_000, matching=5000, expr="tag == 1", recall=0.9,
+                       forced="ivf_sq8"))
+    assert f.params["rerank"] == 100
+    assert f.recall < max(o.recall for o in options if o.label == "ivf_sq8")
