@@ -50,7 +50,7 @@ def main() -> None:
         t_api = t_raw = 0.0
         with psycopg.connect(client.dsn, autocommit=True) as conn:
             register_vector(conn)
-            for r in range(args.rounds):
+            for _ in range(args.rounds):
                 for name in ("api", "raw"):
                     conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier("overhead", name)))
                 t0 = time.perf_counter()
@@ -86,8 +86,9 @@ def main() -> None:
         with psycopg.connect(client.dsn, autocommit=True) as conn:
             register_vector(conn)
             for s in settings:
-                conn.execute("SELECT " + ", ".join(["set_config(%s, %s, false)"] * (len(s) // 2)), s)
-            for r in range(args.rounds):
+                calls = ", ".join(["set_config(%s, %s, false)"] * (len(s) // 2))
+                conn.execute("SELECT " + calls, s)
+            for _ in range(args.rounds):
                 found = []
                 for q in Q:
                     t0 = time.perf_counter()
@@ -102,7 +103,7 @@ def main() -> None:
         print(f"HNSW ef={args.ef} search, one query per call: vecpg {nq / t_api:,.0f} QPS, raw "
               f"psycopg {nq / t_raw:,.0f} QPS, ratio {t_raw / t_api:.2f}; recall@10 {rec:.3f}")
         t0 = time.perf_counter()
-        for r in range(args.rounds):
+        for _ in range(args.rounds):
             client.search("api", Q, limit=10, search_params=sp)
         t_batch = time.perf_counter() - t0
         print(f"batched search ({len(Q)} vectors per call, pipelined): {nq / t_batch:,.0f} QPS")

@@ -9,9 +9,10 @@ rows), and with ``--calibrate test`` (default) calibrates it again with 300 held
 queries (``test[-300:]``, never among the measured ones). Then for each filter (none,
 lexfile_19 0.5%, lexfile_26 3%, lexfile_0 12%, pos_0 70%) it runs every query one search
 call at a time with: the exact scan, every index setting of the grid, and auto, in blocks
-of 20 queries with the strategies taking turns (so they share the machine's noise). Prints the table of recall@10 /
-QPS, what auto picked, and auto's QPS against the best fixed strategy that reached the
-target (the done-when of issue 4: recall >= 0.95, 10 results always, QPS >= 0.9 x best).
+of 20 queries with the strategies taking turns (so they share the machine's noise). Prints
+the table of recall@10 / QPS, what auto picked, and auto's QPS against the best fixed
+strategy that reached the target (the done-when of issue 4: recall >= 0.95, 10 results
+always, QPS >= 0.9 x best).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def main() -> None:
             sel = 1.0 if fname == "none" else float(ds.filter_mask(fname).mean())
             spent = {name: 0.0 for name, _ in strategies}
             found: dict[str, list[list[int]]] = {}
-            for name, kw in strategies:  # warm-up, untimed: caches, prepared statements
+            for _name, kw in strategies:  # warm-up, untimed: caches, prepared statements
                 for q in queries[:10]:
                     client.search("wn", [q], limit=10, filter=expr, **kw)
             # blocks of 20 queries, every strategy in turn (the order alternating), so all
@@ -119,8 +120,8 @@ def main() -> None:
                 r += 1
             done[fname] = r
             plan = client.explain("wn", limit=10, filter=expr, recall=TARGET)
-            row: dict[str, Any] = {"filter": fname, "selectivity": sel,
-                                   "auto_pick": f"{plan['strategy']} {plan['params'] or ''}".strip(),
+            pick = f"{plan['strategy']} {plan['params'] or ''}".strip()
+            row: dict[str, Any] = {"filter": fname, "selectivity": sel, "auto_pick": pick,
                                    "results": {}}
             for name, _ in strategies:
                 qps = nq * done[fname] / spent[name]

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 
+import vecpg
 from vecpg.server import embedded_dsn
 
 
@@ -30,7 +31,7 @@ def _docker_available() -> bool:
 
         docker.from_env(timeout=3).ping()
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever fails (no client, no socket), no Docker
         return False
 
 
@@ -65,6 +66,32 @@ def schema_name(conn: psycopg.Connection) -> Iterator[str]:
     conn.execute(psycopg.sql.SQL("CREATE SCHEMA {}").format(psycopg.sql.Identifier(name)))
     yield name
     conn.execute(psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(psycopg.sql.Identifier(name)))
+
+
+@pytest.fixture
+def client(dsn: str, schema_name: str) -> Iterator[vecpg.Client]:
+    """A client whose collections live in the fresh schema ``schema_name``; closed after
+    the test, and the schema dropped (CASCADE) by ``schema_name`` through the plain ``conn``.
+    The collections are dropped through the client first: their catalog rows and companion
+    tables are in schema vecpg, which the schema's DROP does not reach."""
+    with vecpg.connect(dsn, schema=schema_name) as c:
+        yield c
+        for name in c.list_collections():
+            c.drop_collection(name)
+
+
+def _drop_schema(dsn: str, name: str) -> None:
+    """Drop schema ``name`` and everything in it, if it exists, through a plain connection."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
+                  .format(psycopg.sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def drop_schema() -> Callable[[str, str], None]:
+    """``drop_schema(dsn, name)``, for the schemas ``schema_name`` cannot provide: a module
+    fixture's, or one that racing processes must create themselves."""
+    return _drop_schema
 
 
 # Latencies the planner tests state instead of measuring: an exact scan costs 1 ms per

@@ -50,10 +50,10 @@ def _records(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
 
 
-def test_bench_cli_end_to_end(dsn: str, dataset: Path, tmp_path: Path,
+def test_bench_cli_end_to_end(dsn: str, schema_name: str, dataset: Path, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    rc = main(["--dsn", dsn, "--schema", "bench_test", "bench", str(dataset), "--quick",
+    rc = main(["--dsn", dsn, "--schema", schema_name, "bench", str(dataset), "--quick",
                "--filters", "--queries", "20", "--indexes", "exact,ivfflat,hnsw,ivf_pq",
                "--references", "none", "--out", str(out)])
     assert rc == 0
@@ -100,9 +100,10 @@ def test_bench_cli_end_to_end(dsn: str, dataset: Path, tmp_path: Path,
     assert (out / "tables.md").read_text().startswith("dataset tiny-16-angular")
 
 
-def test_bench_k100_reports_both_recalls(dsn: str, dataset: Path, tmp_path: Path) -> None:
+def test_bench_k100_reports_both_recalls(dsn: str, schema_name: str, dataset: Path,
+                                         tmp_path: Path) -> None:
     out = tmp_path / "out"
-    rc = main(["--dsn", dsn, "--schema", "bench_test", "bench", str(dataset), "--quick",
+    rc = main(["--dsn", dsn, "--schema", schema_name, "bench", str(dataset), "--quick",
                "--indexes", "exact,hnsw", "--k", "100", "--queries", "10", "--no-ingest",
                "--references", "none", "--out", str(out)])
     assert rc == 0
@@ -111,9 +112,9 @@ def test_bench_k100_reports_both_recalls(dsn: str, dataset: Path, tmp_path: Path
     assert all(r["recall@100"] == 1.0 for r in search if r["index"] == "FLAT")
 
 
-def test_bench_bad_arguments(dsn: str, dataset: Path, tmp_path: Path,
+def test_bench_bad_arguments(dsn: str, schema_name: str, dataset: Path, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["--dsn", dsn, "--schema", "bench_test", "bench"]
+    base = ["--dsn", dsn, "--schema", schema_name, "bench"]
     assert main(base + [str(tmp_path / "missing.hdf5")]) == 2
     assert main(base + [str(dataset), "--indexes", "hnsw,bogus", "--out", str(tmp_path)]) == 2
     assert main(base + [str(dataset), "--k", "500", "--out", str(tmp_path)]) == 2
@@ -122,9 +123,10 @@ def test_bench_bad_arguments(dsn: str, dataset: Path, tmp_path: Path,
     assert "does not exist" in err and "bogus" in err and "k must be" in err and "nope" in err
 
 
-def test_scale_mode_small(dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_scale_mode_small(dsn: str, schema_name: str, tmp_path: Path,
+                          capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "scale"
-    rc = main(["--dsn", dsn, "--schema", "bench_test", "bench", "--scale", "--sizes",
+    rc = main(["--dsn", dsn, "--schema", schema_name, "bench", "--scale", "--sizes",
                "1000,3000", "--dim", "16", "--queries", "20", "--out", str(out)])
     assert rc == 0
     recs = [r for r in _records(out) if r["kind"] == "scale"]
@@ -183,8 +185,9 @@ def test_clustered_data_is_deterministic() -> None:
     assert not np.array_equal(a, clustered_data(500, 8, seed=4))
 
 
-def test_unavailable_index_is_skipped_with_a_note(dsn: str, dataset: Path, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_unavailable_index_is_skipped_with_a_note(
+        dsn: str, schema_name: str, dataset: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """A companion index whose create_index says "not available yet" is skipped, noted,
     and the other indexes still run (the harness picks it up once it exists)."""
     import sys
@@ -196,7 +199,7 @@ def test_unavailable_index_is_skipped_with_a_note(dsn: str, dataset: Path, tmp_p
     from vecpg.errors import InvalidArgument
 
     ds = load_hdf5(dataset)
-    with vecpg.connect(dsn, schema="bench_skip") as client:
+    with vecpg.connect(dsn, schema=schema_name) as client:
         real = client.create_index
 
         def create_index(collection: str, *args: Any, **kw: Any) -> None:

@@ -4,9 +4,6 @@ search (radius / range_filter) on float metrics."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from psycopg import sql
@@ -16,12 +13,6 @@ from vecpg import InvalidArgument
 
 DIM = 256
 N = 3000
-
-
-@pytest.fixture
-def client(dsn: str) -> Iterator[vecpg.Client]:
-    with vecpg.connect(dsn, schema="bin_" + uuid.uuid4().hex[:8]) as c:
-        yield c
 
 
 def _fingerprints(n: int, seed: int = 0) -> np.ndarray:

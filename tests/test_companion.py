@@ -13,8 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import uuid
-from collections.abc import Iterator
 
 import numpy as np
 import psycopg
@@ -31,12 +29,6 @@ N, DIM, NLIST = 1500, 16, 16
 KINDS = {"IVF_SQ8": {"nlist": NLIST}, "IVF_PQ": {"nlist": NLIST, "m": 4},
          "ANNOY": {"n_trees": 4}}
 FULL = {"params": {"nprobe": NLIST, "rerank": 1000, "search_k": 10**6}}  # covers everything
-
-
-@pytest.fixture
-def client(dsn: str) -> Iterator[vecpg.Client]:
-    with vecpg.connect(dsn, schema="cmp_" + uuid.uuid4().hex[:8]) as c:
-        yield c
 
 
 def _data(seed: int = 0, n: int = N) -> np.ndarray:

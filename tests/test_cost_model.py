@@ -10,17 +10,11 @@ import pytest
 
 from vecpg import DataType, InvalidArgument
 from vecpg.catalog import CollectionInfo, IndexInfo
-from vecpg.planner import (
-    EXACT_PREFERENCE,
-    TINY_ROWS,
-    PlanContext,
-    Stats,
-    StatsCache,
-    choose,
-)
+from vecpg.planner import EXACT_PREFERENCE, TINY_ROWS, PlanContext, choose
+from vecpg.query import prepare_query
 from vecpg.results import select_fields
 from vecpg.schema import CollectionSchema
-from vecpg.search import prepare_query
+from vecpg.stats import Stats, StatsCache
 
 # Stated calibration (the shape vecpg.calibrate stores): an exact scan costs 1 ms per 1,000
 # rows, HNSW 0.2 ms + 4 us per unit of ef, with the recall each ef finds.
@@ -51,7 +45,7 @@ def _info(index_type: str | None = "HNSW", calibration: dict[str, Any] | None = 
         indexes.append(IndexInfo("v", "v", index_type, "L2", params or {},
                                  None if companion else "w__v", "ready", 1, id=7,
                                  calibration=calibration))
-    return CollectionInfo("public", "w", schema, {"metrics": {"v": "L2"}}, indexes)
+    return CollectionInfo("public", "w", schema, {"metrics": {"v": "L2"}}, tuple(indexes))
 
 
 def _ctx(info: CollectionInfo, *, rows: float, matching: float | None = None,

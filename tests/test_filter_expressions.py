@@ -121,9 +121,9 @@ CASES = [
 ]
 
 
-def _collection(dsn: str, name: str, schema, rows):
+def _collection(dsn: str, schema_name: str, name: str, schema, rows):
     """A module fixture's body: collection ``name`` holding ``rows``, dropped afterwards."""
-    with vecpg.connect(dsn, schema="filter_test") as client:
+    with vecpg.connect(dsn, schema=schema_name) as client:
         client.drop_collection(name)
         client.create_collection(name, schema=schema)
         client.insert(name, rows)
@@ -132,8 +132,15 @@ def _collection(dsn: str, name: str, schema, rows):
 
 
 @pytest.fixture(scope="module")
-def loaded(dsn: str):
-    yield from _collection(dsn, "items", _schema(), _rows())
+def filter_schema(dsn: str, drop_schema):
+    """Schema filter_test, where the module's collections live; dropped after the module."""
+    yield "filter_test"
+    drop_schema(dsn, "filter_test")
+
+
+@pytest.fixture(scope="module")
+def loaded(dsn: str, filter_schema: str):
+    yield from _collection(dsn, filter_schema, "items", _schema(), _rows())
 
 
 @pytest.mark.parametrize("expr, pred", CASES, ids=[c[0] for c in CASES])
@@ -229,8 +236,8 @@ def _edge_rows() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def edge(dsn: str):
-    yield from _collection(dsn, "edge", _edge_schema(), _edge_rows())
+def edge(dsn: str, filter_schema: str):
+    yield from _collection(dsn, filter_schema, "edge", _edge_schema(), _edge_rows())
 
 
 def _exact(x):
@@ -542,7 +549,8 @@ _ATOMS = [
     ("array_length(tags)", lambda r: len(r["tags"])),
     ("tags[1]", lambda r: r["tags"][1] if len(r["tags"]) > 1 else None),
     ('meta["list"][0]', lambda r: r["meta"]["list"][0] if r["meta"]["list"] else None),
-    ("0", lambda r: 0), ("3", lambda r: 3), ("(-2)", lambda r: -2), ("2.5", lambda r: Fraction(5, 2)),
+    ("0", lambda r: 0), ("3", lambda r: 3), ("(-2)", lambda r: -2),
+    ("2.5", lambda r: Fraction(5, 2)),
     (str(BIG), lambda r: BIG), ("99999999999999999999", lambda r: 99999999999999999999),
 ]
 
@@ -593,9 +601,11 @@ def _int_condition(draw, depth: int = 0):
         lo, hi = draw(st.integers(-5, 95)), draw(st.integers(-5, 95))
         a, b = draw(st.sampled_from([("<", "<"), ("<=", "<"), ("<", "<="), ("<=", "<=")]))
         if draw(st.booleans()):
-            return f"{lo} {a} age {b} {hi}", lambda r: _CMP[a](lo, r["age"]) and _CMP[b](r["age"], hi)
+            return f"{lo} {a} age {b} {hi}", lambda r: (_CMP[a](lo, r["age"])
+                                                        and _CMP[b](r["age"], hi))
         ra, rb = {"<": ">", "<=": ">="}[a], {"<": ">", "<=": ">="}[b]
-        return f"{hi} {ra} age {rb} {lo}", lambda r: _CMP[ra](hi, r["age"]) and _CMP[rb](r["age"], lo)
+        return f"{hi} {ra} age {rb} {lo}", lambda r: (_CMP[ra](hi, r["age"])
+                                                      and _CMP[rb](r["age"], lo))
     if kind == 3:
         return draw(st.sampled_from([("flag", lambda r: r["flag"]),
                                      ("opt is null", lambda r: r["opt"] is None),

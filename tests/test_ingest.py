@@ -23,6 +23,7 @@ from vecpg.errors import (
     ValueTooLong,
 )
 from vecpg.ingest import Batch, copy_batch, prepare_batch
+from vecpg.session import Db
 from vecpg.schema import CollectionSchema
 from vecpg.schema import DataType as DT
 
@@ -37,8 +38,8 @@ def make_table(conn: psycopg.Connection, schema_name: str, cs: CollectionSchema)
 
 
 def load(conn: psycopg.Connection, table: sql.Composable, batch: Batch) -> None:
-    with conn.transaction(), conn.cursor() as cur:
-        copy_batch(cur, table, batch)
+    with conn.transaction():
+        copy_batch(Db(conn), table, batch)
 
 
 def count(conn: psycopg.Connection, table: sql.Composable) -> int:
@@ -376,7 +377,7 @@ def test_client_encoding_is_respected(conn: psycopg.Connection, schema_name: str
     table = make_table(conn, schema_name, cs)
     conn.execute("SET client_encoding TO 'LATIN1'")
     load(conn, table, prepare_batch(cs, [{"id": 1, "s": "déjà", "v": [1]}]))
-    with pytest.raises(FieldTypeError, match="'s'.*encoding"):
+    with pytest.raises(FieldTypeError, match=r"'s'.*encoding"):
         load(conn, table, prepare_batch(cs, [{"id": 2, "s": "€", "v": [1]}]))
     conn.execute("SET client_encoding TO 'UTF8'")
     assert conn.execute(sql.SQL("SELECT s FROM {}").format(table)).fetchall() == [("déjà",)]

@@ -10,16 +10,9 @@ from pgvector import Bit
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-import vecpg
 from vecpg import DataType
 
 N, DIM, BITS, K = 300, 16, 64, 10
-
-
-@pytest.fixture
-def client(dsn: str, schema_name: str):
-    with vecpg.connect(dsn, schema=schema_name) as c:
-        yield c
 
 
 def _float_reference(metric: str, data: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -127,7 +120,7 @@ def test_structure_metrics(client, conn: psycopg.Connection, metric) -> None:
     rng = np.random.default_rng(13)
     data = _bits(rng, N, 0.3)
     _binary_collection(client, metric, data)
-    for i in range(5):
+    for _ in range(5):
         row = data[rng.integers(N)]
         if metric == "SUBSTRUCTURE":   # query inside some rows: keep a few of a row's bits
             q = row & (rng.random(BITS) < 0.25)

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import uuid
+from collections.abc import Callable, Iterator
 
 import psycopg
+import pytest
 
 import vecpg
 from vecpg.migrate import current_revision, downgrade, head_revision, upgrade
+
+
+@pytest.fixture
+def race_schema(dsn: str, drop_schema: Callable[[str, str], None]) -> Iterator[str]:
+    """A fresh schema name: the racing processes create the schema; dropped afterwards."""
+    name = "race_" + uuid.uuid4().hex[:8]
+    yield name
+    drop_schema(dsn, name)
 
 
 def _connect_and_create(dsn: str, schema: str, name: str) -> None:
@@ -16,9 +26,9 @@ def _connect_and_create(dsn: str, schema: str, name: str) -> None:
         client.create_collection(name, dimension=3)
 
 
-def test_processes_connecting_at_once(dsn: str) -> None:
+def test_processes_connecting_at_once(dsn: str, race_schema: str) -> None:
     """Several processes migrate and create collections at the same moment: all succeed."""
-    schema = "race_" + uuid.uuid4().hex[:8]
+    schema = race_schema
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_connect_and_create, args=(dsn, schema, f"c{i}"))
              for i in range(4)]
@@ -42,9 +52,9 @@ def _create_same(dsn: str, schema: str, q: object) -> None:
             q.put("exists")  # type: ignore[attr-defined]
 
 
-def test_same_collection_created_at_once(dsn: str) -> None:
+def test_same_collection_created_at_once(dsn: str, race_schema: str) -> None:
     """Racing creators of one collection: one wins, the others get AlreadyExists."""
-    schema = "race_" + uuid.uuid4().hex[:8]
+    schema = race_schema
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [ctx.Process(target=_create_same, args=(dsn, schema, q)) for _ in range(3)]
@@ -70,7 +80,8 @@ def test_upgrade_is_idempotent_and_reversible(dsn: str) -> None:
     downgrade(dsn, "0001")
     with psycopg.connect(dsn) as conn:
         assert current_revision(conn) == "0001"
-        assert conn.execute("SELECT to_regprocedure('vecpg.tanimoto(bit, bit)')").fetchone()[0] is None
+        tanimoto = conn.execute("SELECT to_regprocedure('vecpg.tanimoto(bit, bit)')").fetchone()
+        assert tanimoto[0] is None
     upgrade(dsn)
     with psycopg.connect(dsn) as conn:
         assert current_revision(conn) == head_revision()

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def wordnet(dsn: str):
+def wordnet(dsn: str, drop_schema):
     if not DATASET.exists():
         pytest.fail(f"dev dataset missing: {DATASET} (CI has ../shared beside the repo)")
     ds = load_hdf5(DATASET)
@@ -39,6 +39,7 @@ def wordnet(dsn: str):
                                   "embedding": ds.train})
         yield client, ds
         client.drop_collection("wordnet")
+    drop_schema(dsn, "recall_test")
 
 
 def _ids(results) -> list[list[int]]:
@@ -56,7 +57,8 @@ def test_exact_search_is_ground_truth(wordnet) -> None:
         np.testing.assert_allclose([1 - h.distance for h in hits], ds.distances[i, :10], atol=2e-6)
         if got != want:  # only exact float ties may swap places
             d = dict(zip(ds.neighbors[i], ds.distances[i]))
-            assert all(abs(d.get(a, 9) - d.get(b, 9)) < 2e-6 for a, b in zip(got, want)), (got, want)
+            assert all(abs(d.get(a, 9) - d.get(b, 9)) < 2e-6
+                       for a, b in zip(got, want)), (got, want)
 
 
 def test_filtered_exact_search_is_ground_truth(wordnet) -> None:

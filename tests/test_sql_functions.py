@@ -238,7 +238,8 @@ def fingerprint_table(conn, binary_metrics, schema_name):
     table = sql.Identifier(schema_name, "fingerprints")
     conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, fp bit(2048) NOT NULL)")
                  .format(table))
-    with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} (id, fp) FROM STDIN").format(table)) as copy:
+    copy_sql = sql.SQL("COPY {} (id, fp) FROM STDIN").format(table)
+    with conn.cursor() as cur, cur.copy(copy_sql) as copy:
         for i, row in enumerate(rows):
             copy.write_row((i, _bits(row)))
     conn.execute(sql.SQL("ANALYZE {}").format(table))

@@ -5,6 +5,8 @@
     client.create_collection("docs", dimension=384)
 """
 
+from typing import TYPE_CHECKING
+
 from .errors import (
     AlreadyExists,
     CollectionNotFound,
@@ -20,8 +22,10 @@ from .errors import (
     MetricMismatch,
     NotFound,
     PartitionNotFound,
+    PoolTimeout,
     SchemaError,
     ServerError,
+    ServerUnavailable,
     UnsupportedServer,
     ValueTooLong,
     VecpgError,
@@ -32,20 +36,24 @@ from .schema import CollectionSchema, DataType, FieldSchema
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:  # type checkers see the real signatures; at run time they load lazily
+    from .client import Client, IndexParams, connect
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+
+def __getattr__(name: str) -> object:
     # The client pulls in psycopg_pool, the filter parser and alembic; import it on first use
     # so `import vecpg.datasets` stays light.
     if name in ("Client", "IndexParams", "connect"):
         from . import client
 
         return getattr(client, name)
-    raise AttributeError(name)
+    raise AttributeError(f"module 'vecpg' has no attribute {name!r}")
 
 __all__ = [
     "AlreadyExists", "Client", "CollectionNotFound", "CollectionSchema", "DataType",
     "DimensionMismatch", "DuplicateKey", "FieldSchema", "FieldTypeError", "FilterError", "Hit",
     "IndexNotFound", "IndexNotReady", "IndexParams", "InvalidArgument", "InvalidName", "InvalidVector", "Metric",
-    "MetricMismatch", "NotFound", "PartitionNotFound", "SchemaError", "ServerError",
+    "MetricMismatch", "NotFound", "PartitionNotFound", "PoolTimeout", "SchemaError",
+    "ServerError", "ServerUnavailable",
     "UnsupportedServer", "ValueTooLong", "VecpgError", "connect",
 ]

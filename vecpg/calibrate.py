@@ -4,7 +4,7 @@ collection's own rows, stored in ``vecpg.indexes.calibration`` for the planner.
 A sample of the collection's vectors serves as queries. For each, the exact top k (the row
 itself left out, since a row always finds itself) is the truth; every setting of the
 index's knob (HNSW ``ef``, IVF ``nprobe``; for companion indexes ``nprobe`` or ANNOY's
-``search_k``, each search through the client's companion path) is then timed and scored
+``search_k``, each search planned and run as ``search`` runs it) is then timed and scored
 against it. The exact scan's cost is measured on the way (per 1,000 rows scanned, with
 and without distances, and through an index), so the planner can weigh exact against the
 index on one scale.
@@ -27,23 +27,22 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
+from . import executor
 from .catalog import CollectionInfo, IndexInfo
+from .companion import Companions
 from .errors import InvalidArgument
-from .indexes import COMPANION_INDEX_TYPES, companion_knob
 from .metrics import Metric, distance_sql
+from .planner import Planner
+from .query import SearchPlan, SearchRequest, compile_query, query_vectors
 from .schema import PARTITION_COLUMN
+from .session import Db
 
-HNSW_GRID = (10, 15, 20, 30, 40, 64, 100, 200, 400)
-IVF_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-ANNOY_GRID = (500, 1000, 2000, 4000, 8000, 16000, 32000, 64000)  # search_k
 MIN_ROWS = 50  # below this a curve says nothing (and every search is an exact scan anyway)
 
 
-def _timed(conn: psycopg.Connection, stmt: sql.SQL | sql.Composed, params: list[Any]
+def _timed(conn: Db, stmt: sql.SQL | sql.Composed, params: list[Any]
            ) -> tuple[float, list[tuple[Any, ...]]]:
     t0 = time.perf_counter()
     rows = conn.execute(stmt, params).fetchall()
@@ -78,14 +77,37 @@ def _as_params(queries: Any, sample_type: Any) -> list[Any]:
 
 CompanionSearch = Callable[[Any, int, int], list[Any]]
 """``(query vector, knob value, limit) -> primary keys``: one search through a companion index
-with its knob (``nprobe`` or ``search_k``) set, as the client runs it."""
+with its knob (``nprobe`` or ``search_k``) set, as ``search`` runs it."""
 
 
-def calibrate_index(conn: psycopg.Connection, info: CollectionInfo, index: IndexInfo, *,
+def companion_search(db: Db, info: CollectionInfo, index: IndexInfo,
+                     companions: Companions) -> CompanionSearch:
+    """Searches through companion ``index``, planned by a planner of their own (they are
+    rows of the collection, not user queries: nothing of them is remembered or learnt)
+    and run by the executor, with the re-rank and pending rows of a real search."""
+    planner = Planner()
+    plans: dict[tuple[int, int], SearchPlan] = {}
+    knob = index.kind.knob or ""
+    f = info.schema.field(index.field_name)
+
+    def run(vec: Any, value: int, limit: int) -> list[Any]:
+        plan = plans.get((value, limit))
+        if plan is None:
+            req = SearchRequest.of(info.name, limit=limit, anns_field=index.field_name,
+                                   search_params={"params": {knob: value}},
+                                   strategy=index.kind.name)
+            plan = plans[(value, limit)] = planner.plan(
+                db, compile_query(info, req), recall=0.95, strategy=index.kind.name)
+        rows = executor.run(db, plan, query_vectors(f, [vec]), companions).rows[0]
+        return [r[0] for r in rows]
+    return run
+
+
+def calibrate_index(conn: Db, info: CollectionInfo, index: IndexInfo, *,
                     queries: int | Any = 100, k: int = 10, source: str | None = None,
-                    companion_search: CompanionSearch | None = None) -> dict[str, Any] | None:
-    """Measure ``index`` (a pgvector HNSW or IVF_FLAT index, or a companion index when
-    ``companion_search`` runs its searches) and return the calibration document, or None
+                    companions: Companions | None = None) -> dict[str, Any] | None:
+    """Measure ``index`` (a pgvector HNSW or IVF_FLAT index, or a companion index whose
+    loaded codes ``companions`` holds) and return the calibration document, or None
     when the collection has too few rows or the index no knob to tune.
 
     ``queries``: how many rows of the collection to take as queries, or the query vectors
@@ -99,22 +121,13 @@ def calibrate_index(conn: psycopg.Connection, info: CollectionInfo, index: Index
     """
     if index.metric_type is None:
         return None
-    grid: tuple[int, ...]
-    nlist = int(index.params.get("nlist", 128))
-    ivf_grid = tuple(sorted({p for p in IVF_GRID if p < nlist} | {nlist}))
-    if index.index_type in COMPANION_INDEX_TYPES:
-        if companion_search is None:
-            return None
-        knob, setting = companion_knob(index.index_type), ""
-        grid = ANNOY_GRID if knob == "search_k" else ivf_grid
-    elif index.pg_index is None:
+    kind = index.kind
+    if kind.knob is None or (kind.companion and companions is None) or (
+            not kind.companion and index.pg_index is None):
         return None
-    elif index.index_type in ("HNSW", "AUTOINDEX"):
-        knob, setting, grid = "ef", "hnsw", HNSW_GRID
-    elif index.index_type in ("IVF_FLAT", "BIN_IVF_FLAT"):
-        knob, setting, grid = "nprobe", "ivfflat", ivf_grid
-    else:
-        return None
+    knob, setting, grid = kind.knob, kind.family, kind.grid
+    if nlist := kind.nlist(index.params):  # IVF: probing every list is the end of the grid
+        grid = tuple(sorted({p for p in grid if p < nlist} | {nlist}))
     f = info.schema.field(index.field_name)
     metric = Metric.parse(index.metric_type)
     table = sql.Identifier(info.schema_name, info.name)
@@ -166,8 +179,8 @@ def calibrate_index(conn: psycopg.Connection, info: CollectionInfo, index: Index
         # search returning (ms, primary keys)
         prepare: Callable[[int], None]
         search: Callable[[Any, int], tuple[float, list[Any]]]
-        if companion_search is not None:
-            cs = companion_search
+        if companions is not None and kind.companion:
+            cs = companion_search(conn, info, index, companions)
 
             def prepare(value: int) -> None:
                 pass  # the knob travels with each search
@@ -237,12 +250,3 @@ def calibrate_index(conn: psycopg.Connection, info: CollectionInfo, index: Index
                       # distance, measured at 2.9x the exact scan's per row on the dev set
                       "ff_ms_per_1k": round(2.9 * exact_per_1k, 5)},
             "curve": curve}
-
-
-def store(conn: psycopg.Connection, info: CollectionInfo, index: IndexInfo,
-          calibration: dict[str, Any] | None) -> None:
-    """Write ``calibration`` to the index's catalog row (None clears it)."""
-    conn.execute("UPDATE vecpg.indexes SET calibration = %s WHERE schema_name = %s"
-                 " AND collection = %s AND index_name = %s",
-                 (None if calibration is None else Jsonb(calibration), info.schema_name,
-                  info.name, index.index_name))

@@ -35,15 +35,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
-from . import quantize
+from . import catalog, quantize
 from .errors import IndexNotReady, InvalidArgument
 from .indexes import Companion, int_param
 from .metrics import Metric
 from .schema import DataType, FieldSchema
+from .session import Db
 
 LOCK_NAMESPACE = 0x76656370 & 0x7FFFFFFF  # advisory lock class id: "vecp"
 REFRESH_SECONDS = 1.0   # how stale a process's view of newly encoded rows may get
@@ -79,7 +78,7 @@ def _next_seq(index_id: int) -> sql.Composed:
 
 # -- objects ---------------------------------------------------------------------------------
 
-def install(conn: psycopg.Connection, table: sql.Identifier, pk: FieldSchema,
+def install(conn: Db, table: sql.Identifier, pk: FieldSchema,
             vec: FieldSchema, index_id: int) -> None:
     """Create the pending list, the code sequence and the triggers that keep the pending
     list complete. Runs in the caller's transaction."""
@@ -109,7 +108,7 @@ BEGIN
   RETURN NULL;
 END""").format(skip=sql.Literal(skip), pending=pending, pk=pkc, vec=vc)
     conn.execute(sql.SQL("CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {}").format(
-        fn, sql.Literal(body.as_string(conn))))
+        fn, sql.Literal(body.as_string(conn.raw))))
     trig = f"_vecpg_cmp_{index_id}"
     conn.execute(sql.SQL("CREATE TRIGGER {} AFTER INSERT ON {} REFERENCING NEW TABLE AS new_rows "
                          "FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(
@@ -121,7 +120,7 @@ END""").format(skip=sql.Literal(skip), pending=pending, pk=pkc, vec=vc)
                          "EXECUTE FUNCTION {}()").format(sql.Identifier(trig + "_trunc"), table, fn))
 
 
-def uninstall(conn: psycopg.Connection, index_id: int) -> None:
+def uninstall(conn: Db, index_id: int) -> None:
     """Drop everything of one companion index (its triggers go with the function)."""
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}() CASCADE").format(_ident(index_id, "mark")))
     rows = conn.execute(
@@ -147,15 +146,15 @@ class Target:
     cfg: Companion
 
 
-def _lock_exclusive(conn: psycopg.Connection, index_id: int) -> None:
+def _lock_exclusive(conn: Db, index_id: int) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, index_id))
 
 
-def _lock_shared(conn: psycopg.Connection, index_id: int) -> None:
+def _lock_shared(conn: Db, index_id: int) -> None:
     conn.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", (LOCK_NAMESPACE, index_id))
 
 
-def build(conn: psycopg.Connection, t: Target,
+def build(conn: Db, t: Target,
           progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train, encode and swap in a new version of companion index ``t``.
 
@@ -175,32 +174,30 @@ def build(conn: psycopg.Connection, t: Target,
     # 1. Announce the build, once every writer already encoding has committed.
     with conn.transaction():
         _lock_exclusive(conn, t.index_id)
-        conn.execute("UPDATE vecpg.indexes SET build_started = now() WHERE id = %s", (t.index_id,))
+        catalog.mark_build_started(conn, t.index_id)
     # 2. Everything else in one snapshot, all or nothing.
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     try:
         stats = _build_in_snapshot(conn, t, report)
         conn.execute("COMMIT")
     except BaseException:
-        if not conn.closed:
+        if not conn.raw.closed:
             conn.execute("ROLLBACK")
         raise
     stats["build_seconds"] = round(time.monotonic() - started, 3)
     with conn.transaction():
-        conn.execute("UPDATE vecpg.index_models SET stats = stats || %s"
-                     " WHERE index_id = %s AND version = %s",
-                     (Jsonb({"build_seconds": stats["build_seconds"]}), t.index_id, stats["version"]))
+        catalog.add_model_stats(conn, t.index_id, stats["version"],
+                                {"build_seconds": stats["build_seconds"]})
     report({"phase": "done", **stats})
     return stats
 
 
-def _build_in_snapshot(conn: psycopg.Connection, t: Target,
+def _build_in_snapshot(conn: Db, t: Target,
                        report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    old = conn.execute("SELECT version FROM vecpg.indexes WHERE id = %s FOR UPDATE",
-                       (t.index_id,)).fetchone()
+    old = catalog.companion_state(conn, t.index_id, for_update=True)
     if old is None:
         raise IndexNotReady(f"index {t.index_id} vanished during its build")
-    version = int(old[0]) + 1
+    version = old[0] + 1
     pks, x = read_vectors(conn, t, report)
     if len(pks) == 0:
         raise InvalidArgument("cannot train a companion index on an empty collection; "
@@ -215,7 +212,7 @@ def _build_in_snapshot(conn: psycopg.Connection, t: Target,
         raise InvalidArgument(f"{t.cfg.kind}: {e}") from None
     train_s = time.monotonic() - t0
     report({"phase": "encoding", "rows": len(pks)})
-    lists, codes = _encode_all(model, x, t.cfg.kind)
+    lists, codes = _encode_all(model, x, t.cfg.trees)
     codes_t = codes_table(t.index_id, version)
     conn.execute(sql.SQL("CREATE TABLE {} (pk {} PRIMARY KEY, list int4 NOT NULL, "
                          "code bytea NOT NULL, seq bigint NOT NULL DEFAULT {})").format(
@@ -228,23 +225,14 @@ def _build_in_snapshot(conn: psycopg.Connection, t: Target,
     stats = {"version": version, "rows": len(pks), "train_seconds": round(train_s, 3),
              "code_size": int(model.code_size), "model_memory_bytes": int(model.model_bytes()),
              "float_bytes_per_vector": 4 * int(t.vec.dim or 0)}
-    conn.execute("INSERT INTO vecpg.index_models (index_id, version, model_bytes, stats)"
-                 " VALUES (%s, %s, %s, %s)", (t.index_id, version, len(blob), Jsonb(stats)))
-    with conn.cursor() as cur:
-        cur.executemany("INSERT INTO vecpg.index_model_parts (index_id, version, part, data)"
-                        " VALUES (%s, %s, %s, %s)",
-                        [(t.index_id, version, i, blob[s:s + MODEL_PART])
-                         for i, s in enumerate(range(0, len(blob), MODEL_PART))])
-    conn.execute("UPDATE vecpg.indexes SET version = %s, state = 'ready', build_started = NULL"
-                 " WHERE id = %s", (version, t.index_id))
+    catalog.add_model(conn, t.index_id, version, blob, stats, MODEL_PART)
+    catalog.swap_version(conn, t.index_id, version)
     if version > 1:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(codes_table(t.index_id, version - 1)))
-        conn.execute("DELETE FROM vecpg.index_models WHERE index_id = %s AND version < %s",
-                     (t.index_id, version))
     return stats
 
 
-def read_vectors(conn: psycopg.Connection, t: Target,
+def read_vectors(conn: Db, t: Target,
                  report: Callable[[dict[str, Any]], None] | None = None
                  ) -> tuple[list[Any], np.ndarray]:
     """All primary keys and vectors of the target table (in the caller's snapshot)."""
@@ -253,7 +241,7 @@ def read_vectors(conn: psycopg.Connection, t: Target,
     return _read_rows(conn, t, report)
 
 
-def _read_fixed(conn: psycopg.Connection, t: Target,
+def _read_fixed(conn: Db, t: Target,
                 report: Callable[[dict[str, Any]], None] | None) -> tuple[list[Any], np.ndarray]:
     """Binary COPY out of (bigint, vector) rows: every row has the same layout, so numpy
     reads the whole stream at once (55k x 384: 3.4 s against 23.6 s a row at a time)."""
@@ -265,7 +253,7 @@ def _read_fixed(conn: psycopg.Connection, t: Target,
     stmt = sql.SQL("COPY (SELECT {}, {} FROM {} WHERE {} IS NOT NULL) TO STDOUT (FORMAT BINARY)"
                    ).format(sql.Identifier(t.pk.name), sql.Identifier(t.vec.name), t.table,
                             sql.Identifier(t.vec.name))
-    with conn.cursor() as cur, cur.copy(stmt) as cp:
+    with conn.copy(stmt) as cp:
         for data in cp:
             chunks.append(bytes(data))
             got += len(data)
@@ -283,7 +271,7 @@ def _read_fixed(conn: psycopg.Connection, t: Target,
     return rows["pk"].astype(np.int64).tolist(), rows["v"].astype(np.float32)
 
 
-def _read_rows(conn: psycopg.Connection, t: Target,
+def _read_rows(conn: Db, t: Target,
                report: Callable[[dict[str, Any]], None] | None) -> tuple[list[Any], np.ndarray]:
     row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(t.table)).fetchone()
     n = int(row[0]) if row else 0
@@ -291,29 +279,23 @@ def _read_rows(conn: psycopg.Connection, t: Target,
     x = np.empty((n, dim), dtype=np.float32)
     pks: list[Any] = []
     # any primary key type: a row at a time through a server-side cursor
-    with conn.cursor(name="vecpg_companion_read") as cur:
-        cur.itersize = 10000
-        cur.execute(sql.SQL("SELECT {}, {} FROM {} WHERE {} IS NOT NULL").format(
+    i = 0
+    for rows in conn.stream(sql.SQL("SELECT {}, {} FROM {} WHERE {} IS NOT NULL").format(
             sql.Identifier(t.pk.name), sql.Identifier(t.vec.name), t.table,
-            sql.Identifier(t.vec.name)))
-        i = 0
-        while True:
-            rows = cur.fetchmany(10000)
-            if not rows:
+            sql.Identifier(t.vec.name))):
+        for pk, v in rows:
+            if i >= n:  # cannot happen in one snapshot; keep the arrays consistent anyway
                 break
-            for pk, v in rows:
-                if i >= n:  # cannot happen in one snapshot; keep the arrays consistent anyway
-                    break
-                pks.append(pk)
-                x[i] = v.to_numpy() if hasattr(v, "to_numpy") else v
-                i += 1
-            if report is not None:
-                report({"phase": "reading", "rows": i, "of": n})
+            pks.append(pk)
+            x[i] = v.to_numpy() if hasattr(v, "to_numpy") else v
+            i += 1
+        if report is not None:
+            report({"phase": "reading", "rows": i, "of": n})
     return pks, x[:len(pks)]
 
 
-def _encode_all(model: Any, x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    if kind == "ANNOY":  # the trees hold the vectors; the item number is the "list"
+def _encode_all(model: Any, x: np.ndarray, trees: bool) -> tuple[np.ndarray, np.ndarray]:
+    if trees:  # the trees hold the vectors; the item number is the "list"
         return np.arange(len(x), dtype=np.int32), np.zeros((len(x), 0), dtype=np.uint8)
     lists_out, codes_out = [], []
     for s in range(0, len(x), 20000):
@@ -323,12 +305,12 @@ def _encode_all(model: Any, x: np.ndarray, kind: str) -> tuple[np.ndarray, np.nd
     return np.concatenate(lists_out).astype(np.int32), np.concatenate(codes_out)
 
 
-def _copy_codes(conn: psycopg.Connection, codes_t: sql.Identifier, pk: FieldSchema,
+def _copy_codes(conn: Db, codes_t: sql.Identifier, pk: FieldSchema,
                 pks: Sequence[Any], lists: np.ndarray, codes: np.ndarray,
                 report: Callable[[dict[str, Any]], None] | None = None) -> None:
     types = [_pk_type_name(pk), "int4", "bytea"]
-    with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} (pk, list, code) FROM STDIN "
-                                                "(FORMAT BINARY)").format(codes_t)) as cp:
+    with conn.copy(sql.SQL("COPY {} (pk, list, code) FROM STDIN (FORMAT BINARY)"
+                           ).format(codes_t)) as cp:
         cp.set_types(types)
         lists_l = lists.tolist()
         for i, pkv in enumerate(pks):
@@ -345,7 +327,7 @@ class Loaded:
 
     index_id: int
     version: int
-    kind: str
+    trees: bool                   # ANNOY: immutable trees, not lists of codes
     model: Any
     searcher: Any
     pks: list[Any]                # key (position) -> primary key
@@ -372,33 +354,36 @@ class Companions:
             for key in [k for k in self._models if k[0] == index_id]:
                 del self._models[key]
 
-    def model(self, conn: psycopg.Connection, index_id: int, version: int) -> Any:
+    def loaded_now(self, index_id: int) -> Loaded | None:
+        """What this process holds of index ``index_id`` (None if it has not loaded it)."""
+        return self._loaded.get(index_id)
+
+    def model(self, conn: Db, index_id: int, version: int) -> Any:
         """The trained model of one version (cached)."""
         key = (index_id, version)
         m = self._models.get(key)
         if m is None:
-            parts = conn.execute("SELECT data FROM vecpg.index_model_parts WHERE index_id = %s"
-                                 " AND version = %s ORDER BY part", (index_id, version)).fetchall()
+            parts = catalog.model_parts(conn, index_id, version)
             if not parts:
                 raise IndexNotReady(f"companion index {index_id} has no model version {version}")
-            m = quantize.model_from_bytes(b"".join(bytes(p[0]) for p in parts))
+            m = quantize.model_from_bytes(b"".join(parts))
             with self._lock:
                 self._models[key] = m
         return m
 
-    def loaded(self, conn: psycopg.Connection, index_id: int, version: int, kind: str) -> Loaded:
+    def loaded(self, conn: Db, index_id: int, version: int, trees: bool) -> Loaded:
         """The codes of ``version`` in memory, refreshed with newly encoded rows at most
         every :data:`REFRESH_SECONDS` (rows encoded since are scanned exactly meanwhile)."""
         cur = self._loaded.get(index_id)
         if cur is None or cur.version != version:
-            cur = self._load(conn, index_id, version, kind)
+            cur = self._load(conn, index_id, version, trees)
             with self._lock:
                 self._loaded[index_id] = cur
-        elif kind != "ANNOY" and time.monotonic() - cur.refreshed > REFRESH_SECONDS:
+        elif not trees and time.monotonic() - cur.refreshed > REFRESH_SECONDS:
             self._refresh(conn, cur)
         return cur
 
-    def _load(self, conn: psycopg.Connection, index_id: int, version: int, kind: str) -> Loaded:
+    def _load(self, conn: Db, index_id: int, version: int, trees: bool) -> Loaded:
         model = self.model(conn, index_id, version)
         with conn.transaction():
             _lock_exclusive(conn, index_id)
@@ -406,17 +391,17 @@ class Companions:
         pks, lists, codes, seqs = rows
         keys = np.arange(len(pks), dtype=np.int64)
         item_keys = None
-        if kind == "ANNOY":
+        if trees:
             searcher = model
             item_keys = np.empty(len(pks), dtype=np.int64)
             item_keys[lists] = keys
         else:
             searcher = quantize.Searcher(model, lists, codes, keys)
         top = int(seqs.max()) if len(seqs) else 0
-        return Loaded(index_id, version, kind, model, searcher, list(pks), item_keys, top,
+        return Loaded(index_id, version, trees, model, searcher, list(pks), item_keys, top,
                       time.monotonic())
 
-    def _refresh(self, conn: psycopg.Connection, cur: Loaded) -> None:
+    def _refresh(self, conn: Db, cur: Loaded) -> None:
         if not cur.lock.acquire(blocking=False):
             return  # another thread refreshes it
         try:
@@ -437,24 +422,23 @@ class Companions:
             cur.lock.release()
 
     # -- writes through the API ------------------------------------------------------------
-    def before_write(self, conn: psycopg.Connection, targets: list[tuple[Target, str]]) -> list[
+    def before_write(self, conn: Db, targets: list[Target]) -> list[
             tuple[Target, int]]:
         """Called in the writing transaction before rows are written: returns the targets
         this transaction encodes itself (and tells their triggers to skip these rows)."""
         out = []
-        for t, kind in targets:
-            if kind == "ANNOY":
+        for t in targets:
+            if t.cfg.trees:
                 continue  # trees are immutable: new rows stay pending until a rebuild
             _lock_shared(conn, t.index_id)
-            row = conn.execute("SELECT version, state, build_started FROM vecpg.indexes"
-                               " WHERE id = %s", (t.index_id,)).fetchone()
+            row = catalog.companion_state(conn, t.index_id)
             if row is None or row[1] != "ready" or row[2] is not None:
                 continue  # no model yet, or a build is reading a snapshot: leave rows pending
             conn.execute("SELECT set_config(%s, 'on', true)", (_skip_flag(t.index_id),))
             out.append((t, int(row[0])))
         return out
 
-    def encode_rows(self, conn: psycopg.Connection, t: Target, version: int,
+    def encode_rows(self, conn: Db, t: Target, version: int,
                     pks: Sequence[Any], vectors: np.ndarray) -> None:
         """Write codes for rows the caller just wrote (same transaction), then turn the
         trigger's skip flag off again for the rest of the transaction."""
@@ -469,7 +453,7 @@ class Companions:
         conn.execute("SELECT set_config(%s, 'off', true)", (_skip_flag(t.index_id),))
 
 
-def _fetch_codes(conn: psycopg.Connection, index_id: int, version: int, after: int | None
+def _fetch_codes(conn: Db, index_id: int, version: int, after: int | None
                  ) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray]:
     q = sql.SQL("SELECT pk, list, code, seq FROM {}").format(codes_table(index_id, version))
     params: list[Any] = []
@@ -510,7 +494,7 @@ class Knobs:
 
 def candidates(state: Loaded, queries: np.ndarray, n: int, knobs: Knobs) -> list[list[Any]]:
     """The primary keys of up to ``n`` approximate nearest rows per query."""
-    if state.kind == "ANNOY":
+    if state.trees:
         items, _ = state.searcher.search(queries, n, {"search_k": knobs.search_k})
         assert state.item_keys is not None
         keys = [state.item_keys[row[row >= 0]] for row in np.atleast_2d(items)]
@@ -538,7 +522,7 @@ def rerank_sql(table: sql.Identifier, index_id: int, version: int, pk: FieldSche
         k=sql.Literal(k))
 
 
-def coverage(conn: psycopg.Connection, table: sql.Identifier, pk: FieldSchema, index_id: int,
+def coverage(conn: Db, table: sql.Identifier, pk: FieldSchema, index_id: int,
              version: int) -> dict[str, int]:
     """Rows in the table, rows with a current code, pending rows and stale codes."""
     codes = codes_table(index_id, version)
@@ -554,7 +538,7 @@ def coverage(conn: psycopg.Connection, table: sql.Identifier, pk: FieldSchema, i
             "stale_codes": int(row[3])}
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompanionPlan:
     """A search through a companion index: candidates from the codes in memory, then the
     re-rank statement (params per query: vector, candidates, loaded seq, the filter's, and
@@ -563,27 +547,27 @@ class CompanionPlan:
 
     index_id: int
     version: int
-    kind: str
+    trees: bool
     knobs: Knobs
     k: int
     where_params: list[Any]
     vector_in_where: int = 0  # times the filter binds the query vector (range search)
 
-    def bind(self, conn: psycopg.Connection, companions: Companions, queries: np.ndarray,
+    def bind(self, conn: Db, companions: Companions, queries: np.ndarray,
              vectors: list[Any]) -> list[list[Any]]:
         """The re-rank statement's parameters for each query vector."""
-        state = companions.loaded(conn, self.index_id, self.version, self.kind)
+        state = companions.loaded(conn, self.index_id, self.version, self.trees)
         cands = candidates(state, queries, self.k * self.knobs.rerank, self.knobs)
         more = self.vector_in_where
         return [[v, c, state.loaded_seq, *self.where_params, *([v] * more)]
                 for v, c in zip(vectors, cands)]
 
 
-def plan(ix_id: int, version: int, kind: str, cfg: Companion, knobs: dict[str, Any],
+def plan(ix_id: int, version: int, cfg: Companion, knobs: dict[str, Any],
          table: sql.Identifier, pk: FieldSchema, select: sql.Composable, order: sql.Composable,
          where: sql.Composable, where_params: list[Any], k: int,
          where_vectors: int = 0) -> tuple[CompanionPlan, sql.Composed]:
     """A companion search and its re-rank statement (see :class:`CompanionPlan`)."""
-    cp = CompanionPlan(ix_id, version, kind, Knobs.parse(knobs, cfg), k, where_params,
-                       where_vectors)
+    cp = CompanionPlan(ix_id, version, cfg.trees, Knobs.parse(knobs, cfg), k,
+                       list(where_params), where_vectors)
     return cp, rerank_sql(table, ix_id, version, pk, select, order, where, k)

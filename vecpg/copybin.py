@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import psycopg
 from psycopg import sql
 
 from .errors import FieldTypeError, InvalidArgument, translate
@@ -24,6 +23,7 @@ from .schema import DataType
 
 if TYPE_CHECKING:
     from .ingest import Batch, Column
+    from .session import Db
 
 DT = DataType
 _BE = {DT.BOOL: "u1", DT.INT8: ">i2", DT.INT16: ">i2", DT.INT32: ">i4", DT.INT64: ">i8",
@@ -137,14 +137,14 @@ def _chunks(n: int, fixed: list[tuple[list[tuple[Any, ...]], _Fill]],
         yield memoryview(b"".join(pieces))  # psycopg slices it into messages without copies
 
 
-def copy_batch(cur: psycopg.Cursor[Any], table: sql.Composable, batch: Batch) -> None:
+def copy_batch(db: Db, table: sql.Composable, batch: Batch) -> None:
     """``COPY table (columns) FROM STDIN (FORMAT BINARY)`` of a prepared batch.
 
     The fixed-width columns come first in the COPY column list. Run it inside a
     transaction for all-or-nothing; database errors (e.g. a primary key that exists
     already) come back as vecpg errors, the psycopg error as ``__cause__``.
     """
-    enc = cur.connection.info.encoding
+    enc = db.raw.info.encoding
     fixed, var, order, rest = [], [], [], []
     for j, c in enumerate(batch.cols):
         if (lay := _fixed_layout(c, j)) is not None:
@@ -160,7 +160,7 @@ def copy_batch(cur: psycopg.Cursor[Any], table: sql.Composable, batch: Batch) ->
                                  f"sent in the connection's encoding {enc}") from None
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         table, sql.SQL(", ").join(sql.Identifier(x) for x in order + [c.name for c in rest]))
-    with translate(), cur.copy(stmt) as cp:
+    with translate(), db.copy(stmt) as cp:
         # With write() psycopg passes our bytes through: the header and trailer are ours.
         cp.write(_SIGNATURE)
         for chunk in _chunks(batch.n, fixed, var):

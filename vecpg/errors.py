@@ -103,6 +103,16 @@ class ServerError(VecpgError):
     """The database refused an operation for a reason vecpg did not foresee."""
 
 
+class ServerUnavailable(ServerError):
+    """The server cannot be reached, or the connection to it was lost (it stopped,
+    restarted or dropped the connection). The next call opens a new connection."""
+
+
+class PoolTimeout(ServerError):
+    """Every pooled connection stayed busy for the whole wait (``pool_size`` of them, each
+    held by a call or by ``client.connection()``)."""
+
+
 class UnsupportedServer(VecpgError):
     """The Postgres server lacks something vecpg needs (e.g. pgvector >= 0.8)."""
 
@@ -128,6 +138,9 @@ class _Translate:
             raise InvalidArgument(_pg_message(exc)) from exc
         if isinstance(exc, pgerr.UndefinedTable):
             raise CollectionNotFound(_pg_message(exc)) from exc
+        if _connection_lost(exc):
+            raise ServerUnavailable(f"lost the connection to the server ({_pg_message(exc)});"
+                                    " is it running? The next call reconnects") from exc
         raise ServerError(_pg_message(exc)) from exc
 
 
@@ -140,6 +153,16 @@ def translate() -> _Translate:
     Errors vecpg raised itself pass through unchanged.
     """
     return _TRANSLATE
+
+
+def _connection_lost(e: psycopg.Error) -> bool:
+    """True for errors that mean the server is gone rather than that a statement failed:
+    no SQLSTATE (the socket closed), class 08 (connection exception), or an administrator
+    shutdown (57P01-57P03)."""
+    if not isinstance(e, psycopg.OperationalError):
+        return False
+    state = e.sqlstate
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 def _pg_message(e: psycopg.Error) -> str:

@@ -284,6 +284,8 @@ class _Compiler:
 
     # -- helpers ------------------------------------------------------------------------
     def fail(self, msg: str, node: Any) -> FilterError:
+        """A :class:`FilterError` pointing at ``node``'s position and text, for the caller to
+        raise (``raise self.fail(...)``, so control flow stays visible)."""
         pos, text = self._where(node)
         return FilterError(msg, expression=self.expr, position=pos, token=text)
 
@@ -308,7 +310,8 @@ class _Compiler:
         jtype, cast = {"num": ("number", "numeric"), "str": ("string", "text"),
                        "bool": ("boolean", "boolean")}[kind]
         if kind == "str":
-            s = sql.SQL("(CASE WHEN jsonb_typeof({0}) = 'string' THEN {0} #>> '{{}}' END)").format(e.sql)
+            s = sql.SQL("(CASE WHEN jsonb_typeof({0}) = 'string' THEN {0} #>> '{{}}' END)"
+                        ).format(e.sql)
         else:
             s = sql.SQL("(CASE WHEN jsonb_typeof({0}) = {1} THEN ({0})::{2} END)").format(
                 e.sql, sql.Literal(jtype), sql.SQL(cast))
@@ -373,6 +376,8 @@ class _Compiler:
 
     # -- tree walk ------------------------------------------------------------------------
     def compile(self, node: Any, depth: int) -> _Expr:
+        """Compile one parse-tree node by its rule's ``t_<rule>`` method; ``depth`` bounds the
+        recursion so a deeply nested filter fails with a FilterError, not a RecursionError."""
         if depth > MAX_DEPTH:
             raise self.fail("filter nests too deeply", node)
         if isinstance(node, Token):
@@ -411,16 +416,21 @@ class _Compiler:
         return self._mk(n, s, params, "bool")
 
     def t_or(self, n: Tree, d: int) -> _Expr:
+        """``a or b or ...``: one flat SQL OR of the whole chain."""
         return self._junction(n, d, "OR")
 
     def t_and(self, n: Tree, d: int) -> _Expr:
+        """``a and b and ...``: one flat SQL AND of the whole chain."""
         return self._junction(n, d, "AND")
 
     def t_not(self, n: Tree, d: int) -> _Expr:
+        """``not a`` (or ``!a``); a JSON value counts only where it holds a boolean."""
         a = self._bool(self.compile(n.children[1], d))
         return self._mk(n, sql.SQL("(NOT {})").format(a.sql), a.params, "bool")
 
     def t_literal(self, n: Tree, d: int) -> _Expr:
+        """A number, string or boolean, bound as a parameter; its SQL type is chosen later, when
+        the other side of a comparison is known."""
         tok = _tokens(n)[0]
         if tok.type == "NUMBER":
             text = str(tok)
@@ -449,6 +459,7 @@ class _Compiler:
         return v
 
     def t_list(self, n: Tree, d: int) -> _Expr:
+        """``[1, 2, 3]``: literals only, kept as values for ``in`` and the array functions."""
         items = [self.compile(c, d) for c in n.children]
         for it in items:
             if not it.is_literal:
@@ -457,6 +468,8 @@ class _Compiler:
                         is_literal=True)
 
     def t_path(self, n: Tree, d: int) -> _Expr:
+        """A field, an array element (``tags[0]``, from 0 as in Milvus), a JSON path
+        (``meta["a"][0]``) or a dynamic key (``$meta["k"]`` or a bare unknown name)."""
         head, *steps = _tokens(n)
         name = str(head)
         if head.type == "META" or (self.schema.get(name) is None and name != "$meta"):
@@ -471,7 +484,8 @@ class _Compiler:
                 key, steps = self._string(steps[0]), steps[1:]
             else:
                 key = name
-            e = self._mk(n, sql.SQL("({} -> %s::text)").format(self._col(META_COLUMN)), [key], "json")
+            meta = sql.SQL("({} -> %s::text)").format(self._col(META_COLUMN))
+            e = self._mk(n, meta, [key], "json")
             return self._json_steps(e, steps, n)
         f = self.schema.field(name)
         kind = _kind_of(f.dtype)
@@ -504,6 +518,8 @@ class _Compiler:
         return self._mk(n, s, params, "json")
 
     def t_compare(self, n: Tree, d: int) -> _Expr:
+        """A comparison or a two-sided range (``1 < age <= 5``) of one direction; the literal
+        takes the column's type, so a btree index still serves ``n > 3``."""
         parts = n.children
         ops = [parts[i] for i in range(1, len(parts), 2)]
         if len(ops) > 2:
@@ -575,7 +591,8 @@ class _Compiler:
             cond = sql.SQL("{} {}(%s::{}[])").format(
                 sql.SQL(value[jtype]).format(a.sql), sql.SQL(test), sql.SQL(cast[jtype]))
             if len(vals) < len(values):  # the other terms are unknown for this type
-                cond = sql.SQL("({} {} NULL::boolean)").format(cond, sql.SQL("AND" if negate else "OR"))
+                cond = sql.SQL("({} {} NULL::boolean)").format(
+                    cond, sql.SQL("AND" if negate else "OR"))
             whens.append(sql.SQL("WHEN {} THEN {}").format(sql.Literal(jtype), cond))
             params += a.params + [vals]
         s = sql.SQL("(CASE jsonb_typeof({}) {} END)").format(a.sql, sql.SQL(" ").join(whens))
@@ -595,12 +612,16 @@ class _Compiler:
         return {"str": "text", "bool": "boolean"}[kind]
 
     def t_in(self, n: Tree, d: int) -> _Expr:
+        """``x in [...]``: ``= ANY(%s)`` with the list as one array parameter, however long."""
         return self._in(n, d, False)
 
     def t_not_in(self, n: Tree, d: int) -> _Expr:
+        """``x not in [...]``: the negation of :meth:`t_in` (unknown on JSON of another type)."""
         return self._in(n, d, True)
 
     def t_like(self, n: Tree, d: int) -> _Expr:
+        """``s like "abc%"`` with Postgres' LIKE; a trailing lone backslash is refused here, as
+        Postgres would fail the whole query on it."""
         a = self.compile(n.children[0], d)
         if a.kind == "json":
             a = self.json_as(a, "str")
@@ -609,8 +630,10 @@ class _Compiler:
         tok = _tokens(n)[-1]
         pattern = self._string(tok)
         if (len(pattern) - len(pattern.rstrip("\\"))) % 2:
-            raise self.fail("a like pattern cannot end with a lone backslash (escape it: \\\\)", tok)
-        return self._mk(n, sql.SQL("({} LIKE %s::text)").format(a.sql), a.params + [pattern], "bool")
+            raise self.fail("a like pattern cannot end with a lone backslash"
+                            " (escape it: \\\\)", tok)
+        return self._mk(n, sql.SQL("({} LIKE %s::text)").format(a.sql), a.params + [pattern],
+                        "bool")
 
     def _null(self, n: Tree, d: int, negate: bool) -> _Expr:
         a = self.compile(n.children[0], d)
@@ -626,9 +649,11 @@ class _Compiler:
         return self._mk(n, s, params, "bool")
 
     def t_is_null(self, n: Tree, d: int) -> _Expr:
+        """``x is null``: on JSON, a missing key and a JSON ``null`` both count."""
         return self._null(n, d, False)
 
     def t_is_not_null(self, n: Tree, d: int) -> _Expr:
+        """``x is not null``: the negation of :meth:`t_is_null`."""
         return self._null(n, d, True)
 
     def _num(self, e: _Expr) -> _Expr:
@@ -657,6 +682,8 @@ class _Compiler:
         return items
 
     def t_arith(self, n: Tree, d: int) -> _Expr:
+        """``+ - * / %`` on numeric: exact; division and modulo by zero, and results beyond the
+        double range, are unknown for that row instead of an error for the query."""
         items = [(op, self._num(self.compile(c, d))) for op, c in self._arith_chain(n)]
         params: list[Any] = []
         if items[0][0] in ("+", "-"):
@@ -687,6 +714,7 @@ class _Compiler:
         return self._mk(n, acc, params, "num", numeric=True)
 
     def t_pow(self, n: Tree, d: int) -> _Expr:
+        """``a ** b``: unknown for that row where undefined or out of range, never an error."""
         x, y = self._num(self.compile(n.children[0], d)), self._num(self.compile(n.children[2], d))
         # undefined (0 ** -1, (-8) ** 0.5) or out-of-range results are NULL for that row;
         # the subquery names base and exponent once instead of repeating their SQL
@@ -700,6 +728,7 @@ class _Compiler:
         return self._mk(n, s, x.params + y.params, "num", numeric=True)
 
     def t_neg(self, n: Tree, d: int) -> _Expr:
+        """Unary minus; folded into a literal, else computed on numeric so -(-2**63) fits."""
         inner = self.compile(n.children[1], d)
         if inner.is_literal and inner.kind == "num":
             v = -inner.value
@@ -708,6 +737,8 @@ class _Compiler:
         return self._mk(n, sql.SQL("(- {})").format(x.sql), x.params, "num", numeric=True)
 
     def t_call(self, n: Tree, d: int) -> _Expr:
+        """``array_contains*``, ``array_length`` and ``json_contains*`` (Milvus' functions), as
+        Postgres array and jsonb operators on the column's own element type."""
         name_tok, *args_nodes = n.children
         fname = str(name_tok).lower()
         args = [self.compile(a, d) for a in args_nodes]
@@ -725,7 +756,8 @@ class _Compiler:
             raise self.fail(f"{fname} needs a JSON field, got {target.text!r}", target)
         if fname == "array_length":
             if target.kind == "array":
-                return self._mk(n, sql.SQL("cardinality({})").format(target.sql), target.params, "num")
+                return self._mk(n, sql.SQL("cardinality({})").format(target.sql), target.params,
+                                "num")
             s = sql.SQL("(CASE WHEN jsonb_typeof({0}) = 'array' THEN jsonb_array_length({0}) END)"
                         ).format(target.sql)
             return self._mk(n, s, target.params * 2, "num")
@@ -753,7 +785,8 @@ class _Compiler:
                 values = [float(v) for v in values]  # one element type per array
             op = "&&" if mode == "any" else "@>"
             # the column's own element type: varchar[] has no @> / && with text[]
-            elem = "varchar" if target.elem.dtype is DataType.VARCHAR else _PG_ELEM[target.elem.dtype]
+            dtype = target.elem.dtype
+            elem = "varchar" if dtype is DataType.VARCHAR else _PG_ELEM[dtype]
             s = sql.SQL("({} {} %s::{}[])").format(target.sql, sql.SQL(op), sql.SQL(elem))
             return self._mk(n, s, target.params + [list(values)], "bool")
         if mode == "any":

@@ -1,21 +1,28 @@
-"""Index kinds under the Milvus surface, and the pgvector DDL and settings they map to.
+"""Index kinds: one table (:data:`KINDS`) holding, per kind, its Milvus names, build
+parameters with defaults and validation, search knobs, calibration grid and the DDL that
+builds it. No other module compares index-type strings: they ask the kind.
 
 Milvus names and parameters are accepted as they are (``index_type="HNSW",
 params={"M": 16, "efConstruction": 64}``; at search ``{"ef": 64}`` / ``{"nprobe": 8}``)
-and become frozen configs (:class:`Hnsw`, :class:`IvfFlat`, ...).
+and become frozen configs (:class:`Hnsw`, :class:`IvfFlat`, ...). Unknown or misspelled
+parameters raise :class:`~vecpg.errors.InvalidArgument` naming the accepted ones.
 
-| index_type              | Postgres                                  | search knob            |
+| index_type              | built as                                  | search knob            |
 |-------------------------|-------------------------------------------|------------------------|
-| FLAT, BIN_FLAT          | none: exact scan                          | -                      |
-| IVF_FLAT, BIN_IVF_FLAT  | ``ivfflat`` (lists = nlist)               | nprobe → ivfflat.probes|
-| HNSW, AUTOINDEX         | ``hnsw`` (m = M, ef_construction)         | ef → hnsw.ef_search    |
+| FLAT, BIN_FLAT          | nothing: exact scan                       | -                      |
+| IVF_FLAT, BIN_IVF_FLAT  | pgvector ``ivfflat`` (lists = nlist)      | nprobe → ivfflat.probes|
+| HNSW, AUTOINDEX         | pgvector ``hnsw`` (m = M, ef_construction)| ef → hnsw.ef_search    |
+| IVF_SQ8, IVF_PQ, ANNOY  | a companion index (:mod:`vecpg.companion`)| nprobe / search_k      |
 | INVERTED, STL_SORT, TRIE| btree (GIN for JSON and ARRAY) on a scalar| -                      |
+
+A leaf module: it depends on the schema, the metrics and the errors only.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
@@ -24,15 +31,8 @@ from .errors import InvalidArgument, MetricMismatch
 from .metrics import Metric, opclass
 from .schema import DataType, FieldSchema
 
-VECTOR_INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW", "BIN_FLAT", "BIN_IVF_FLAT", "AUTOINDEX")
-SCALAR_INDEX_TYPES = ("INVERTED", "STL_SORT", "TRIE", "BTREE", "AUTOINDEX")
-COMPANION_INDEX_TYPES = ("IVF_SQ8", "IVF_PQ", "ANNOY")  # quantized, built by vecpg itself
 
-
-def companion_knob(index_type: str) -> str:
-    """The search parameter that trades recall for speed in a companion index."""
-    return "search_k" if index_type == "ANNOY" else "nprobe"
-
+# -- configs ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Flat:
@@ -78,24 +78,29 @@ class Companion:
     n_trees: int = 0
     seed: int = 0
 
+    @property
+    def trees(self) -> bool:
+        """ANNOY: a forest of immutable trees holding the vectors (new rows stay pending
+        until a rebuild), rather than IVF lists of codes that take new rows."""
+        return self.kind == "ANNOY"
+
     def train_params(self) -> dict[str, Any]:
-        if self.kind == "ANNOY":
-            return {"n_trees": self.n_trees}
-        if self.kind == "IVF_PQ":
-            return {"nlist": self.nlist, "m": self.m, "nbits": self.nbits}
-        return {"nlist": self.nlist}
+        """The parameters :func:`vecpg.quantize.train` takes for this kind."""
+        return {k: getattr(self, k) for k in TRAIN_PARAMS[self.kind]}
 
 
 IndexConfig = Flat | IvfFlat | Hnsw | Scalar | Companion
+TRAIN_PARAMS = {"IVF_SQ8": ("nlist",), "IVF_PQ": ("nlist", "m", "nbits"), "ANNOY": ("n_trees",)}
 
 
 def config_params(cfg: IndexConfig) -> dict[str, Any]:
+    """A config's parameters as stored in the catalog."""
     if isinstance(cfg, Companion):
         return {**cfg.train_params(), "seed": cfg.seed}
-    return {k: v for k, v in asdict(cfg).items() if k != "kind"}
+    return {k: v for k, v in vars(cfg).items() if k != "kind"}
 
 
-def int_param(params: dict[str, Any], names: tuple[str, ...], default: int, lo: int, hi: int,
+def int_param(params: Mapping[str, Any], names: tuple[str, ...], default: int, lo: int, hi: int,
               *, what: str = "index parameter") -> int:
     """The first of ``names`` present in ``params`` (else ``default``), checked to be an
     integer in ``[lo, hi]``."""
@@ -109,41 +114,106 @@ def int_param(params: dict[str, Any], names: tuple[str, ...], default: int, lo: 
     return default
 
 
-def parse_index(index_type: str, params: dict[str, Any] | None, field: FieldSchema,
-                metric: Metric | None) -> IndexConfig:
-    """Validate a Milvus-style index request for ``field`` and return its config."""
-    params = dict(params or {})
-    kind = str(index_type or "AUTOINDEX").strip().upper()
-    if not field.dtype.is_vector:
-        if kind not in SCALAR_INDEX_TYPES:
-            raise InvalidArgument(f"index type {kind} does not apply to scalar field "
-                                  f"{field.name!r}; use one of {', '.join(SCALAR_INDEX_TYPES)}")
-        method = "gin" if field.dtype in (DataType.JSON, DataType.ARRAY) else "btree"
-        return Scalar(method=method, kind="INVERTED" if kind == "AUTOINDEX" else kind)
-    if kind in COMPANION_INDEX_TYPES:
-        return _parse_companion(kind, params, field, metric)
-    if kind not in VECTOR_INDEX_TYPES:
-        raise InvalidArgument(f"unknown index type {index_type!r}; expected one of "
-                              f"{', '.join(VECTOR_INDEX_TYPES + COMPANION_INDEX_TYPES)}")
+# -- the kinds ----------------------------------------------------------------------------
+
+# keys pymilvus may put into an index's params besides the kind's own: they say what the
+# request says elsewhere, so they are accepted and carry no meaning here
+_REQUEST_KEYS = frozenset({"index_type", "metric_type"})
+
+
+@dataclass(frozen=True)
+class IndexKind:
+    """One index type: what it accepts at build and search, and how it is built.
+
+    ``family``: flat | ivfflat | hnsw | companion | scalar. ``params``: accepted build
+    parameter names (aliases included). ``knob``: the search parameter that trades recall
+    for speed (None: exact, or a scalar index); ``grid``: its calibration settings.
+    ``vectors``: "binary" for the BIN_ kinds, "float" for companions, "any" otherwise, None
+    for scalar kinds. ``parse`` validates a request into a config.
+    """
+
+    name: str
+    family: str
+    params: tuple[str, ...]
+    knob: str | None
+    grid: tuple[int, ...]
+    vectors: str | None
+    parse: Callable[[IndexKind, dict[str, Any], FieldSchema, Metric | None], IndexConfig]
+
+    @property
+    def companion(self) -> bool:
+        """Built and searched by vecpg itself (quantized codes beside the table)."""
+        return self.family == "companion"
+
+    @property
+    def strategy(self) -> str | None:
+        """The planner strategy that searches through this kind (None: exact only)."""
+        return {"hnsw": "hnsw", "ivfflat": "ivfflat", "companion": "companion"}.get(self.family)
+
+    def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` without the request keys; raises on names the kind does not take."""
+        unknown = sorted(set(params) - set(self.params) - _REQUEST_KEYS)
+        if unknown:
+            accepted = ", ".join(self.params) or "none"
+            raise InvalidArgument(f"unknown {self.name} index parameter"
+                                  f"{'s' if len(unknown) > 1 else ''} "
+                                  f"{', '.join(map(repr, unknown))}; accepted: {accepted}")
+        return {k: v for k, v in params.items() if k not in _REQUEST_KEYS}
+
+    def build_config(self, params: Mapping[str, Any] | None, field: FieldSchema,
+                     metric: Metric | None) -> IndexConfig:
+        """Validate a Milvus-style index request for ``field`` and return its config."""
+        if (self.vectors is None) == field.dtype.is_vector:
+            if field.dtype.is_vector:
+                raise InvalidArgument(f"index type {self.name} is for scalar fields; "
+                                      f"{field.name!r} is {field.dtype.value}")
+            raise InvalidArgument(f"index type {self.name} does not apply to scalar field "
+                                  f"{field.name!r}; use one of {', '.join(SCALAR_KINDS)}")
+        return self.parse(self, self.check_params(params or {}), field, metric)
+
+    def from_catalog(self, params: Mapping[str, Any]) -> IndexConfig:
+        """The config of an index recorded in the catalog (validated when it was made)."""
+        p = {k: int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+             for k, v in params.items()}
+        if self.family == "flat":
+            return Flat(kind=self.name)
+        if self.family == "ivfflat":
+            return IvfFlat(nlist=int(p.get("nlist", 128)), kind=self.name)
+        if self.family == "hnsw":
+            return Hnsw(M=int(p.get("M", 16)), efConstruction=int(p.get("efConstruction", 64)))
+        if self.family == "companion":
+            return Companion(self.name, **{k: int(v) for k, v in p.items()
+                                           if k in ("nlist", "m", "nbits", "n_trees", "seed")})
+        return Scalar(method=str(p.get("method", "btree")), kind=self.name)
+
+    def nlist(self, params: Mapping[str, Any]) -> int:
+        """The number of IVF lists of an index of this kind (0: not an IVF kind)."""
+        return int(params.get("nlist", 128)) if "nlist" in self.params else 0
+
+
+def _flat(kind: IndexKind, params: dict[str, Any], field: FieldSchema,
+          metric: Metric | None) -> IndexConfig:
+    _check_binary(kind, field)
+    return Flat(kind=kind.name)
+
+
+def _ivfflat(kind: IndexKind, params: dict[str, Any], field: FieldSchema,
+             metric: Metric | None) -> IndexConfig:
+    binary = _check_binary(kind, field)
+    metric = _indexable(metric, field)
+    if field.dtype is DataType.SPARSE_FLOAT_VECTOR:
+        raise InvalidArgument("pgvector has no IVF index for sparse vectors; use HNSW")
+    if binary and metric is not Metric.HAMMING:
+        raise MetricMismatch(f"BIN_IVF_FLAT supports HAMMING only, not {metric.value}; "
+                             "use HNSW for JACCARD/TANIMOTO")
+    _check_dims(field, "ivfflat", 64000 if binary else 2000, 4000)
+    return IvfFlat(nlist=int_param(params, ("nlist", "lists"), 128, 1, 32768), kind=kind.name)
+
+
+def _hnsw(kind: IndexKind, params: dict[str, Any], field: FieldSchema,
+          metric: Metric | None) -> IndexConfig:
     binary = field.dtype is DataType.BINARY_VECTOR
-    if kind.startswith("BIN_") and not binary:
-        raise InvalidArgument(f"{kind} is for BINARY_VECTOR fields; {field.name!r} is "
-                              f"{field.dtype.value}")
-    if kind in ("FLAT", "BIN_FLAT"):
-        return Flat(kind=kind)
-    assert metric is not None
-    if opclass(metric, field.dtype) is None:
-        raise MetricMismatch(f"metric {metric.value} is searched by exact scan only; "
-                             f"use index_type {'BIN_FLAT' if binary else 'FLAT'}")
-    if kind in ("IVF_FLAT", "BIN_IVF_FLAT"):
-        if field.dtype is DataType.SPARSE_FLOAT_VECTOR:
-            raise InvalidArgument("pgvector has no IVF index for sparse vectors; use HNSW")
-        if binary and metric is not Metric.HAMMING:
-            raise MetricMismatch(f"BIN_IVF_FLAT supports HAMMING only, not {metric.value}; "
-                                 "use HNSW for JACCARD/TANIMOTO")
-        _check_dims(field, "ivfflat", 64000 if binary else 2000, 4000)
-        nlist = int_param(params, ("nlist", "lists"), 128, 1, 32768)
-        return IvfFlat(nlist=nlist, kind=kind)
+    _indexable(metric, field)
     _check_dims(field, "hnsw", 64000 if binary else 2000, 4000)
     m = int_param(params, ("M", "m"), 16, 2, 100)
     efc = int_param(params, ("efConstruction", "ef_construction"), 64, 4, 1000)
@@ -152,21 +222,22 @@ def parse_index(index_type: str, params: dict[str, Any] | None, field: FieldSche
     return Hnsw(M=m, efConstruction=efc)
 
 
-def _parse_companion(kind: str, params: dict[str, Any], field: FieldSchema,
-                     metric: Metric | None) -> Companion:
+def _companion(kind: IndexKind, params: dict[str, Any], field: FieldSchema,
+               metric: Metric | None) -> IndexConfig:
     if field.dtype is not DataType.FLOAT_VECTOR:
-        raise InvalidArgument(f"{kind} indexes FLOAT_VECTOR fields; {field.name!r} is "
+        raise InvalidArgument(f"{kind.name} indexes FLOAT_VECTOR fields; {field.name!r} is "
                               f"{field.dtype.value}")
     if metric not in (Metric.L2, Metric.IP, Metric.COSINE):
-        raise MetricMismatch(f"{kind} supports L2, IP and COSINE, not "
+        raise MetricMismatch(f"{kind.name} supports L2, IP and COSINE, not "
                              f"{metric.value if metric else None}")
     dim = int(field.dim or 0)
     seed = int_param(params, ("seed",), 0, 0, 2**31 - 1)
-    if kind == "ANNOY":
-        return Companion(kind, n_trees=int_param(params, ("n_trees",), 8, 1, 1024), seed=seed)
+    if kind.name == "ANNOY":
+        return Companion(kind.name, n_trees=int_param(params, ("n_trees",), 8, 1, 1024),
+                         seed=seed)
     nlist = int_param(params, ("nlist",), 128, 1, 65536)
-    if kind == "IVF_SQ8":
-        return Companion(kind, nlist=nlist, seed=seed)
+    if kind.name == "IVF_SQ8":
+        return Companion(kind.name, nlist=nlist, seed=seed)
     # default m: the largest divisor of dim up to dim / 8, i.e. codes of at most 1/32 of
     # the float vector's bytes
     default_m = max(d for d in range(1, max(1, dim // 8) + 1) if dim % d == 0)
@@ -174,7 +245,29 @@ def _parse_companion(kind: str, params: dict[str, Any], field: FieldSchema,
     if dim % m:
         raise InvalidArgument(f"IVF_PQ: m ({m}) must divide the dimension ({dim})")
     nbits = int_param(params, ("nbits",), 8, 8, 8)
-    return Companion(kind, nlist=nlist, m=m, nbits=nbits, seed=seed)
+    return Companion(kind.name, nlist=nlist, m=m, nbits=nbits, seed=seed)
+
+
+def _scalar(kind: IndexKind, params: dict[str, Any], field: FieldSchema,
+            metric: Metric | None) -> IndexConfig:
+    method = "gin" if field.dtype in (DataType.JSON, DataType.ARRAY) else "btree"
+    return Scalar(method=method, kind=kind.name)
+
+
+def _check_binary(kind: IndexKind, field: FieldSchema) -> bool:
+    binary = field.dtype is DataType.BINARY_VECTOR
+    if kind.vectors == "binary" and not binary:
+        raise InvalidArgument(f"{kind.name} is for BINARY_VECTOR fields; {field.name!r} is "
+                              f"{field.dtype.value}")
+    return binary
+
+
+def _indexable(metric: Metric | None, field: FieldSchema) -> Metric:
+    if metric is None or opclass(metric, field.dtype) is None:
+        flat = "BIN_FLAT" if field.dtype is DataType.BINARY_VECTOR else "FLAT"
+        raise MetricMismatch(f"metric {metric.value if metric else None} is searched by "
+                             f"exact scan only; use index_type {flat}")
+    return metric
 
 
 def _check_dims(field: FieldSchema, method: str, max_bit: int, max_half: int) -> None:
@@ -184,6 +277,76 @@ def _check_dims(field: FieldSchema, method: str, max_bit: int, max_half: int) ->
         raise InvalidArgument(f"pgvector {method} indexes {field.dtype.value} up to {limit} "
                               f"dimensions; {field.name!r} has {field.dim}")
 
+
+HNSW_GRID = (10, 15, 20, 30, 40, 64, 100, 200, 400)
+IVF_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+ANNOY_GRID = (500, 1000, 2000, 4000, 8000, 16000, 32000, 64000)  # search_k
+_HNSW_P = ("M", "m", "efConstruction", "ef_construction")
+_CMP_P = {"IVF_SQ8": ("nlist", "seed"), "IVF_PQ": ("nlist", "m", "nbits", "seed"),
+          "ANNOY": ("n_trees", "seed")}
+
+KINDS: dict[str, IndexKind] = {k.name: k for k in (
+    IndexKind("FLAT", "flat", (), None, (), "any", _flat),
+    IndexKind("BIN_FLAT", "flat", (), None, (), "binary", _flat),
+    IndexKind("IVF_FLAT", "ivfflat", ("nlist", "lists"), "nprobe", IVF_GRID, "any", _ivfflat),
+    IndexKind("BIN_IVF_FLAT", "ivfflat", ("nlist", "lists"), "nprobe", IVF_GRID, "binary",
+              _ivfflat),
+    IndexKind("HNSW", "hnsw", _HNSW_P, "ef", HNSW_GRID, "any", _hnsw),
+    IndexKind("IVF_SQ8", "companion", _CMP_P["IVF_SQ8"], "nprobe", IVF_GRID, "float",
+              _companion),
+    IndexKind("IVF_PQ", "companion", _CMP_P["IVF_PQ"], "nprobe", IVF_GRID, "float", _companion),
+    IndexKind("ANNOY", "companion", _CMP_P["ANNOY"], "search_k", ANNOY_GRID, "float",
+              _companion),
+    *(IndexKind(n, "scalar", (), None, (), None, _scalar)
+      for n in ("INVERTED", "STL_SORT", "TRIE", "BTREE")),
+)}
+SCALAR_KINDS = tuple(n for n, k in KINDS.items() if k.family == "scalar")
+COMPANION_KINDS = tuple(n for n, k in KINDS.items() if k.companion)
+
+
+def kind_of(index_type: str) -> IndexKind:
+    """The kind named ``index_type`` (case-insensitive; AUTOINDEX is HNSW)."""
+    name = str(index_type or "AUTOINDEX").strip().upper()
+    kind = KINDS.get("HNSW" if name == "AUTOINDEX" else name)
+    if kind is None:
+        raise InvalidArgument(f"unknown index type {index_type!r}; expected one of "
+                              f"AUTOINDEX, {', '.join(KINDS)}")
+    return kind
+
+
+def request_kind(index_type: str | None, field: FieldSchema) -> IndexKind:
+    """The kind an index request on ``field`` builds: AUTOINDEX is HNSW on a vector field
+    and INVERTED on a scalar one."""
+    name = str(index_type or "AUTOINDEX").strip().upper()
+    if name == "AUTOINDEX" and not field.dtype.is_vector:
+        return KINDS["INVERTED"]
+    return kind_of(name)
+
+
+# -- search knobs -------------------------------------------------------------------------
+
+# Every search parameter vecpg acts on; the planner's strategies say which force what.
+SEARCH_KNOBS = ("ef", "nprobe", "search_k", "rerank", "reorder_k", "exact", "iterative_scan",
+                "radius", "range_filter")
+# Milvus search parameters with no meaning on Postgres: accepted so Milvus code runs, and
+# ignored (level/ignore_growing tune Milvus' own segments and AUTOINDEX)
+IGNORED_KNOBS = ("level", "ignore_growing", "drop_ratio_search", "max_empty_result_buckets",
+                 "page_retain_order", "enable_recall_calculation", "hints")
+
+
+def check_search_knobs(knobs: Mapping[str, Any]) -> dict[str, Any]:
+    """The knobs vecpg acts on; raises :class:`InvalidArgument` for a name it does not know
+    (a misspelled knob must not be silently ignored)."""
+    unknown = sorted(set(knobs) - set(SEARCH_KNOBS) - set(IGNORED_KNOBS))
+    if unknown:
+        raise InvalidArgument(f"unknown search parameter{'s' if len(unknown) > 1 else ''} "
+                              f"{', '.join(map(repr, unknown))}; accepted: "
+                              f"{', '.join(SEARCH_KNOBS)} (and Milvus' "
+                              f"{', '.join(IGNORED_KNOBS)}, which have no effect here)")
+    return {k: v for k, v in knobs.items() if k in SEARCH_KNOBS}
+
+
+# -- DDL ----------------------------------------------------------------------------------
 
 def pg_index_name(table: str, index_name: str) -> str:
     """A Postgres index name unique per collection, within 63 bytes."""
@@ -201,7 +364,8 @@ def popcount_index_name(table: str, index_name: str) -> str:
 
 def create_index_sql(cfg: IndexConfig, schema: str, table: str, pg_name: str,
                      field: FieldSchema, metric: Metric | None) -> sql.Composed | None:
-    """The ``CREATE INDEX`` statement, or None when the index is an exact scan."""
+    """The ``CREATE INDEX`` statement, or None when the index is no Postgres index (an
+    exact scan, or a companion index)."""
     col = sql.Identifier(field.name)
     target = sql.Identifier(schema, table)
     name = sql.Identifier(pg_name)
@@ -210,25 +374,10 @@ def create_index_sql(cfg: IndexConfig, schema: str, table: str, pg_name: str,
     if isinstance(cfg, Scalar):
         return sql.SQL("CREATE INDEX {} ON {} USING {} ({})").format(
             name, target, sql.SQL(cfg.method), col)
-    assert metric is not None
-    ops = sql.SQL(opclass(metric, field.dtype) or "")
+    ops = sql.SQL(opclass(metric, field.dtype) or "") if metric else sql.SQL("")
     if isinstance(cfg, IvfFlat):
         return sql.SQL("CREATE INDEX {} ON {} USING ivfflat ({} {}) WITH (lists = {})").format(
             name, target, col, ops, sql.Literal(cfg.nlist))
     return sql.SQL("CREATE INDEX {} ON {} USING hnsw ({} {}) "
                    "WITH (m = {}, ef_construction = {})").format(
         name, target, col, ops, sql.Literal(cfg.M), sql.Literal(cfg.efConstruction))
-
-
-def config_from_catalog(index_type: str, params: dict[str, Any]) -> IndexConfig:
-    kind = index_type.upper()
-    if kind in ("FLAT", "BIN_FLAT"):
-        return Flat(kind=kind)
-    if kind in ("IVF_FLAT", "BIN_IVF_FLAT"):
-        return IvfFlat(nlist=int(params.get("nlist", 128)), kind=kind)
-    if kind in COMPANION_INDEX_TYPES:
-        return Companion(kind, **{k: int(v) for k, v in params.items()
-                                  if k in ("nlist", "m", "nbits", "n_trees", "seed")})
-    if kind in ("HNSW", "AUTOINDEX"):
-        return Hnsw(M=int(params.get("M", 16)), efConstruction=int(params.get("efConstruction", 64)))
-    return Scalar(method=params.get("method", "btree"), kind=kind)

@@ -5,8 +5,8 @@ data into columns (numpy arrays for numbers and dense vectors); :func:`copy_batc
 :class:`Batch` into the collection table with ``COPY ... FROM STDIN (FORMAT BINARY)``::
 
     batch = prepare_batch(schema, [{"id": 1, "vec": [0.1, 0.2]}, {"id": 2, "vec": [0.3, 0.4]}])
-    with conn.transaction(), conn.cursor() as cur:
-        copy_batch(cur, sql.Identifier("public", "docs"), batch)
+    with db.transaction():
+        copy_batch(db, sql.Identifier("public", "docs"), batch)    # db: a vecpg.session.Db
 
 Accepted ``data``:
 

@@ -32,6 +32,9 @@ from .schema import DataType
 
 
 class Metric(str, enum.Enum):
+    """A metric by its Milvus name; a ``str`` enum, so ``Metric.L2 == "L2"`` and it goes
+    into JSON (the catalog, ``describe_*``) as the plain name."""
+
     L2 = "L2"
     IP = "IP"
     COSINE = "COSINE"
@@ -43,6 +46,8 @@ class Metric(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: Metric | str) -> Metric:
+        """``Metric.parse("cosine")`` is ``Metric.COSINE``: callers pass Milvus' names in any
+        case; anything else raises :class:`InvalidArgument` listing the known names."""
         if isinstance(value, Metric):
             return value
         if isinstance(value, str) and value.strip().upper() in cls.__members__:
@@ -57,6 +62,8 @@ class Metric(str, enum.Enum):
 
     @property
     def is_binary(self) -> bool:
+        """True for the metrics of bit vectors (HAMMING, JACCARD, TANIMOTO, SUB- and
+        SUPERSTRUCTURE)."""
         return self in _BINARY
 
 

@@ -20,13 +20,12 @@ searches pay no planning round trip, and an unfiltered search needs only the row
 
 Strategies are small objects (:class:`Strategy`): ``options(ctx)`` lists the settings they
 could run, each an :class:`Option` with estimated cost (ms per query) and recall;
-``build(ctx, option)`` returns the :class:`~vecpg.search.SearchPlan`. :func:`register` adds
+``build(ctx, option)`` returns what runs it (a :class:`Runnable`). :func:`register` adds
 one (the companion quantized indexes use it).
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import time
@@ -34,22 +33,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-import psycopg
 from psycopg import sql
 
 from . import companion
 from .errors import InvalidArgument
-from .indexes import COMPANION_INDEX_TYPES, companion_knob, int_param
+from .indexes import COMPANION_KINDS, Companion, int_param
 from .schema import DataType
-from .search import Query, SearchPlan, companion_plan
+from .query import Estimate, Query, SearchPlan
+from .session import Db
+from .stats import RESERVOIR, Stats, StatsCache, measure_filter, sample_filter
 
 DEFAULT_RECALL = 0.95
-HNSW_EF_GRID = (10, 15, 20, 30, 40, 64, 100, 200, 400)
-IVF_PROBE_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 BEAM_COST = 0.1  # a filtered HNSW scan's extra cost per (ef / tuples visited); see HnswStrategy
 MAX_SCAN_TUPLES = 20000  # pgvector's hnsw.max_scan_tuples default: an iterative scan stops there
 ITERATIVE_SCANS = ("off", "strict_order", "relaxed_order")
-RESERVOIR = 100  # query vectors kept per field for calibration
 EXACT_PREFERENCE = 1.2  # an exact plan within 20% of the cheapest wins: estimates are noisy
 EXACT_SLACK_MS = 0.3   # ... or within 0.3 ms of it (tiny collections: no reason to approximate)
 # At most this many rows, an unforced search is exact whatever the estimates say: scanning
@@ -69,148 +66,6 @@ DEFAULT_HNSW = [(10, 0.87, 1.0), (20, 0.939, 1.2), (40, 0.978, 1.55), (64, 0.987
 # (nprobe / nlist, recall@10) of IVF_FLAT nlist=200 on the dev set
 DEFAULT_IVF = [(0.005, 0.527), (0.01, 0.66), (0.02, 0.775), (0.04, 0.861), (0.08, 0.925),
                (0.16, 0.967), (0.32, 0.99), (1.0, 1.0)]
-
-
-# -- statistics ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Stats:
-    """What the planner knows of the rows a search looks at."""
-
-    rows: float                   # rows in the collection
-    rows_source: str              # "pg_class" | "count" | "pages" | "not measured"
-    matching: float               # rows the filter lets through (= rows when unfiltered)
-    selectivity_source: str       # "none" (no filter) | "planner" | "sample" | "count"
-    filter_access: str | None     # "index" | "seq": how Postgres reaches the matching rows
-    planner_matching: float | None = None  # Postgres' estimate, when a sample replaced it
-
-    @property
-    def selectivity(self) -> float:
-        return min(1.0, self.matching / self.rows) if self.rows > 0 else 1.0
-
-
-class StatsCache:
-    """Row counts, filter selectivities and measured latencies, kept for ``ttl`` seconds
-    (the ratios of measured to estimated cost for ``observed_ttl``)."""
-
-    def __init__(self, ttl: float = 10.0, observed_ttl: float = 60.0) -> None:
-        self.ttl = ttl
-        self.observed_ttl = observed_ttl
-        self._rows: dict[str, tuple[float, tuple[float, str]]] = {}
-        self._filters: dict[tuple[str, str], tuple[float, tuple[float, str | None, str,
-                                                                 float | None]]] = {}
-        self._observed: dict[tuple[str, str, str], tuple[float, float]] = {}
-        # the first query vectors searched per (table, field): real queries to calibrate with
-        self.queries: dict[tuple[str, str], list[Any]] = {}
-
-    def rows(self, conn: psycopg.Connection, table: str, dim: int, fresh: bool) -> tuple[float, str]:
-        now = time.monotonic()
-        hit = self._rows.get(table)
-        if hit is not None and not fresh and now - hit[0] < self.ttl:
-            return hit[1]
-        value = measure_rows(conn, table, dim)
-        self._rows[table] = (now, value)
-        return value
-
-    def filter(self, conn: psycopg.Connection, q: Query, table: str, rows: float,
-               fresh: bool) -> tuple[float, str | None, str, float | None] | None:
-        """Cached (matching, access, source, planner estimate) of ``q``'s filter, or None."""
-        hit = self._filters.get((table, q.filter_key))
-        if hit is not None and not fresh and time.monotonic() - hit[0] < self.ttl:
-            return hit[1]
-        return None
-
-    def put_filter(self, table: str, q: Query, value: tuple[float, str | None, str, float | None]
-                   ) -> None:
-        if len(self._filters) > 4096:  # many distinct filters: start over rather than grow
-            self._filters.clear()
-        self._filters[(table, q.filter_key)] = (time.monotonic(), value)
-
-    def remember(self, table: str, field: str, vectors: list[Any]) -> bool:
-        """Keep float query vectors until RESERVOIR are kept; False once full."""
-        kept = self.queries.setdefault((table, field), [])
-        for v in vectors[:RESERVOIR - len(kept)]:
-            kept.append(v.to_numpy())
-        return len(kept) < RESERVOIR
-
-    def ratio(self, table: str, filter_key: str, label: str) -> float | None:
-        """Measured / estimated cost of strategy ``label`` under this filter, if measured."""
-        hit = self._observed.get((table, filter_key, label))
-        if hit is None or time.monotonic() - hit[0] > self.observed_ttl:
-            return None
-        return hit[1]
-
-    def record(self, table: str, filter_key: str, label: str, ratio: float) -> None:
-        if len(self._observed) > 4096:
-            self._observed.clear()
-        self._observed[(table, filter_key, label)] = (time.monotonic(), ratio)
-
-
-def measure_rows(conn: psycopg.Connection, table: str, dim: int) -> tuple[float, str]:
-    """Rows in ``table``: reltuples scaled by the current page count (as Postgres' planner
-    does); an exact count when the table was never analyzed (or analyzed empty) and is small."""
-    row = conn.execute(
-        "SELECT c.reltuples::float8, c.relpages, pg_relation_size(c.oid)"
-        " / current_setting('block_size')::int FROM pg_class c WHERE c.oid = %s::regclass",
-        (table,), prepare=False).fetchone()
-    assert row is not None
-    reltuples, relpages, pages = float(row[0]), int(row[1]), int(row[2])
-    if reltuples >= 0 and relpages > 0:
-        return reltuples / relpages * max(pages, 1), "pg_class"
-    if pages <= 10000:  # up to 80 MB: counting is cheap and right
-        cur = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table)), prepare=False)
-        n = cur.fetchone()
-        return float(n[0] if n else 0), "count"
-    return pages * 8192 / (4 * dim + 64), "pages"
-
-
-def _filter_where(q: Query) -> tuple[sql.Composable, list[Any]]:
-    """The filter alone (without a metric's own condition, which needs the query vector)."""
-    where = q.where[:-1] if q.dist.where is not None else q.where
-    return sql.SQL(" AND ").join(where), q.where_params
-
-
-def measure_filter(conn: psycopg.Connection, q: Query) -> tuple[float, str]:
-    """Postgres' estimate of the rows matching ``q``'s filter, and whether it reaches them
-    through an index ("index") or a sequential scan ("seq")."""
-    where, params = _filter_where(q)
-    stmt = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}").format(q.table, where)
-    row = conn.execute(stmt, params, prepare=False).fetchone()
-    assert row is not None
-    doc = row[0]
-    if isinstance(doc, str):
-        import json
-
-        doc = json.loads(doc)
-    plan = doc[0]["Plan"]
-    access = "seq"
-    stack = [plan]
-    while stack:
-        node = stack.pop()
-        if node.get("Node Type") in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan",
-                                     "Bitmap Index Scan"):
-            access = "index"
-        stack.extend(node.get("Plans", []))
-    return float(plan.get("Plan Rows", 1)), access
-
-
-def sample_filter(conn: psycopg.Connection, q: Query, rows: float) -> tuple[float, str] | None:
-    """Rows matching ``q``'s filter, counted exactly (small tables) or in a block sample of
-    about 10,000 rows (``TABLESAMPLE SYSTEM``); None when the sample came back empty."""
-    where, params = _filter_where(q)
-    if rows <= 20000:
-        cur = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(q.table, where),
-                           params, prepare=False)
-        n = cur.fetchone()
-        return float(n[0] if n else 0), "count"
-    pct = min(100.0, 100.0 * 10000 / rows)
-    cur = conn.execute(sql.SQL("SELECT count(*) FILTER (WHERE {}), count(*) FROM {} "
-                               "TABLESAMPLE SYSTEM (%s)").format(where, q.table),
-                       [*params, pct], prepare=False)
-    got = cur.fetchone()
-    if not got or not got[1]:
-        return None
-    return rows * got[0] / got[1], "sample"
 
 
 # -- options and strategies ---------------------------------------------------------------
@@ -297,8 +152,8 @@ class Strategy(Protocol):
         each with estimated cost and recall."""
         ...
 
-    def build(self, ctx: PlanContext, option: Option) -> SearchPlan:
-        """The plan that runs ``option``."""
+    def build(self, ctx: PlanContext, option: Option) -> Runnable:
+        """What runs ``option``."""
         ...
 
 
@@ -353,9 +208,8 @@ class ExactStrategy:
         return [ctx.correct(Option(self.name, label, {}, cost, 1.0, approximate=False,
                                    cost_source=src))]
 
-    def build(self, ctx: PlanContext, option: Option) -> SearchPlan:
-        q = ctx.query
-        return q.plan(option.label, q.statement(exact=True), {})
+    def build(self, ctx: PlanContext, option: Option) -> Runnable:
+        return Runnable(option.label, ctx.query.statement(exact=True), {})
 
 
 def _growth(ctx: PlanContext, cal: dict[str, Any] | None) -> float:
@@ -375,7 +229,7 @@ class HnswStrategy:
     def options(self, ctx: PlanContext) -> list[Option]:
         q = ctx.query
         ix = q.index
-        if ix is None or ix.index_type not in ("HNSW", "AUTOINDEX") or ix.pg_index is None:
+        if ix is None or ix.kind.family != "hnsw" or ix.pg_index is None:
             return []
         cal = ctx.calibration
         if cal and cal.get("knob") == "ef":
@@ -389,7 +243,8 @@ class HnswStrategy:
         if "ef" in q.knobs:
             efs = [int_param(q.knobs, ("ef",), 40, 1, 1000, what="search parameter")]
         else:
-            efs = sorted({e for e in HNSW_EF_GRID if e >= q.k} | {max(q.k, HNSW_EF_GRID[0])})
+            grid = ix.kind.grid
+            efs = sorted({e for e in grid if e >= q.k} | {max(q.k, grid[0])})
             efs = [e for e in efs if e <= max(1000, q.k)]
         sel = ctx.stats.selectivity
 
@@ -433,13 +288,14 @@ class HnswStrategy:
             out += _between(out, "ef", ctx.recall, option)
         return out
 
-    def build(self, ctx: PlanContext, option: Option) -> SearchPlan:
+    def build(self, ctx: PlanContext, option: Option) -> Runnable:
         q = ctx.query
         ef = int(option.params["ef"])
         scan = _iterative(q)
         settings = {"hnsw.ef_search": str(max(ef, q.k)),  # pgvector returns at most ef rows
                     "hnsw.iterative_scan": scan}
-        return q.plan("hnsw", q.statement(exact=False, resort=scan == "relaxed_order"), settings)
+        return Runnable("hnsw", q.statement(exact=False, resort=scan == "relaxed_order"),
+                        settings)
 
 
 def _between(options: list[Option], knob: str, target: float,
@@ -477,9 +333,9 @@ class IvfFlatStrategy:
     def options(self, ctx: PlanContext) -> list[Option]:
         q = ctx.query
         ix = q.index
-        if ix is None or ix.index_type not in ("IVF_FLAT", "BIN_IVF_FLAT") or ix.pg_index is None:
+        if ix is None or ix.kind.family != "ivfflat" or ix.pg_index is None:
             return []
-        nlist = int(ix.params.get("nlist", 128))
+        nlist = ix.kind.nlist(ix.params)
         cal = ctx.calibration
         c, _ = ctx.exact_costs()
         n = max(ctx.stats.rows, 1.0)
@@ -498,7 +354,7 @@ class IvfFlatStrategy:
             probes = [min(int_param(q.knobs, ("nprobe",), 8, 1, 65536, what="search parameter"),
                           nlist)]
         else:
-            probes = sorted({p for p in IVF_PROBE_GRID if p <= nlist} | {nlist})
+            probes = sorted({p for p in ix.kind.grid if p <= nlist} | {nlist})
         sel = ctx.stats.selectivity
 
         def option(p: int) -> Option:
@@ -521,11 +377,12 @@ class IvfFlatStrategy:
             out += _between(out, "nprobe", ctx.recall, option)
         return out
 
-    def build(self, ctx: PlanContext, option: Option) -> SearchPlan:
+    def build(self, ctx: PlanContext, option: Option) -> Runnable:
         q = ctx.query
         scan = _iterative(q)
         settings = {"ivfflat.probes": str(option.params["nprobe"]), "ivfflat.iterative_scan": scan}
-        return q.plan("ivfflat", q.statement(exact=False, resort=scan == "relaxed_order"), settings)
+        return Runnable("ivfflat", q.statement(exact=False, resort=scan == "relaxed_order"),
+                        settings)
 
 
 def _companion_filtered(recall: float, selectivity: float) -> float:
@@ -558,9 +415,9 @@ class CompanionStrategy:
     def options(self, ctx: PlanContext) -> list[Option]:
         q = ctx.query
         ix = q.index
-        if ix is None or ix.index_type not in COMPANION_INDEX_TYPES or ix.id is None:
+        if ix is None or not ix.kind.companion or ix.id is None:
             return []
-        knob = companion_knob(ix.index_type)
+        knob = ix.kind.knob or "nprobe"
         given = {k: v for k, v in q.knobs.items() if k in self.knobs}
         cal = ctx.calibration
         exact, _ = ctx.exact_costs()
@@ -588,10 +445,19 @@ class CompanionStrategy:
                 max(0.0, min(1.0, recall)), cost_source=src if not q.filtered else "model")))
         return out
 
-    def build(self, ctx: PlanContext, option: Option) -> SearchPlan:
-        assert ctx.query.index is not None
-        return companion_plan(ctx.query, ctx.query.index,
-                              {**ctx.query.knobs, **option.params})
+    def build(self, ctx: PlanContext, option: Option) -> Runnable:
+        q, ix = ctx.query, ctx.query.index
+        if ix is None or ix.id is None:
+            raise InvalidArgument("a companion plan needs a companion index")
+        cfg = ix.config
+        if not isinstance(cfg, Companion):
+            raise InvalidArgument(f"index {ix.index_name!r} is not a companion index")
+        cp, rerank = companion.plan(ix.id, ix.version, cfg, {**q.knobs, **option.params},
+                                    q.table, q.info.schema.primary_field,
+                                    sql.SQL(", ").join(q.selection.select_list()), q.dist.order,
+                                    sql.SQL(" AND ").join(q.where), list(q.where_params), q.k,
+                                    q.dist.where_vectors)
+        return Runnable(option.label, rerank, {}, cp)
 
 
 _STRATEGIES: list[Strategy] = [ExactStrategy(), HnswStrategy(), IvfFlatStrategy(),
@@ -626,7 +492,7 @@ def _forced(q: Query, strategy: str | None) -> str | None:
         if name in ("", "auto"):
             return None
         known = {s.name for s in _STRATEGIES} | {"filter_first"} | {
-            t.lower() for t in COMPANION_INDEX_TYPES}
+            t.lower() for t in COMPANION_KINDS}
         if name not in known:
             raise InvalidArgument(f"unknown strategy {strategy!r}; expected auto or one of "
                                   f"{', '.join(sorted(known))}")
@@ -702,83 +568,136 @@ def choose(ctx: PlanContext) -> tuple[Option, list[Option]]:
 
 # -- the entry point ----------------------------------------------------------------------
 
-class _Learner:
-    """Receives the measured ms per query of a filtered plan the planner chose, keeps the
-    ratio of measured to estimated cost for the plan's strategy under this filter (every
-    setting of that strategy is then scaled by it), and retires the plan when the ratio
-    moved by more than 2x from the one it was planned with: the next search replans."""
+@dataclass(frozen=True)
+class Runnable:
+    """What a strategy's option runs: a statement with per-query settings (and, for a
+    companion index, the plan that proposes its candidates)."""
 
-    def __init__(self, cache: StatsCache, table: str, filter_key: str, option: Option) -> None:
-        self.cache, self.table, self.filter_key = cache, table, filter_key
-        self.label, self.model_cost, self.planned_ratio = (
-            option.label, max(option.model_cost, 1e-3), option.ratio)
-        self.total = 0.0
-        self.runs = 0
-
-    def __call__(self, plan: SearchPlan, ms: float) -> None:
-        self.runs += 1
-        if self.runs <= 3:  # the first runs pay for cold caches and a parse: not the cost
-            return
-        # the mean, not a moving average: filtered latencies are heavy-tailed (a query
-        # that exhausts the scan and falls back to exact costs 10x the others)
-        self.total += ms
-        ratio = self.total / (self.runs - 3) / self.model_cost
-        self.cache.record(self.table, self.filter_key, self.label, ratio)
-        # a few runs first: replanning costs a parse, and one slow query is not a trend
-        if self.runs >= 8 and not self.planned_ratio / 2 <= ratio <= self.planned_ratio * 2:
-            plan.expires = 0.0
-            plan.observe = None  # the replacement plan learns from here on
+    label: str
+    statement: sql.Composed
+    settings: dict[str, str]
+    companion: Any = None
 
 
 def check_recall(recall: Any) -> float:
+    """``recall`` as a float in (0, 1]; :class:`InvalidArgument` otherwise."""
     if isinstance(recall, bool) or not isinstance(recall, (int, float)) or not 0 < recall <= 1:
         raise InvalidArgument(f"recall must be a number in (0, 1], got {recall!r}")
     return float(recall)
 
 
-def plan_query(conn: psycopg.Connection, q: Query, cache: StatsCache, *, recall: float,
-               strategy: str | None = None, fresh: bool = False) -> SearchPlan:
-    """Choose and build the plan for ``q``; ``plan.explain`` says why.
-
-    ``fresh`` measures the statistics again instead of using cached ones (explain does).
-    Unfiltered searches on a collection without a vector index need no statistics at all.
-    """
-    forced = _forced(q, strategy)
-    table = q.table.as_string(conn)
-    dim = int(q.field.dim or 0)
-    if q.index is None and not fresh:
-        stats = Stats(-1.0, "not measured", -1.0, "not measured", None)
-    else:
-        rows, rows_src = cache.rows(conn, table, dim, fresh)
-        stats = Stats(rows, rows_src, rows, "none", None)
-        if q.filtered:
-            got = cache.filter(conn, q, table, rows, fresh)
-            if got is None:
-                est, access = measure_filter(conn, q)
-                got = (min(est, rows) if rows > 0 else est, access, "planner", None)
-                stats = Stats(rows, rows_src, got[0], "planner", access)
-                if _uncertain(PlanContext(q, stats, recall, forced, cache, table)):
-                    sampled = sample_filter(conn, q, rows)
-                    if sampled is not None:
-                        got = (sampled[0], access, sampled[1], est)
-                cache.put_filter(table, q, got)
-            stats = Stats(rows, rows_src, got[0], got[2], got[1], got[3])
-    ctx = PlanContext(q, stats, recall, forced, cache, table)
-    best, options = choose(ctx)
+def make_plan(ctx: PlanContext, best: Option, options: list[Option]) -> SearchPlan:
+    """The frozen plan for the chosen option, with its exact fallback and explanation
+    (pure: no database)."""
+    q = ctx.query
     builder = next(s for s in _STRATEGIES if s.name == best.strategy)
-    plan = builder.build(ctx, best)
-    plan.params = dict(best.params)
-    plan.est_cost_ms, plan.est_recall = best.cost_ms, best.recall
-    plan.expires = time.monotonic() + cache.ttl
+    run = builder.build(ctx, best)
+    text = run.statement.as_string(None)
+    fallback = None
     if best.approximate:
-        plan.fallback = q.plan("exact", q.statement(exact=True), {})
-    if q.filtered and forced is None and not _knobs_force(q):
-        plan.observe = _Learner(cache, table, q.filter_key, best)
-    if q.field.dtype in (DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR) and \
-            len(cache.queries.get((table, q.field.name), ())) < RESERVOIR:
-        plan.remember = functools.partial(cache.remember, table, q.field.name)
-    plan.explain = _explain(ctx, best, options, plan)
-    return plan
+        exact = q.statement(exact=True)
+        fallback = SearchPlan(q, "exact", exact.as_string(None), q.settings({}), {},
+                              Estimate())
+    learns = q.filtered and ctx.forced is None and not _knobs_force(q)
+    estimate = Estimate(best.cost_ms, best.recall, max(best.model_cost, 1e-3), best.ratio,
+                        learns=learns,
+                        remembers=q.field.dtype in (DataType.FLOAT_VECTOR,
+                                                    DataType.FLOAT16_VECTOR))
+    settings = q.settings(run.settings)
+    return SearchPlan(q, run.label, text, settings, dict(best.params), estimate,
+                      run.companion, fallback,
+                      _explain(ctx, best, options, text, settings))
+
+
+class _Progress:
+    """What the searches of one learning plan measured so far."""
+
+    __slots__ = ("plan", "runs", "total")
+
+    def __init__(self, plan: SearchPlan) -> None:
+        self.plan, self.runs, self.total = plan, 0, 0.0
+
+
+class Planner:
+    """Plans searches from measured statistics (:class:`~vecpg.stats.StatsCache`) and learns
+    from what the plans it chose cost (:meth:`observe`)."""
+
+    def __init__(self, stats: StatsCache | None = None) -> None:
+        self.stats = stats or StatsCache()
+        self._progress: dict[int, _Progress] = {}
+
+    def plan(self, db: Db, q: Query, *, recall: float, strategy: str | None = None,
+             fresh: bool = False) -> SearchPlan:
+        """Choose and build the plan for ``q``; ``plan.explain`` says why.
+
+        ``fresh`` measures the statistics again instead of using cached ones (explain does).
+        Unfiltered searches on a collection without a vector index need no statistics.
+        """
+        forced = _forced(q, strategy)
+        table = q.table.as_string(None)
+        stats = self.measure(db, q, table, recall, forced, fresh)
+        ctx = PlanContext(q, stats, recall, forced, self.stats, table)
+        best, options = choose(ctx)
+        return make_plan(ctx, best, options)
+
+    def measure(self, db: Db, q: Query, table: str, recall: float, forced: str | None,
+                fresh: bool) -> Stats:
+        """The row count and the filter's selectivity, from the cache or measured."""
+        cache = self.stats
+        if q.index is None and not fresh:
+            return Stats(-1.0, "not measured", -1.0, "not measured", None)
+        rows, rows_src = cache.rows(db, table, int(q.field.dim or 0), fresh)
+        if not q.filtered:
+            return Stats(rows, rows_src, rows, "none", None)
+        got = cache.filter(q, table, fresh)
+        if got is None:
+            est, access = measure_filter(db, q)
+            got = (min(est, rows) if rows > 0 else est, access, "planner", None)
+            stats = Stats(rows, rows_src, got[0], "planner", access)
+            if _uncertain(PlanContext(q, stats, recall, forced, cache, table)):
+                sampled = sample_filter(db, q, rows)
+                if sampled is not None:
+                    got = (sampled[0], access, sampled[1], est)
+            cache.put_filter(table, q, got)
+        return Stats(rows, rows_src, got[0], got[2], got[1], got[3])
+
+    def observe(self, plan: SearchPlan, ms: float) -> bool:
+        """Take the measured ms per query of one run of ``plan``. For a filtered plan the
+        planner chose, keep the ratio of measured to estimated cost for its strategy under
+        this filter (every setting of that strategy is then scaled by it). Returns False
+        when the plan should be made again: the ratio moved by more than 2x from the one
+        it was planned with."""
+        est = plan.estimate
+        if not est.learns:
+            return True
+        prog = self._progress.get(id(plan))
+        if prog is None or prog.plan is not plan:
+            if len(self._progress) > 1024:
+                self._progress.clear()
+            prog = self._progress[id(plan)] = _Progress(plan)
+        prog.runs += 1
+        if prog.runs <= 3:  # the first runs pay for cold caches and a parse: not the cost
+            return True
+        # the mean, not a moving average: filtered latencies are heavy-tailed (a query
+        # that exhausts the scan and falls back to exact costs 10x the others)
+        prog.total += ms
+        ratio = prog.total / (prog.runs - 3) / est.model_cost_ms
+        q = plan.query
+        self.stats.record(q.table.as_string(None), q.filter_key, plan.strategy, ratio)
+        # a few runs first: replanning costs a parse, and one slow query is not a trend
+        if prog.runs >= 8 and not est.ratio / 2 <= ratio <= est.ratio * 2:
+            del self._progress[id(plan)]
+            return False
+        return True
+
+    def remember(self, plan: SearchPlan, vectors: list[Any]) -> None:
+        """Keep the first query vectors searched on a float field: real queries calibrate
+        an index better than its rows."""
+        if plan.estimate.remembers:
+            q = plan.query
+            key = (q.table.as_string(None), q.field.name)
+            if len(self.stats.queries.get(key, ())) < RESERVOIR:
+                self.stats.remember(key[0], key[1], vectors)
 
 
 def _uncertain(ctx: PlanContext) -> bool:
@@ -797,14 +716,14 @@ def _uncertain(ctx: PlanContext) -> bool:
     return False
 
 
-def _explain(ctx: PlanContext, best: Option, options: list[Option], plan: SearchPlan
-             ) -> dict[str, Any]:
+def _explain(ctx: PlanContext, best: Option, options: list[Option], text: str,
+             settings: dict[str, str]) -> dict[str, Any]:
     q, s = ctx.query, ctx.stats
     cal = ctx.calibration
     out: dict[str, Any] = {
         "strategy": best.label,
         "params": dict(best.params),
-        "settings": dict(plan.settings),
+        "settings": dict(settings),
         "estimated_cost_ms": round(best.cost_ms, 4),
         "estimated_recall": round(best.recall, 4),
         "cost_source": best.cost_source,
@@ -825,7 +744,7 @@ def _explain(ctx: PlanContext, best: Option, options: list[Option], plan: Search
             "calibrated_rows": cal.get("rows") if cal else None},
         "exact_fallback": best.approximate,
         "alternatives": [o.as_dict() for o in options if o is not best],
-        "sql": plan.text,
+        "sql": text,
         "sql_params": ["<query vector>", *q.where_params]
         + (["<query vector>"] if q.dist.where is not None else []),
     }
@@ -833,3 +752,32 @@ def _explain(ctx: PlanContext, best: Option, options: list[Option], plan: Search
         out["note"] = best.note
     return out
 
+
+
+class PlanCache:
+    """Plans by search request, each valid for ``ttl`` seconds and only with the catalog
+    entry it was made from (a reloaded entry, after DDL or the catalog cache's expiry,
+    makes new plans)."""
+
+    def __init__(self, ttl: float = 10.0, size: int = 256) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._plans: dict[Any, tuple[Any, float, SearchPlan]] = {}
+
+    def get(self, key: Any, info: Any) -> SearchPlan | None:
+        """The cached plan for ``key`` made from ``info``, if still fresh."""
+        hit = self._plans.get(key)
+        if hit is None or hit[0] is not info or hit[1] < time.monotonic():
+            return None
+        return hit[2]
+
+    def put(self, key: Any, info: Any, plan: SearchPlan) -> None:
+        """Cache ``plan`` (the oldest half goes when the cache is full)."""
+        if len(self._plans) >= self.size:
+            for old in list(self._plans)[: self.size // 2]:
+                del self._plans[old]
+        self._plans[key] = (info, time.monotonic() + self.ttl, plan)
+
+    def drop(self, key: Any) -> None:
+        """Forget the plan for ``key`` (the planner asked for a new one)."""
+        self._plans.pop(key, None)

@@ -32,10 +32,14 @@ class Progress:
         self.finish()
 
     def update(self, n: int = 1) -> None:
+        """Count ``n`` more units done; the bar redraws at most every 0.1 s on a terminal and
+        every 5 s elsewhere, so calling this per row is cheap."""
         self.done += n
         self._draw()
 
     def set(self, done: int, total: int | None = None, note: str = "") -> None:
+        """Set the absolute count (and the total once it is known), with a note such as the
+        phase: for callbacks that report totals, like an index build's progress."""
         self.done = done
         if total is not None:
             self.total = total
@@ -64,4 +68,5 @@ class Progress:
         self.stream.flush()
 
     def finish(self, note: str = "") -> None:
+        """Draw the last line however recently the bar was drawn; ``with`` calls it."""
         self._draw(note, final=True)

@@ -118,6 +118,7 @@ def _int_param(params: Mapping[str, Any], name: str, default: int | None, lo: in
     if value is None:
         raise ValueError(f"parameter {name!r} is required")
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        # ValueError, not TypeError: one type for every bad parameter (see train())
         raise ValueError(f"parameter {name!r} must be an integer, got {value!r}")  # noqa: TRY004
     value = int(value)
     if value < lo or (hi is not None and value > hi):
@@ -284,6 +285,8 @@ class Model:
     # Metric helpers shared by the IVF models.
     @property
     def larger_is_better(self) -> bool:
+        """True for IP and COSINE: the values searches return are similarities, so best
+        first means largest first."""
         return self.metric != "L2"
 
     def prepare(self, x: np.ndarray, name: str = "x") -> np.ndarray:
@@ -314,9 +317,12 @@ class _IvfModel(Model):
 
     @property
     def nlist(self) -> int:
+        """The number of coarse lists (trained centroids), which caps ``nprobe``."""
         return len(self.centroids)
 
     def assign(self, x: np.ndarray) -> np.ndarray:
+        """The list of each prepared vector: its nearest centroid by L2 for every metric
+        (see the class docstring), as an int array of shape (n,)."""
         return nearest_centroids(x, self.centroids, self._c_norms)[0]
 
     def probe(self, q: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
@@ -348,13 +354,21 @@ class _IvfModel(Model):
 
     # Implemented by subclasses: per-row constant and per-query scoring.
     def row_terms(self, list_no: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
+        """The part of each row's score that does not depend on the query (float32 (n,)),
+        computed once when codes are loaded instead of on every search; None when the
+        metric's score has none (IP)."""
         raise NotImplementedError
 
     def query_state(self, q: np.ndarray) -> Any:
+        """What :meth:`score` needs of a batch of prepared queries (lookup tables, norms),
+        computed once per batch rather than once per probed list."""
         raise NotImplementedError
 
     def score(self, state: Any, i: int, codes: np.ndarray, aux: np.ndarray | None,
               coarse: np.ndarray) -> np.ndarray:
+        """Approximate scores of query ``i`` against rows ``codes`` (``aux``: their
+        :meth:`row_terms`; ``coarse``: each row's probe score from :meth:`probe`): squared
+        L2 when :attr:`l2_scoring` (smaller is closer), else inner products."""
         raise NotImplementedError
 
 
@@ -389,10 +403,14 @@ class IvfSq8Model(_IvfModel):
         return (self.vmin + (codes.astype(np.float32) + 0.5) * self.scale).astype(np.float32)
 
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw vectors to ``(list_no, codes)``: one byte per dimension of the vector itself
+        (SQ8 codes are not residuals, so they decode without the list)."""
         x = self.prepare(x)
         return self.assign(x), self.quantize(x)
 
     def row_terms(self, list_no: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
+        """``||decode(code)||^2`` per row for L2 scoring, in blocks of 65,536 rows so the
+        decoded floats never take more than a block's memory; None for IP."""
         if not self.l2_scoring:
             return None
         out = np.empty(len(codes), dtype=np.float32)
@@ -401,11 +419,15 @@ class IvfSq8Model(_IvfModel):
         return out
 
     def query_state(self, q: np.ndarray) -> Any:
+        """The queries scaled per dimension, so a score is one product with the raw uint8
+        codes instead of decoding every probed row."""
         # q . decode(c) = q . (vmin + 0.5 scale) + (q * scale) . c
         return q, q * self.scale, q @ (self.vmin + 0.5 * self.scale), _sq_norms(q)
 
     def score(self, state: Any, i: int, codes: np.ndarray, aux: np.ndarray | None,
               coarse: np.ndarray) -> np.ndarray:
+        """``||q||^2 - 2 q.x_hat + ||x_hat||^2`` (L2, COSINE) or ``q.x_hat`` (IP); the
+        coarse term is not needed, as SQ8 codes encode the whole vector."""
         _, qs, base, qn = state
         ip = codes.astype(np.float32) @ qs[i]
         ip += base[i]
@@ -462,12 +484,16 @@ class IvfPqModel(_IvfModel):
         return out
 
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw vectors to ``(list_no, codes)``: m bytes per row, of the residual to the
+        list's centroid when ``by_residual`` (a finer code for the same bytes)."""
         x = self.prepare(x)
         list_no = self.assign(x)
         r = x - self.centroids[list_no] if self.by_residual else x
         return list_no, self.quantize(r)
 
     def row_terms(self, list_no: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
+        """``||r||^2 + 2 c.r`` per row (``||x_hat||^2`` without residuals) for L2 scoring,
+        the middle term of the class docstring's formula; None for IP."""
         if not self.l2_scoring:
             return None
         out = np.empty(len(codes), dtype=np.float32)
@@ -481,12 +507,16 @@ class IvfPqModel(_IvfModel):
         return out
 
     def query_state(self, q: np.ndarray) -> Any:
+        """Per query, the lookup table of ``q_j . codebook_j[k]`` for every sub-vector j and
+        code k (flattened to m * 256) and ``||q||^2``: scoring is then table lookups."""
         qsub = q.reshape(len(q), self.m, self.dsub)
         lut = np.einsum("qjd,jkd->qjk", qsub, self.codebooks, optimize=True)
         return lut.reshape(len(q), -1).astype(np.float32), _sq_norms(q)
 
     def score(self, state: Any, i: int, codes: np.ndarray, aux: np.ndarray | None,
               coarse: np.ndarray) -> np.ndarray:
+        """Asymmetric distances from the lookup table, by the class docstring's formulas;
+        ``coarse`` supplies ``||q - c||^2`` or ``ip(q, c)`` when codes are residuals."""
         lut, qn = state
         # intp indices: np.take would otherwise convert them itself (measured 2-3x slower).
         idx = codes.astype(np.intp)
@@ -536,6 +566,7 @@ class AnnoyModel(Model):
             os.unlink(path)
 
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Always raises NotImplementedError: an annoy forest cannot take new rows."""
         raise NotImplementedError("ANNOY indexes are immutable; rebuild to include new rows")
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -543,6 +574,7 @@ class AnnoyModel(Model):
                 "dim": np.array(self.dim), "n_trees": np.array(self.n_trees)}
 
     def model_bytes(self) -> int:
+        """The size of the saved annoy index (the forest is the whole model)."""
         return len(self._index_bytes)
 
     def nbytes(self) -> int:

@@ -26,14 +26,18 @@ class Hit(dict):  # type: ignore[type-arg]
 
     @property
     def id(self) -> Any:
+        """The row's primary key (an int, or a str for a VARCHAR key)."""
         return self["id"]
 
     @property
     def distance(self) -> float:
+        """The metric's value for this row: a distance, or a similarity for IP and COSINE
+        (see :mod:`vecpg.metrics`); always exact, whatever index found the row."""
         return float(self["distance"])
 
     @property
     def entity(self) -> dict[str, Any]:
+        """The requested ``output_fields`` of the row (may be empty)."""
         return self["entity"]  # type: ignore[no-any-return]
 
 
@@ -47,6 +51,9 @@ class Selection:
     vector_types: dict[str, DataType]
 
     def select_list(self, qualifier: str | None = None) -> list[sql.Composable]:
+        """The columns to SELECT, then ``_meta`` when dynamic keys are output; with a
+        ``qualifier`` (a table alias) each is ``"alias"."column"``, for joined queries."""
+
         def ident(c: str) -> sql.Identifier:
             return sql.Identifier(qualifier, c) if qualifier else sql.Identifier(c)
         cols: list[sql.Composable] = [ident(c) for c in self.columns]
@@ -56,9 +63,13 @@ class Selection:
 
     @property
     def width(self) -> int:
+        """How many values of a fetched row belong to :meth:`select_list`, so a caller that
+        selected more (a distance, say) can slice them off."""
         return len(self.columns) + (1 if self.dynamic_keys or self.all_dynamic else 0)
 
     def to_dict(self, values: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
+        """One output row from the values of :meth:`select_list`: vectors as Milvus returns
+        them (:func:`convert_vector`) and the requested dynamic keys lifted out of _meta."""
         out: dict[str, Any] = {}
         for name, v in zip(self.columns, values):
             dt = self.vector_types.get(name)

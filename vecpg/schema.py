@@ -51,6 +51,9 @@ class DataType(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: DataType | str) -> DataType:
+        """A DataType from itself, pymilvus' ``DataType`` (same names: Milvus code passes
+        its own enum) or a name in any case, with SQL-ish aliases (``"text"``, ``"bigint"``);
+        anything else raises :class:`InvalidArgument` listing the known names."""
         if isinstance(value, DataType):
             return value
         if isinstance(value, enum.Enum):  # e.g. pymilvus.DataType.INT64: same names
@@ -68,14 +71,17 @@ class DataType(str, enum.Enum):
 
     @property
     def is_vector(self) -> bool:
+        """True for the four vector types (float, float16, binary, sparse)."""
         return self in _VECTOR_TYPES
 
     @property
     def is_integer(self) -> bool:
+        """True for INT8, INT16, INT32 and INT64."""
         return self in (DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64)
 
     @property
     def is_number(self) -> bool:
+        """True for the integer types, FLOAT and DOUBLE: the fields filters treat as numbers."""
         return self.is_integer or self in (DataType.FLOAT, DataType.DOUBLE)
 
 
@@ -149,7 +155,8 @@ class FieldSchema:
         d = self.dtype
         if self.is_primary:
             if d not in (DataType.INT64, DataType.VARCHAR):
-                raise SchemaError(f"primary key {self.name!r} must be INT64 or VARCHAR, not {d.value}")
+                raise SchemaError(f"primary key {self.name!r} must be INT64 or VARCHAR,"
+                                  f" not {d.value}")
             if self.auto_id and d is not DataType.INT64:
                 raise SchemaError("auto_id needs an INT64 primary key")
             if self.nullable:
@@ -205,6 +212,8 @@ class FieldSchema:
         return _PG_SCALAR[d]
 
     def to_dict(self) -> dict[str, Any]:
+        """The field as stored in the catalog and shown by ``describe_collection``: type
+        names as strings, unset options left out."""
         out = asdict(self)
         out["dtype"] = self.dtype.value
         out["element_type"] = self.element_type.value if self.element_type else None
@@ -212,6 +221,7 @@ class FieldSchema:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FieldSchema:
+        """The inverse of :meth:`to_dict` (validated again, as any new field is)."""
         return cls(**d)
 
 
@@ -229,7 +239,8 @@ class CollectionSchema:
     description: str = ""
     auto_id: bool | None = None  # default for add_field(is_primary=True), as in pymilvus
 
-    def add_field(self, field_name: str, datatype: DataType | str, **kwargs: Any) -> CollectionSchema:
+    def add_field(self, field_name: str, datatype: DataType | str,
+                  **kwargs: Any) -> CollectionSchema:
         """Append a field; keyword arguments are those of :class:`FieldSchema`."""
         if kwargs.get("is_primary") and "auto_id" not in kwargs and self.auto_id is not None:
             kwargs["auto_id"] = self.auto_id
@@ -240,6 +251,8 @@ class CollectionSchema:
         return self
 
     def validate(self) -> None:
+        """Raise :class:`SchemaError` unless names are unique, there is exactly one primary
+        key and at least one vector field; checked before any table is created."""
         names = [f.name for f in self.fields]
         if len(set(names)) != len(names):
             raise SchemaError(f"duplicate field names in {names}")
@@ -251,6 +264,7 @@ class CollectionSchema:
 
     @property
     def primary_field(self) -> FieldSchema:
+        """The primary key field; :class:`SchemaError` if the schema has none yet."""
         for f in self.fields:
             if f.is_primary:
                 return f
@@ -258,31 +272,37 @@ class CollectionSchema:
 
     @property
     def vector_fields(self) -> list[FieldSchema]:
+        """The vector fields, in schema order (a search names one when there are several)."""
         return [f for f in self.fields if f.dtype.is_vector]
 
     @property
     def scalar_fields(self) -> list[FieldSchema]:
+        """Every field that is not a vector, primary key included, in schema order."""
         return [f for f in self.fields if not f.dtype.is_vector]
 
     def field(self, name: str) -> FieldSchema:
+        """The field called ``name``; :class:`SchemaError` naming the fields if none is."""
         for f in self.fields:
             if f.name == name:
                 return f
         raise SchemaError(f"unknown field {name!r}; fields are {[f.name for f in self.fields]}")
 
     def get(self, name: str) -> FieldSchema | None:
+        """The field called ``name``, or None (e.g. a dynamic key)."""
         for f in self.fields:
             if f.name == name:
                 return f
         return None
 
     def to_dict(self) -> dict[str, Any]:
+        """The schema as the catalog stores it (JSON); :meth:`from_dict` reads it back."""
         return {"fields": [f.to_dict() for f in self.fields],
                 "enable_dynamic_field": self.enable_dynamic_field,
                 "description": self.description}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CollectionSchema:
+        """A schema from :meth:`to_dict`'s form, e.g. a catalog row."""
         return cls(fields=[FieldSchema.from_dict(f) for f in d["fields"]],
                    enable_dynamic_field=bool(d.get("enable_dynamic_field")),
                    description=d.get("description", ""))

@@ -50,7 +50,8 @@ def embedded_dsn(data_dir: str | os.PathLike[str] | None = None, *,
             server = pgserver.get_server(path, cleanup_mode="delete" if temporary else "stop",
                                          postgres_version=version)
         except (ValueError, RuntimeError) as e:
-            raise UnsupportedServer(f"cannot start embedded Postgres {version} in {path}: {e}") from e
+            raise UnsupportedServer(
+                f"cannot start embedded Postgres {version} in {path}: {e}") from e
     _log.info("embedded Postgres %s at %s", version, path)
     return str(server.get_uri())
 

@@ -48,8 +48,8 @@ class MiniLM:
         self.dim = int(cfg["hidden_size"])
         # weights as contiguous, aligned (in, out) matrices: numpy's matmul falls off BLAS
         # onto a slow loop for the unaligned, transposed arrays safetensors hands back
-        self.w = {k: np.array(v.T if k.endswith("dense.weight") or ".self." in k and
-                              k.endswith(".weight") else v, order="C")
+        self.w = {k: np.array(v.T if k.endswith("dense.weight") or (".self." in k and
+                              k.endswith(".weight")) else v, order="C")
                   for k, v in load_file(str(d / "model.safetensors")).items()}
         self.tok = Tokenizer.from_file(str(d / "tokenizer.json"))
         self.tok.enable_truncation(MAX_TOKENS)

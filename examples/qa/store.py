@@ -53,7 +53,8 @@ def create(client: vecpg.Client, name: str, pairs: Sequence[Pair], embeddings: n
         with conn.cursor() as cur:
             cur.executemany(sql.SQL("INSERT INTO {} VALUES (%s, %s)").format(t["c"]),
                             [(i + 1, c) for i, c in enumerate(cats)])
-            with cur.copy(sql.SQL("COPY {} (id, category_id, text) FROM STDIN").format(t["a"])) as cp:
+            copy = sql.SQL("COPY {} (id, category_id, text) FROM STDIN").format(t["a"])
+            with cur.copy(copy) as cp:
                 for (cat, text), aid in answer_ids.items():
                     cp.write_row((aid, cats.index(cat) + 1, text))
 

@@ -34,7 +34,7 @@ from psycopg import sql
 
 from ..datasets import AnnDataset, recall_at_k
 from ..errors import InvalidArgument, VecpgError
-from ..indexes import COMPANION_INDEX_TYPES
+from ..indexes import COMPANION_KINDS
 from ..progress import Progress
 from ..schema import CollectionSchema, DataType
 from . import INDEX_NAMES
@@ -230,6 +230,7 @@ class DatasetBench:
         return self._raw
 
     def close(self) -> None:
+        """Close the baseline's connection (the client is the caller's to close)."""
         if self._raw is not None:
             self._raw.close()
             self._raw = None
@@ -288,7 +289,8 @@ class DatasetBench:
         truth = truth[:len(timed.found)]  # a point cut short by its time budget
         out = {"recall": round(recall_at_k(timed.found, truth[:, :k], k), 4)}
         if k >= 10:
-            out["recall@10"] = round(recall_at_k([f[:10] for f in timed.found], truth[:, :10], 10), 4)
+            top10 = [f[:10] for f in timed.found]
+            out["recall@10"] = round(recall_at_k(top10, truth[:, :10], 10), 4)
         if k >= 100:
             out["recall@100"] = round(recall_at_k(timed.found, truth[:, :100], 100), 4)
         return out
@@ -383,6 +385,9 @@ class DatasetBench:
         return rec
 
     def run_index(self, spec: IndexSpec) -> None:
+        """Build one index, sweep its search knob unfiltered and under every filter (each
+        sweep within the time budget), measure the planner's own choice, then drop the
+        index so the next one is measured alone. Errors become report records."""
         build = self.build(spec)
         if build is None:
             return
@@ -416,7 +421,7 @@ class DatasetBench:
                                              "reason": f"{type(e).__name__}: {e}"})
                             self.report.note(f"error: {spec.index_type} {spec.knob}={value}: {e}")
                         bar.update(1)
-            if self.has_planner and spec.index_type in ("HNSW", *COMPANION_INDEX_TYPES):
+            if self.has_planner and spec.index_type in ("HNSW", *COMPANION_KINDS):
                 # the planner with this index (and the scalar indexes) to choose from
                 label = "auto" if spec.index_type == "HNSW" else f"auto/{spec.index_type}"
                 present = self.client.list_indexes(self.coll)

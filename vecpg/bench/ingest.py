@@ -53,7 +53,8 @@ def ingest_bench(client: Any, vectors: np.ndarray, *, repeat: int = 2,
 
         try:
             for _ in range(max(1, repeat)):
-                for path, load in (("raw COPY BINARY", raw), ("vecpg insert (numpy columns)", ours)):
+                for path, load in (("raw COPY BINARY", raw),
+                                   ("vecpg insert (numpy columns)", ours)):
                     empty()
                     t0 = time.perf_counter()
                     load()

@@ -9,6 +9,7 @@ queries except Milvus Lite, which takes the same filter expressions as vecpg.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -60,6 +61,8 @@ class _Runner:
     def record(self, system: str, index: str, params: dict[str, Any], param: str | None,
                value: Any, timed: Timed, build: dict[str, Any], truth: np.ndarray | None = None,
                case: Any = None) -> None:
+        """Add one search point to the report in the same shape as vecpg's records, recall
+        scored on the queries that ran (a time budget may cut a point short)."""
         truth = (self.truth if truth is None else truth)[:len(timed.found)]
         k = self.k
         rec: dict[str, Any] = {
@@ -80,6 +83,7 @@ class _Runner:
 
     def build_record(self, system: str, index: str, params: dict[str, Any], seconds: float,
                      nbytes: int | None, **extra: Any) -> dict[str, Any]:
+        """Add one index build to the report and return it (search points refer to it)."""
         n = len(self.train)
         return self.report.add({"kind": "build", "dataset": self.ds.name, "system": system,
                                 "index": index, "params": params, "build_s": round(seconds, 3),
@@ -87,11 +91,15 @@ class _Runner:
                                 "bytes_per_vector": nbytes / n if nbytes else None, **extra})
 
     def time(self, side: Side, *, warmup: int | None = None, min_queries: int = 50) -> Timed:
+        """Time one library's search over the queries, one query per call, within the run's
+        budget, as vecpg's side is timed."""
         return time_sides(self.queries, [side], budget_s=self.budget_s, min_queries=min_queries,
                           warmup=self.warmup if warmup is None else warmup)[0]
 
     # -- hnswlib --------------------------------------------------------------------------
     def hnswlib(self, specs: dict[str, Any]) -> None:
+        """hnswlib with vecpg's HNSW build parameters, built on every core and searched on
+        one thread at each ``ef`` of the sweep (at least k, as hnswlib requires)."""
         import hnswlib
 
         spec = specs["hnsw"]
@@ -121,6 +129,8 @@ class _Runner:
 
     # -- faiss ----------------------------------------------------------------------------
     def faiss(self, specs: dict[str, Any]) -> None:
+        """faiss HNSW and IVF_FLAT with vecpg's build parameters, built on every core and
+        searched on one thread, so QPS compares with one vecpg connection."""
         import faiss
 
         dim = self.train.shape[1]
@@ -171,6 +181,8 @@ class _Runner:
     # -- Milvus Lite ----------------------------------------------------------------------
     def milvus_lite(self, specs: dict[str, Any], filters: Sequence[Any],
                     scalar_fields: dict[str, np.ndarray]) -> None:
+        """Milvus Lite in a temporary directory: the same rows and scalar fields, HNSW, the
+        filtered sweeps too; flushed before indexing so no segment is brute-forced."""
         from pymilvus import DataType as MDataType
         from pymilvus import MilvusClient
 
@@ -233,10 +245,8 @@ def _dir_size(path: str) -> int:
     total = 0
     for root, _, names in os.walk(path):
         for name in names:
-            try:
+            with contextlib.suppress(OSError):  # a file removed while we walk
                 total += os.path.getsize(os.path.join(root, name))
-            except OSError:
-                pass
     return total
 
 

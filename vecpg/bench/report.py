@@ -58,6 +58,7 @@ class Report:
             print(text, file=self.stream, flush=True)
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        """The records of one ``kind`` ("search", "build", "skip", ...), in order."""
         return [r for r in self.records if r.get("kind") == kind]
 
 
@@ -111,6 +112,7 @@ def search_table(records: Sequence[dict[str, Any]], filter_name: str | None) -> 
 
 
 def build_table(records: Sequence[dict[str, Any]]) -> str:
+    """The index builds as a markdown table: time, size, bytes per vector."""
     rows = [[r["system"], r["index"], json.dumps(r.get("params", {}), sort_keys=True),
              f"{r['build_s']:.1f}", _fmt(_mb(r.get("index_bytes")), ".1f"),
              _fmt(r.get("bytes_per_vector"), ".0f")]
@@ -128,6 +130,7 @@ def _mb(b: Any) -> float | None:
 
 
 def ingest_table(records: Sequence[dict[str, Any]]) -> str:
+    """The ingest paths as a markdown table, each against raw ``COPY`` (the ceiling)."""
     rows = [[r["path"], f"{r['rows']:,}", f"{r['rows_per_s']:,.0f}",
              _fmt(r.get("ratio_to_raw"), ".2f")]
             for r in records if r.get("kind") == "ingest"]
@@ -182,6 +185,7 @@ _SYSTEM_STYLE = {"vecpg": ("-", "o"), "pgvector-sql": ("--", "s"), "hnswlib": ("
 
 
 def series_label(r: dict[str, Any]) -> str:
+    """A plot line's legend label: ``"vecpg HNSW"``, one line per system and index."""
     return f"{r['system']} {r['index']}"
 
 

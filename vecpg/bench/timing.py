@@ -27,10 +27,12 @@ class Timed:
 
     @property
     def qps(self) -> float:
+        """Queries per second over the timed queries (inf if none took measurable time)."""
         total = float(sum(self.seconds))
         return len(self.seconds) / total if total > 0 else float("inf")
 
     def percentile_ms(self, p: float) -> float:
+        """The ``p``-th percentile of the per-query latency, in milliseconds."""
         return float(np.percentile(np.asarray(self.seconds), p) * 1000.0)
 
     def summary(self) -> dict[str, float]:

@@ -1,0 +1,300 @@
+"""Collection and index DDL: creating, renaming and dropping collection tables, building,
+rebuilding, describing and dropping indexes, each with its catalog rows in the same
+transaction.
+
+Functions take a :class:`~vecpg.session.Db` (an index build's progress watcher opens a
+connection of its own, so it can read ``pg_stat_progress_create_index`` while the build
+runs). The client forgets its cached catalog entries afterwards and calibrates new
+indexes (:mod:`vecpg.calibrate`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from . import catalog
+from . import companion as cmp
+from .catalog import CollectionInfo, IndexInfo
+from .errors import AlreadyExists, InvalidArgument, SchemaError
+from .indexes import Companion, Flat, config_params, create_index_sql, pg_index_name, \
+    popcount_index_name, request_kind
+from .metrics import Metric, check_metric, default_metric
+from .schema import PARTITION_COLUMN, CollectionSchema, DataType, check_name
+from .session import Db
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+def _table(info_or_schema: CollectionInfo | str, name: str | None = None) -> sql.Identifier:
+    if isinstance(info_or_schema, CollectionInfo):
+        return sql.Identifier(info_or_schema.schema_name, info_or_schema.name)
+    return sql.Identifier(info_or_schema, name or "")
+
+
+# -- collections --------------------------------------------------------------------------
+
+def field_metrics(schema: CollectionSchema, metric_type: str | None) -> dict[str, str]:
+    """The metric of each vector field: ``metric_type`` where it fits the field's type
+    (with several vector fields, a field it does not fit takes its type's default)."""
+    metrics: dict[str, str] = {}
+    for f in schema.vector_fields:
+        m = Metric.parse(metric_type) if metric_type else default_metric(f.dtype)
+        if metric_type and len(schema.vector_fields) > 1:
+            try:
+                check_metric(m, f.dtype, f.name)
+            except InvalidArgument:
+                m = default_metric(f.dtype)
+        check_metric(m, f.dtype, f.name)
+        metrics[f.name] = m.value
+    return metrics
+
+
+def create_collection(db: Db, schema_name: str, name: str, schema: CollectionSchema,
+                      metrics: dict[str, str]) -> None:
+    """The collection's table, its partition index and its catalog entry, at once."""
+    table = _table(schema_name, name)
+    with db.transaction():
+        db.lock(f"collection {schema_name}.{name}")
+        if catalog.exists(db, schema_name, name):
+            raise AlreadyExists(f"collection {name!r} already exists")
+        if db.value("SELECT to_regclass(%s)", (table.as_string(db.raw),)):
+            raise AlreadyExists(f"a table {schema_name}.{name} exists already "
+                                "and is not a vecpg collection")
+        db.execute(schema.create_table_sql(table))
+        db.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(
+            sql.Identifier(pg_index_name(name, PARTITION_COLUMN)), table,
+            sql.Identifier(PARTITION_COLUMN)))
+        catalog.add_collection(db, schema_name, name, schema, {"metrics": metrics})
+
+
+def rename_collection(db: Db, info: CollectionInfo, new_name: str) -> None:
+    """Rename the table, its Postgres indexes and the catalog entry."""
+    old, schema_name = info.name, info.schema_name
+    with db.transaction():
+        if catalog.exists(db, schema_name, new_name):
+            raise AlreadyExists(f"collection {new_name!r} already exists")
+        db.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+            _table(info), sql.Identifier(new_name)))
+        renames = [(pg_index_name(old, PARTITION_COLUMN), PARTITION_COLUMN)]
+        renames += [(ix.pg_index, ix.index_name) for ix in info.indexes if ix.pg_index]
+        for ix in info.indexes:
+            if info.schema.field(ix.field_name).dtype is DataType.BINARY_VECTOR:
+                db.execute(sql.SQL("ALTER INDEX IF EXISTS {} RENAME TO {}").format(
+                    sql.Identifier(schema_name, popcount_index_name(old, ix.index_name)),
+                    sql.Identifier(popcount_index_name(new_name, ix.index_name))))
+        new_pg: dict[str, str] = {}
+        for old_pg, ix_name in renames:
+            new_pg[ix_name] = pg_index_name(new_name, ix_name)
+            db.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                sql.Identifier(schema_name, old_pg), sql.Identifier(new_pg[ix_name])))
+        new_pg.pop(PARTITION_COLUMN)
+        catalog.rename_collection(db, schema_name, old, new_name, new_pg)
+
+
+def drop_collection(db: Db, schema_name: str, name: str) -> list[int]:
+    """Drop the table, its companion indexes' objects and its catalog entry (no error if
+    it does not exist). Returns the ids of the companion indexes dropped."""
+    dropped: list[int] = []
+    with db.transaction():
+        if not catalog.exists(db, schema_name, name):
+            return dropped
+        for ix in catalog.load(db, schema_name, name).indexes:
+            if ix.kind.companion and ix.id is not None:
+                cmp.uninstall(db, ix.id)
+                dropped.append(ix.id)
+        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_table(schema_name, name)))
+        catalog.drop_collection(db, schema_name, name)
+    return dropped
+
+
+# -- indexes ------------------------------------------------------------------------------
+
+def create_index(db: Db, info: CollectionInfo, req: Mapping[str, Any], dsn: str,
+                 progress: Progress | None) -> str | None:
+    """Build one index from a request (``field_name``, ``index_type``, ``index_name``,
+    ``metric_type``, ``params``). Returns the index's name when it is a vector index with
+    a knob to calibrate, else None."""
+    f = info.schema.get(str(req.get("field_name")))
+    if f is None:
+        raise SchemaError(f"unknown field {req.get('field_name')!r} in {info.name!r}")
+    name = check_name(req.get("index_name") or f.name, "index name", allow_underscore=False)
+    if any(ix.index_name == name for ix in info.indexes):
+        raise AlreadyExists(f"index {name!r} exists on {info.name!r}")
+    metric: Metric | None = None
+    if f.dtype.is_vector:
+        metric = Metric.parse(req["metric_type"]) if req.get("metric_type") else info.metric(f.name)
+        check_metric(metric, f.dtype, f.name)
+    kind = request_kind(req.get("index_type"), f)
+    cfg = kind.build_config(req.get("params"), f, metric)
+    if f.dtype.is_vector and info.index_on(f.name) is not None:
+        raise AlreadyExists(f"field {f.name!r} has a vector index already; drop it first")
+    if isinstance(cfg, Companion) and metric is not None:
+        _create_companion(db, info, f, name, cfg, metric, progress)
+        return name
+    pg_name = None if isinstance(cfg, Flat) else pg_index_name(info.name, name)
+    ddl = create_index_sql(cfg, info.schema_name, info.name, pg_name or "", f, metric)
+    stop = threading.Event()
+    watcher = None
+    if progress is not None and ddl is not None:
+        watcher = threading.Thread(target=_watch_build, args=(dsn, db.backend_pid, progress, stop),
+                                   daemon=True)
+    try:
+        with db.transaction():
+            if ddl is not None:
+                # Builds are much faster when the graph fits in memory.
+                db.execute("SET LOCAL maintenance_work_mem = '1GB'")
+                if watcher is not None:
+                    watcher.start()
+                db.execute(ddl)
+            if f.dtype is DataType.BINARY_VECTOR:
+                # popcount bounds screen SUBSTRUCTURE/SUPERSTRUCTURE and Tanimoto range
+                # searches before the exact bit test (see metrics.distance_sql)
+                db.execute(sql.SQL("CREATE INDEX {} ON {} ((vecpg.popcount({})))").format(
+                    sql.Identifier(popcount_index_name(info.name, name)), _table(info),
+                    sql.Identifier(f.name)))
+            if ddl is not None or f.dtype is DataType.BINARY_VECTOR:
+                db.execute(sql.SQL("ANALYZE {}").format(_table(info)))
+            catalog.add_index(db, info, name, f.name, cfg.kind, metric, config_params(cfg),
+                              pg_name)
+            if metric is not None:
+                catalog.set_metric(db, info, f.name, metric)
+    finally:
+        stop.set()
+        if watcher is not None and watcher.is_alive():
+            watcher.join()
+    return name if metric is not None and pg_name is not None else None
+
+
+def _create_companion(db: Db, info: CollectionInfo, f: Any, name: str, cfg: Companion,
+                      metric: Metric, progress: Progress | None) -> None:
+    """Register a companion index with its triggers (committed first, so rows written
+    during the build are listed as pending), then train and encode it."""
+    with db.transaction():
+        index_id = catalog.add_index(db, info, name, f.name, cfg.kind, metric,
+                                     config_params(cfg), None, building=True)
+        cmp.install(db, _table(info), info.schema.primary_field, f, index_id)
+        catalog.set_metric(db, info, f.name, metric)
+    target = cmp.Target(index_id, _table(info), info.schema.primary_field, f, metric, cfg)
+    try:
+        cmp.build(db, target, progress)
+    except Exception:
+        # A first build that fails leaves nothing behind (a killed one stays 'building'
+        # and is ignored by searches until rebuilt or dropped).
+        with db.transaction():
+            cmp.uninstall(db, index_id)
+            catalog.drop_index_by_id(db, index_id)
+        raise
+
+
+def _watch_build(dsn: str, pid: int, progress: Progress, stop: threading.Event) -> None:
+    """Report a pgvector build's progress every half second until ``stop`` is set."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        while not stop.wait(0.5):
+            row = c.execute(
+                "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total"
+                " FROM pg_stat_progress_create_index WHERE pid = %s", (pid,)).fetchone()
+            if row:
+                progress(dict(zip(("phase", "blocks_done", "blocks_total", "tuples_done",
+                                   "tuples_total"), row)))
+
+
+def companion_target(info: CollectionInfo, ix: IndexInfo) -> cmp.Target:
+    """What companion index ``ix`` covers."""
+    cfg = ix.config
+    if not isinstance(cfg, Companion) or ix.id is None:
+        raise InvalidArgument(f"index {ix.index_name!r} is {ix.index_type}, not a companion "
+                              "index")
+    return cmp.Target(ix.id, _table(info), info.schema.primary_field,
+                      info.schema.field(ix.field_name), Metric.parse(ix.metric_type or "L2"),
+                      cfg)
+
+
+def companion_targets(info: CollectionInfo) -> list[cmp.Target]:
+    """Every companion index of the collection (writes through the API encode for them)."""
+    return [companion_target(info, ix) for ix in info.indexes
+            if ix.kind.companion and ix.id is not None]
+
+
+def rebuild_index(db: Db, info: CollectionInfo, ix: IndexInfo,
+                  progress: Progress | None) -> dict[str, Any]:
+    """Build an index again from the current rows: a companion index is re-trained and
+    swapped in when done (the old version serves until then); a pgvector index is
+    REINDEXed. Returns build statistics."""
+    started = time.monotonic()
+    stats: dict[str, Any] = {}
+    if ix.kind.companion:
+        stats = cmp.build(db, companion_target(info, ix), progress)
+    elif ix.pg_index:
+        db.execute(sql.SQL("REINDEX INDEX {}").format(
+            sql.Identifier(info.schema_name, ix.pg_index)))
+    return {"build_seconds": round(time.monotonic() - started, 3), **stats}
+
+
+def coverage_share(db: Db, info: CollectionInfo, ix: IndexInfo
+                   ) -> tuple[float, dict[str, int] | None]:
+    """The share of rows a companion index does not cover (pending rows and stale codes of
+    deleted rows; 1 before its first build) and its coverage counts."""
+    t = companion_target(info, ix)
+    cov = cmp.coverage(db, t.table, t.pk, t.index_id, ix.version) if ix.version else None
+    share = 1.0 if cov is None else (cov["pending"] + cov["stale_codes"]) / max(1, cov["rows"])
+    return share, cov
+
+
+def describe_index(db: Db, info: CollectionInfo, ix: IndexInfo,
+                   companions: cmp.Companions) -> dict[str, Any]:
+    """Type, metric, parameters, state and size of one index (see
+    ``Client.describe_index``)."""
+    out: dict[str, Any] = {
+        "index_name": ix.index_name, "field_name": ix.field_name,
+        "index_type": ix.index_type, "metric_type": ix.metric_type, "params": ix.params,
+        "state": ix.state, "pg_index": ix.pg_index}
+    if not ix.kind.companion:
+        size, n = 0, 0
+        if ix.pg_index:
+            size = int(db.value("SELECT pg_relation_size(%s::regclass)",
+                                (sql.Identifier(info.schema_name, ix.pg_index).as_string(db.raw),)))
+            n = int(db.value(sql.SQL("SELECT count(*) FROM {}").format(_table(info))))
+        return {**out, "total_bytes": size, "bytes_per_vector": (size / n) if n else None}
+    out["version"] = ix.version
+    if not ix.version or ix.id is None:
+        return out
+    t = companion_target(info, ix)
+    codes_bytes = int(db.value("SELECT pg_total_relation_size(%s::regclass)",
+                               (cmp.codes_table(ix.id, ix.version).as_string(db.raw),)))
+    stats, model_bytes = catalog.model_info(db, ix.id, ix.version) or ({}, 0)
+    state = companions.loaded_now(ix.id)
+    rows = max(1, int(stats.get("rows", 0)))
+    assert isinstance(ix.config, Companion)
+    out.update({
+        "total_bytes": codes_bytes + model_bytes,
+        # ANNOY's trees hold the vectors themselves: its cost per vector is the forest's
+        "bytes_per_vector": (round(model_bytes / rows, 1) if ix.config.trees
+                             else stats.get("code_size")),
+        "float_bytes_per_vector": stats.get("float_bytes_per_vector"),
+        "model_bytes": model_bytes, "codes_table_bytes": codes_bytes,
+        "memory_bytes": state.memory_bytes() if state and state.version == ix.version else None,
+        "build": stats, "coverage": cmp.coverage(db, t.table, t.pk, ix.id, ix.version)})
+    return out
+
+
+def drop_index(db: Db, info: CollectionInfo, ix: IndexInfo) -> int | None:
+    """Drop an index with its popcount btree and companion objects; returns the companion
+    index id dropped, if any."""
+    with db.transaction():
+        if ix.pg_index:
+            db.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(
+                sql.Identifier(info.schema_name, ix.pg_index)))
+        db.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(
+            sql.Identifier(info.schema_name, popcount_index_name(info.name, ix.index_name))))
+        dropped = None
+        if ix.kind.companion and ix.id is not None:
+            cmp.uninstall(db, ix.id)
+            dropped = ix.id
+        catalog.drop_index(db, info.schema_name, info.name, ix.index_name)
+    return dropped

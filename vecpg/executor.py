@@ -1,0 +1,57 @@
+"""The executor: runs a :class:`~vecpg.query.SearchPlan` for a batch of query vectors.
+
+One statement per query vector, all sent in one pipeline (``Db.run_many``), so a batch of
+queries costs one round trip, not one per query. A companion plan first takes candidates
+from the codes in memory (:mod:`vecpg.companion`) and binds them into its exact re-rank
+statement. An approximate plan that returned fewer rows than asked for is re-run exactly
+for those queries: the exact plan says whether that many rows match (a filter can starve
+an index scan), so a search gets k results whenever k rows match.
+
+The executor measures; it does not decide. What a run cost goes back to the planner through
+one call (``Planner.observe``), made by the caller.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .companion import Companions
+from .query import SearchPlan
+from .results import Hit
+from .session import Db
+
+
+@dataclass(frozen=True)
+class Run:
+    """The rows each query got, and the milliseconds per query the run took."""
+
+    rows: list[list[tuple[Any, ...]]]
+    ms_per_query: float
+
+    def hits(self, plan: SearchPlan) -> list[list[Hit]]:
+        """The rows as hits, one list per query, closest first."""
+        return [plan.to_hits(r) for r in self.rows]
+
+
+def run(db: Db, plan: SearchPlan, vectors: list[Any], companions: Companions) -> Run:
+    """Run ``plan`` for ``vectors`` (validated by :func:`vecpg.query.query_vectors`)."""
+    db.apply(plan.settings)
+    started = time.perf_counter()
+    if plan.companion is not None:
+        queries = np.stack([v.to_numpy() for v in vectors])
+        params = plan.companion.bind(db, companions, queries, vectors)
+    else:
+        params = plan.bind(vectors)
+    results = db.run_many(plan.text, params)
+    fallback = plan.fallback
+    if fallback is not None:
+        short = [i for i, rows in enumerate(results) if len(rows) < plan.k]
+        if short:
+            redo = db.run_many(fallback.text, fallback.bind([vectors[i] for i in short]))
+            for i, rows in zip(short, redo):
+                results[i] = rows
+    return Run(results, (time.perf_counter() - started) * 1000 / len(vectors))

@@ -1,0 +1,169 @@
+"""Statistics the planner measures: rows in a collection, a filter's selectivity, and the
+measured cost of plans under a filter, cached per collection and filter.
+
+- rows: ``pg_class.reltuples`` scaled to the table's current size, as Postgres' own planner
+  does (an exact count when the table was never analyzed and is small);
+- a filter's selectivity: Postgres' estimate (``EXPLAIN`` of ``SELECT 1 ... WHERE <filter>``
+  with the same values), which also tells whether an index serves the filter; when the
+  choice of strategy would change within a factor of 4 of that estimate, the planner has a
+  sample of the table counted instead (:func:`sample_filter`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from .errors import ServerError
+from .query import Query
+from .session import Db
+
+RESERVOIR = 100  # query vectors kept per field for calibration
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What the planner knows of the rows a search looks at."""
+
+    rows: float                   # rows in the collection
+    rows_source: str              # "pg_class" | "count" | "pages" | "not measured"
+    matching: float               # rows the filter lets through (= rows when unfiltered)
+    selectivity_source: str       # "none" (no filter) | "planner" | "sample" | "count"
+    filter_access: str | None     # "index" | "seq": how Postgres reaches the matching rows
+    planner_matching: float | None = None  # Postgres' estimate, when a sample replaced it
+
+    @property
+    def selectivity(self) -> float:
+        return min(1.0, self.matching / self.rows) if self.rows > 0 else 1.0
+
+
+class StatsCache:
+    """Row counts, filter selectivities and measured latencies, kept for ``ttl`` seconds
+    (the ratios of measured to estimated cost for ``observed_ttl``)."""
+
+    def __init__(self, ttl: float = 10.0, observed_ttl: float = 60.0) -> None:
+        self.ttl = ttl
+        self.observed_ttl = observed_ttl
+        self._rows: dict[str, tuple[float, tuple[float, str]]] = {}
+        self._filters: dict[tuple[str, str], tuple[float, tuple[float, str | None, str,
+                                                                 float | None]]] = {}
+        self._observed: dict[tuple[str, str, str], tuple[float, float]] = {}
+        # the first query vectors searched per (table, field): real queries to calibrate with
+        self.queries: dict[tuple[str, str], list[Any]] = {}
+
+    def rows(self, db: Db, table: str, dim: int, fresh: bool) -> tuple[float, str]:
+        """Rows in ``table`` (cached for ``ttl`` seconds unless ``fresh``) and the source."""
+        now = time.monotonic()
+        hit = self._rows.get(table)
+        if hit is not None and not fresh and now - hit[0] < self.ttl:
+            return hit[1]
+        value = measure_rows(db, table, dim)
+        self._rows[table] = (now, value)
+        return value
+
+    def filter(self, q: Query, table: str, fresh: bool
+               ) -> tuple[float, str | None, str, float | None] | None:
+        """Cached (matching, access, source, planner estimate) of ``q``'s filter, or None."""
+        hit = self._filters.get((table, q.filter_key))
+        if hit is not None and not fresh and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        return None
+
+    def forget_table(self, table: str) -> None:
+        """Drop what is known of a dropped table (its remembered queries above all: a
+        collection made again under the name may have another dimension)."""
+        for key in [k for k in self.queries if k[0] == table]:
+            del self.queries[key]
+        self._rows.pop(table, None)
+
+    def put_filter(self, table: str, q: Query, value: tuple[float, str | None, str, float | None]
+                   ) -> None:
+        if len(self._filters) > 4096:  # many distinct filters: start over rather than grow
+            self._filters.clear()
+        self._filters[(table, q.filter_key)] = (time.monotonic(), value)
+
+    def remember(self, table: str, field: str, vectors: list[Any]) -> bool:
+        """Keep float query vectors until RESERVOIR are kept; False once full."""
+        kept = self.queries.setdefault((table, field), [])
+        for v in vectors[:RESERVOIR - len(kept)]:
+            kept.append(v.to_numpy())
+        return len(kept) < RESERVOIR
+
+    def ratio(self, table: str, filter_key: str, label: str) -> float | None:
+        """Measured / estimated cost of strategy ``label`` under this filter, if measured."""
+        hit = self._observed.get((table, filter_key, label))
+        if hit is None or time.monotonic() - hit[0] > self.observed_ttl:
+            return None
+        return hit[1]
+
+    def record(self, table: str, filter_key: str, label: str, ratio: float) -> None:
+        if len(self._observed) > 4096:
+            self._observed.clear()
+        self._observed[(table, filter_key, label)] = (time.monotonic(), ratio)
+
+
+def measure_rows(db: Db, table: str, dim: int) -> tuple[float, str]:
+    """Rows in ``table``: reltuples scaled by the current page count (as Postgres' planner
+    does); an exact count when the table was never analyzed (or analyzed empty) and is small."""
+    row = db.execute(
+        "SELECT c.reltuples::float8, c.relpages, pg_relation_size(c.oid)"
+        " / current_setting('block_size')::int FROM pg_class c WHERE c.oid = %s::regclass",
+        (table,), prepare=False).fetchone()
+    if row is None:
+        raise ServerError(f"table {table} has no pg_class row")
+    reltuples, relpages, pages = float(row[0]), int(row[1]), int(row[2])
+    if reltuples >= 0 and relpages > 0:
+        return reltuples / relpages * max(pages, 1), "pg_class"
+    if pages <= 10000:  # up to 80 MB: counting is cheap and right
+        cur = db.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table)), prepare=False)
+        n = cur.fetchone()
+        return float(n[0] if n else 0), "count"
+    return pages * 8192 / (4 * dim + 64), "pages"
+
+
+def measure_filter(db: Db, q: Query) -> tuple[float, str]:
+    """Postgres' estimate of the rows matching ``q``'s filter, and whether it reaches them
+    through an index ("index") or a sequential scan ("seq")."""
+    where, params = q.filter_sql
+    stmt = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}").format(q.table, where)
+    row = db.execute(stmt, params, prepare=False).fetchone()
+    if row is None:
+        raise ServerError("EXPLAIN returned no plan")
+    doc = row[0]
+    if isinstance(doc, str):
+        doc = json.loads(doc)
+    plan = doc[0]["Plan"]
+    access = "seq"
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        if node.get("Node Type") in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan",
+                                     "Bitmap Index Scan"):
+            access = "index"
+        stack.extend(node.get("Plans", []))
+    return float(plan.get("Plan Rows", 1)), access
+
+
+def sample_filter(db: Db, q: Query, rows: float) -> tuple[float, str] | None:
+    """Rows matching ``q``'s filter, counted exactly (small tables) or in a block sample of
+    about 10,000 rows (``TABLESAMPLE SYSTEM``); None when the sample came back empty."""
+    where, params = q.filter_sql
+    if rows <= 20000:
+        cur = db.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(q.table, where),
+                           params, prepare=False)
+        n = cur.fetchone()
+        return float(n[0] if n else 0), "count"
+    pct = min(100.0, 100.0 * 10000 / rows)
+    cur = db.execute(sql.SQL("SELECT count(*) FILTER (WHERE {}), count(*) FROM {} "
+                               "TABLESAMPLE SYSTEM (%s)").format(where, q.table),
+                       [*params, pct], prepare=False)
+    got = cur.fetchone()
+    if not got or not got[1]:
+        return None
+    return rows * got[0] / got[1], "sample"
+
+
