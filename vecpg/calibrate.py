@@ -154,9 +154,11 @@ def calibrate_index(conn: Db, info: CollectionInfo, index: IndexInfo, *,
                 return None
         base = min(_timed(conn, sql.SQL("SELECT 1"), [])[0] for _ in range(7))
 
-        # exact truth (k + 1 rows: a row finds itself), timed
+        # exact truth, timed (rows as queries: k + 1 rows, since a row finds itself; given
+        # queries are searched exactly as a search runs them, k rows at ef >= k)
+        fetch = k if given else k + 1
         exact_stmt = sql.SQL("SELECT {pk}, ({d} + 0) AS _d FROM {t} ORDER BY _d LIMIT {k}").format(
-            pk=pk, d=dist, t=table, k=sql.Literal(k + 1))
+            pk=pk, d=dist, t=table, k=sql.Literal(fetch))
         truth: list[set[Any]] = []
         exact_ms: list[float] = []
         for key, vec in sample:
@@ -187,17 +189,17 @@ def calibrate_index(conn: Db, info: CollectionInfo, index: IndexInfo, *,
 
             def search(vec: Any, value: int) -> tuple[float, list[Any]]:
                 t0 = time.perf_counter()
-                keys = cs(vec, value, k + 1)
+                keys = cs(vec, value, fetch)
                 return (time.perf_counter() - t0) * 1000, keys
         else:
             ann_stmt = sql.SQL("SELECT {pk}, {d} AS _d FROM {t} ORDER BY _d LIMIT {k}").format(
-                pk=pk, d=dist, t=table, k=sql.Literal(k + 1))
+                pk=pk, d=dist, t=table, k=sql.Literal(fetch))
             param = f"{setting}.ef_search" if knob == "ef" else f"{setting}.probes"
             conn.execute("SELECT set_config(%s, 'off', true)", [f"{setting}.iterative_scan"])
 
             def prepare(value: int) -> None:
                 conn.execute("SELECT set_config(%s, %s, true)",
-                             [param, str(max(value, k + 1) if knob == "ef" else value)])
+                             [param, str(max(value, fetch) if knob == "ef" else value)])
 
             def search(vec: Any, value: int) -> tuple[float, list[Any]]:
                 ms, rows = _timed(conn, ann_stmt, [vec])
