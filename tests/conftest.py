@@ -60,11 +60,19 @@ def conn(dsn: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
-def schema_name(conn: psycopg.Connection) -> Iterator[str]:
-    """A fresh, empty schema for one test; dropped afterwards."""
+def schema_name(dsn: str, conn: psycopg.Connection) -> Iterator[str]:
+    """A fresh, empty schema for one test; dropped afterwards, with the catalog entries and
+    companion tables (in schema vecpg) of any collection a test's own client left in it."""
     name = "t_" + uuid.uuid4().hex[:12]
     conn.execute(psycopg.sql.SQL("CREATE SCHEMA {}").format(psycopg.sql.Identifier(name)))
     yield name
+    catalog = conn.execute("SELECT to_regclass('vecpg.collections')").fetchone()
+    left = catalog and catalog[0] and conn.execute(
+        "SELECT 1 FROM vecpg.collections WHERE schema_name = %s LIMIT 1", (name,)).fetchone()
+    if left:
+        with vecpg.connect(dsn, schema=name) as c:
+            for coll in c.list_collections():
+                c.drop_collection(coll)
     conn.execute(psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(psycopg.sql.Identifier(name)))
 
 

@@ -23,9 +23,9 @@ from vecpg.errors import (
     ValueTooLong,
 )
 from vecpg.ingest import Batch, copy_batch, prepare_batch
-from vecpg.session import Db
 from vecpg.schema import CollectionSchema
 from vecpg.schema import DataType as DT
+from vecpg.session import Db
 
 F32 = np.float32
 

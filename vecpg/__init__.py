@@ -52,8 +52,8 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "AlreadyExists", "Client", "CollectionNotFound", "CollectionSchema", "DataType",
     "DimensionMismatch", "DuplicateKey", "FieldSchema", "FieldTypeError", "FilterError", "Hit",
-    "IndexNotFound", "IndexNotReady", "IndexParams", "InvalidArgument", "InvalidName", "InvalidVector", "Metric",
-    "MetricMismatch", "NotFound", "PartitionNotFound", "PoolTimeout", "SchemaError",
-    "ServerError", "ServerUnavailable",
-    "UnsupportedServer", "ValueTooLong", "VecpgError", "connect",
+    "IndexNotFound", "IndexNotReady", "IndexParams", "InvalidArgument", "InvalidName",
+    "InvalidVector", "Metric", "MetricMismatch", "NotFound", "PartitionNotFound", "PoolTimeout",
+    "SchemaError", "ServerError", "ServerUnavailable", "UnsupportedServer", "ValueTooLong",
+    "VecpgError", "connect",
 ]

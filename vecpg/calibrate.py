@@ -119,136 +119,170 @@ def calibrate_index(conn: Db, info: CollectionInfo, index: IndexInfo, *,
     Runs in one transaction with ``SET LOCAL`` settings, so the connection's session
     settings (which the client caches) are untouched.
     """
-    if index.metric_type is None:
-        return None
     kind = index.kind
-    if kind.knob is None or (kind.companion and companions is None) or (
+    if index.metric_type is None or kind.knob is None or (
+            kind.companion and companions is None) or (
             not kind.companion and index.pg_index is None):
         return None
-    knob, setting, grid = kind.knob, kind.family, kind.grid
-    if nlist := kind.nlist(index.params):  # IVF: probing every list is the end of the grid
-        grid = tuple(sorted({p for p in grid if p < nlist} | {nlist}))
-    f = info.schema.field(index.field_name)
-    metric = Metric.parse(index.metric_type)
-    table = sql.Identifier(info.schema_name, info.name)
-    pk = sql.Identifier(info.schema.primary_field.name)
-    col = sql.Identifier(f.name)
-    dist = distance_sql(metric, col, f.dtype, int(f.dim or 0)).order
-    given = not isinstance(queries, int)
     with conn.transaction():
-        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
-        n = int(row[0]) if row else 0
-        if n < MIN_ROWS:
+        run = _Calibration(conn, info, index, k, given=not isinstance(queries, int))
+        if not run.take_sample(queries):
             return None
-        if given:
-            first = conn.execute(sql.SQL("SELECT {} FROM {} LIMIT 1").format(col, table)).fetchone()
-            sample = [(None, v) for v in _as_params(queries, type(first[0]) if first else None)]
-        else:
-            m = min(int(queries), max(10, n // 20))
-            # a block sample first on big tables, so the random pick stays cheap
-            src = table if n <= 200_000 else sql.SQL("{} TABLESAMPLE SYSTEM ({})").format(
-                table, sql.Literal(min(100.0, 100.0 * m * 50 / n)))
-            sample = conn.execute(sql.SQL("SELECT {}, {} FROM {} ORDER BY random() LIMIT %s")
-                                  .format(pk, col, src), [m]).fetchall()
-            if len(sample) < 10:
-                return None
-        base = min(_timed(conn, sql.SQL("SELECT 1"), [])[0] for _ in range(7))
+        run.measure_exact()
+        search = run.companion_searcher(companions) if companions is not None and \
+            kind.companion else run.index_searcher()
+        curve = run.sweep(search)
+    return {"version": 1, "measured_at": _dt.datetime.now(_dt.timezone.utc).isoformat(
+                timespec="seconds"),
+            "rows": run.n, "k": k, "queries": len(run.sample),
+            "queries_source": (source or "given") if run.given else "rows",
+            "base_ms": round(run.base, 4), "knob": run.knob,
+            "exact": {"ms_per_1k": round(run.exact_per_1k, 5),
+                      "scan_ms_per_1k": round(run.scan_per_1k, 5),
+                      # rows fetched through a filter's index: a bitmap heap scan plus the
+                      # distance, measured at 2.9x the exact scan's per row on the dev set
+                      "ff_ms_per_1k": round(2.9 * run.exact_per_1k, 5)},
+            "curve": curve}
 
-        # exact truth, timed (rows as queries: k + 1 rows, since a row finds itself; given
-        # queries are searched exactly as a search runs them, k rows at ef >= k)
-        fetch = k if given else k + 1
-        exact_stmt = sql.SQL("SELECT {pk}, ({d} + 0) AS _d FROM {t} ORDER BY _d LIMIT {k}").format(
-            pk=pk, d=dist, t=table, k=sql.Literal(fetch))
-        truth: list[set[Any]] = []
-        exact_ms: list[float] = []
-        for key, vec in sample:
-            ms, rows = _timed(conn, exact_stmt, [vec])
-            exact_ms.append(ms)
-            truth.append({r[0] for r in rows if r[0] != key}
-                         if key is not None else {r[0] for r in rows[:k]})
-        exact_per_1k = max(statistics.median(exact_ms) - base, 0.001) / (n / 1000)
-        # a sequential scan that only evaluates a cheap filter (on the partition column)
-        for s in ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan"):
+
+Searcher = Callable[[Any, int], tuple[float, list[Any]]]
+"""``(query vector, knob value) -> (ms, primary keys)``: one timed search."""
+
+
+class _Calibration:
+    """One calibration run's state, measured step by step inside one transaction."""
+
+    def __init__(self, conn: Db, info: CollectionInfo, index: IndexInfo, k: int, *,
+                 given: bool) -> None:
+        kind = index.kind
+        self.conn, self.info, self.index, self.k, self.given = conn, info, index, k, given
+        self.knob, self.setting, self.grid = kind.knob or "", kind.family, kind.grid
+        if nlist := kind.nlist(index.params):  # IVF: probing every list ends the grid
+            self.grid = tuple(sorted({p for p in self.grid if p < nlist} | {nlist}))
+        f = info.schema.field(index.field_name)
+        self.table = sql.Identifier(info.schema_name, info.name)
+        self.pk = sql.Identifier(info.schema.primary_field.name)
+        self.col = sql.Identifier(f.name)
+        self.dist = distance_sql(Metric.parse(index.metric_type or "L2"), self.col, f.dtype,
+                                 int(f.dim or 0)).order
+        # rows as queries: k + 1 rows, since a row finds itself; given queries are searched
+        # exactly as a search runs them, k rows at ef >= k
+        self.fetch = k if given else k + 1
+        self.n = 0
+        self.sample: list[tuple[Any, Any]] = []
+        self.truth: list[set[Any]] = []
+        self.base = self.exact_per_1k = self.scan_per_1k = 0.0
+
+    def take_sample(self, queries: int | Any) -> bool:
+        """The query vectors (given, or a random sample of rows); False when the
+        collection is too small to say anything."""
+        conn, table = self.conn, self.table
+        self.n = int(conn.value(sql.SQL("SELECT count(*) FROM {}").format(table)) or 0)
+        if self.n < MIN_ROWS:
+            return False
+        if self.given:
+            first = conn.execute(sql.SQL("SELECT {} FROM {} LIMIT 1").format(self.col, table)
+                                 ).fetchone()
+            self.sample = [(None, v) for v in _as_params(queries, type(first[0]) if first
+                                                         else None)]
+            return True
+        m = min(int(queries), max(10, self.n // 20))
+        # a block sample first on big tables, so the random pick stays cheap
+        src = table if self.n <= 200_000 else sql.SQL("{} TABLESAMPLE SYSTEM ({})").format(
+            table, sql.Literal(min(100.0, 100.0 * m * 50 / self.n)))
+        self.sample = [tuple(r) for r in conn.execute(sql.SQL(
+            "SELECT {}, {} FROM {} ORDER BY random() LIMIT %s").format(self.pk, self.col, src),
+            [m]).fetchall()]
+        return len(self.sample) >= 10
+
+    def measure_exact(self) -> None:
+        """The exact top k of each query (the truth), and what exact scans cost: with
+        distances, and a sequential scan evaluating only a cheap filter."""
+        conn, k = self.conn, self.k
+        self.base = min(_timed(conn, sql.SQL("SELECT 1"), [])[0] for _ in range(7))
+        stmt = sql.SQL("SELECT {pk}, ({d} + 0) AS _d FROM {t} ORDER BY _d LIMIT {k}").format(
+            pk=self.pk, d=self.dist, t=self.table, k=sql.Literal(self.fetch))
+        spent: list[float] = []
+        for key, vec in self.sample:
+            ms, rows = _timed(conn, stmt, [vec])
+            spent.append(ms)
+            self.truth.append({r[0] for r in rows if r[0] != key}
+                              if key is not None else {r[0] for r in rows[:k]})
+        per_1k = self.n / 1000
+        self.exact_per_1k = max(statistics.median(spent) - self.base, 0.001) / per_1k
+        scans = ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan")
+        for s in scans:
             conn.execute("SELECT set_config(%s, 'off', true)", [s])
         scan_stmt = sql.SQL("SELECT count(*) FROM {} WHERE {} = ''").format(
-            table, sql.Identifier(PARTITION_COLUMN))
+            self.table, sql.Identifier(PARTITION_COLUMN))
         scan = statistics.median(_timed(conn, scan_stmt, [])[0] for _ in range(3))
-        for s in ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan"):
+        for s in scans:
             conn.execute("SELECT set_config(%s, 'on', true)", [s])
-        scan_per_1k = min(max(scan - base, 0.0) / (n / 1000), exact_per_1k)
+        self.scan_per_1k = min(max(scan - self.base, 0.0) / per_1k, self.exact_per_1k)
 
-        # ``prepare(value)`` sets the knob for a run; ``search(vec, value)`` is one timed
-        # search returning (ms, primary keys)
-        prepare: Callable[[int], None]
-        search: Callable[[Any, int], tuple[float, list[Any]]]
-        if companions is not None and kind.companion:
-            cs = companion_search(conn, info, index, companions)
+    def companion_searcher(self, companions: Companions) -> Searcher:
+        """Timed searches through the companion index, the knob given per search."""
+        cs = companion_search(self.conn, self.info, self.index, companions)
 
-            def prepare(value: int) -> None:
-                pass  # the knob travels with each search
+        def search(vec: Any, value: int) -> tuple[float, list[Any]]:
+            t0 = time.perf_counter()
+            keys = cs(vec, value, self.fetch)
+            return (time.perf_counter() - t0) * 1000, keys
+        return search
 
-            def search(vec: Any, value: int) -> tuple[float, list[Any]]:
-                t0 = time.perf_counter()
-                keys = cs(vec, value, fetch)
-                return (time.perf_counter() - t0) * 1000, keys
-        else:
-            ann_stmt = sql.SQL("SELECT {pk}, {d} AS _d FROM {t} ORDER BY _d LIMIT {k}").format(
-                pk=pk, d=dist, t=table, k=sql.Literal(fetch))
-            param = f"{setting}.ef_search" if knob == "ef" else f"{setting}.probes"
-            conn.execute("SELECT set_config(%s, 'off', true)", [f"{setting}.iterative_scan"])
+    def index_searcher(self) -> Searcher:
+        """Timed searches through the pgvector index, the knob set per search by
+        ``SET LOCAL`` (the plain, non-iterative scan: what the knob alone finds)."""
+        conn, knob = self.conn, self.knob
+        stmt = sql.SQL("SELECT {pk}, {d} AS _d FROM {t} ORDER BY _d LIMIT {k}").format(
+            pk=self.pk, d=self.dist, t=self.table, k=sql.Literal(self.fetch))
+        param = f"{self.setting}.ef_search" if knob == "ef" else f"{self.setting}.probes"
+        conn.execute("SELECT set_config(%s, 'off', true)", [f"{self.setting}.iterative_scan"])
+        current: list[int] = []
 
-            def prepare(value: int) -> None:
+        def search(vec: Any, value: int) -> tuple[float, list[Any]]:
+            if current != [value]:
                 conn.execute("SELECT set_config(%s, %s, true)",
-                             [param, str(max(value, fetch) if knob == "ef" else value)])
+                             [param, str(max(value, self.fetch) if knob == "ef" else value)])
+                current[:] = [value]
+            ms, rows = _timed(conn, stmt, [vec])
+            return ms, [r[0] for r in rows]
+        return search
 
-            def search(vec: Any, value: int) -> tuple[float, list[Any]]:
-                ms, rows = _timed(conn, ann_stmt, [vec])
-                return ms, [r[0] for r in rows]
+    def score(self, search: Searcher, value: int) -> tuple[float, float, float]:
+        """Recall at one setting, its standard error over the queries, and the median ms
+        per query (the median: other processes' bursts are not the index's cost)."""
+        per_query: list[float] = []
+        spent: list[float] = []
+        for (key, vec), want in zip(self.sample, self.truth):
+            ms, keys = search(vec, value)
+            spent.append(ms)
+            got = [x for x in keys if x != key][:self.k]
+            if want:
+                per_query.append(len(want.intersection(got)) / len(want))
+        if not per_query:
+            return 1.0, 0.0, statistics.median(spent)
+        se = statistics.stdev(per_query) / len(per_query) ** 0.5 if len(per_query) > 1 else 0
+        return statistics.mean(per_query), se, statistics.median(spent)
 
-        def run(value: int) -> tuple[float, float, float]:
-            """Recall, its standard error over the queries, and the median ms per query
-            (the median: other processes' bursts are not the index's cost)."""
-            prepare(value)
-            per_query: list[float] = []
-            spent: list[float] = []
-            for (key, vec), want in zip(sample, truth):
-                ms, keys = search(vec, value)
-                spent.append(ms)
-                got = [x for x in keys if x != key][:k]
-                if want:
-                    per_query.append(len(want.intersection(got)) / len(want))
-            if not per_query:
-                return 1.0, 0.0, statistics.median(spent)
-            se = statistics.stdev(per_query) / len(per_query) ** 0.5 if len(per_query) > 1 else 0
-            return statistics.mean(per_query), se, statistics.median(spent)
-
-        run(grid[len(grid) // 2])  # warm the index's pages: the first setting is not special
+    def sweep(self, search: Searcher) -> list[dict[str, Any]]:
+        """Recall and latency at each setting of the grid, until more cannot find more."""
+        knob = self.knob
+        self.score(search, self.grid[len(self.grid) // 2])  # warm the index's pages
         curve: list[dict[str, Any]] = []
-        for value in grid:
-            recall, se, ms = run(value)
-            if not given:
-                recall_measured = recall
+        for value in self.grid:
+            recall, se, ms = self.score(search, value)
+            point: dict[str, Any] = {knob: value}
+            if not self.given:
+                point["recall_measured"] = round(recall, 4)
                 factor = _miss_factor(knob, value)
                 # a perfect score from rows proves little: count half a miss
-                miss = max(1.0 - recall, 0.5 / (k * len(sample)))
-                recall = max(0.0, 1.0 - miss * factor)
-                se *= factor
-            point = {knob: value, "recall": round(recall, 4), "se": round(se, 4),
-                     "ms": round(ms, 4)}
-            if not given:
-                point["recall_measured"] = round(recall_measured, 4)
+                miss = max(1.0 - recall, 0.5 / (self.k * len(self.sample)))
+                recall, se = max(0.0, 1.0 - miss * factor), se * factor
+            point.update({"recall": round(recall, 4), "se": round(se, 4), "ms": round(ms, 4)})
             curve.append(point)
             # higher settings cost more and cannot find more (rows as queries: a few more
             # points, their estimate is rough)
-            if recall - se >= 0.999 and (given or value >= 64 or knob != "ef"):
+            if recall - se >= 0.999 and (self.given or value >= 64 or knob != "ef"):
                 break
-    return {"version": 1, "measured_at": _dt.datetime.now(_dt.timezone.utc).isoformat(
-                timespec="seconds"),
-            "rows": n, "k": k, "queries": len(sample),
-            "queries_source": (source or "given") if given else "rows",
-            "base_ms": round(base, 4), "knob": knob,
-            "exact": {"ms_per_1k": round(exact_per_1k, 5), "scan_ms_per_1k": round(scan_per_1k, 5),
-                      # rows fetched through a filter's index: a bitmap heap scan plus the
-                      # distance, measured at 2.9x the exact scan's per row on the dev set
-                      "ff_ms_per_1k": round(2.9 * exact_per_1k, 5)},
-            "curve": curve}
+        return curve

@@ -38,19 +38,19 @@ from .errors import (
     VecpgError,
     translate,
 )
-from .migrate import upgrade
+from .migrate import server_versions, upgrade
 from .planner import DEFAULT_RECALL, PlanCache, Planner, check_recall
 from .query import SearchPlan, SearchRequest, compile_query, query_vectors
 from .results import Hit, select_fields
-from .schema import DEFAULT_PARTITION, CollectionSchema, DataType, check_name
+from .schema import DEFAULT_PARTITION, CollectionSchema, check_name
 from .server import resolve_dsn
-from .session import Db, Session, Tracer
+from .session import Db, Session, Tracer, _Lease
 from .stats import StatsCache
 
 Progress = Callable[[dict[str, Any]], None]
 
 
-class IndexParams(list):  # type: ignore[type-arg]
+class IndexParams(list[dict[str, Any]]):
     """A list of index requests, as pymilvus' ``prepare_index_params()`` returns."""
 
     def add_index(self, field_name: str, index_type: str = "AUTOINDEX", index_name: str = "",
@@ -80,10 +80,7 @@ class Client:
         self.schema = check_name(schema, "schema name")
         with translate():
             upgrade(self.dsn)
-            with psycopg.connect(self.dsn, autocommit=True) as c, c.transaction():
-                # IF NOT EXISTS alone races: two processes can both find it missing
-                c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"vecpg schema {schema}",))
-                c.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            ddl.ensure_schema(self.dsn, self.schema)
         self._session = Session(self.dsn, pool_size=pool_size, timeout=pool_timeout,
                                 tracer=tracer)
         self._catalog = CatalogCache(self._session, self.schema)
@@ -123,7 +120,7 @@ class Client:
         when it comes back, so settings and temporary tables made on it do not leak."""
         return self._session.lend()
 
-    def _lease(self) -> Any:
+    def _lease(self) -> _Lease:
         return self._session.lease()
 
     def _info(self, name: str, *, fresh: bool = False) -> CollectionInfo:
@@ -154,19 +151,8 @@ class Client:
         on) or the full form (``schema``). Raises :class:`AlreadyExists` if it exists."""
         check_name(collection_name, "collection name")
         if schema is None:
-            if dimension is None:
-                raise InvalidArgument("create_collection needs dimension (quick form) or schema")
-            schema = CollectionSchema(enable_dynamic_field=enable_dynamic_field,
-                                      description=description)
-            if id_type in ("int", "INT64", DataType.INT64):
-                schema.add_field(primary_field_name, DataType.INT64, is_primary=True,
-                                 auto_id=auto_id)
-            elif id_type in ("str", "string", "VARCHAR", DataType.VARCHAR):
-                schema.add_field(primary_field_name, DataType.VARCHAR, is_primary=True,
-                                 max_length=max_length)
-            else:
-                raise InvalidArgument(f"id_type must be 'int' or 'str', got {id_type!r}")
-            schema.add_field(vector_field_name, DataType.FLOAT_VECTOR, dim=dimension)
+            schema = ddl.quick_schema(dimension, primary_field_name, id_type, vector_field_name,
+                                      auto_id, max_length, enable_dynamic_field, description)
         schema.validate()
         metrics = ddl.field_metrics(schema, metric_type)
         with self._lease() as db:
@@ -362,7 +348,8 @@ class Client:
             with self._lease() as db:
                 return [{"count(*)": rows.count_rows(db, info, where, params)}]
         sel = select_fields(info.schema, output_fields, default_all=True)
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 0):
             raise InvalidArgument(f"limit must be a non-negative integer, got {limit!r}")
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InvalidArgument(f"offset must be a non-negative integer, got {offset!r}")
@@ -595,14 +582,9 @@ class Client:
     # -- misc -----------------------------------------------------------------------------
     def server_info(self) -> dict[str, Any]:
         """Postgres and pgvector versions, and the database's vecpg revision."""
-        from .migrate import current_revision
-
         with self._lease() as db:
-            version = db.value("SHOW server_version")
-            pgv = db.value("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-            rev = current_revision(db.raw)
-        return {"postgres": version, "pgvector": pgv, "vecpg_schema_revision": rev,
-                "dsn": _redact(self.dsn), "schema": self.schema}
+            versions = server_versions(db)
+        return {**versions, "dsn": _redact(self.dsn), "schema": self.schema}
 
 
 def _redact(dsn: str) -> str:

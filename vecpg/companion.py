@@ -56,6 +56,7 @@ def _ident(index_id: int, suffix: str) -> sql.Identifier:
 
 
 def codes_table(index_id: int, version: int) -> sql.Identifier:
+    """The table holding the codes of one version of a companion index."""
     return _ident(index_id, f"v{version}")
 
 
@@ -82,7 +83,8 @@ def install(conn: Db, table: sql.Identifier, pk: FieldSchema,
             vec: FieldSchema, index_id: int) -> None:
     """Create the pending list, the code sequence and the triggers that keep the pending
     list complete. Runs in the caller's transaction."""
-    pending, fn, seq = _ident(index_id, "pending"), _ident(index_id, "mark"), _ident(index_id, "seq")
+    pending, fn = _ident(index_id, "pending"), _ident(index_id, "mark")
+    seq = _ident(index_id, "seq")
     conn.execute(sql.SQL(
         "CREATE TABLE {} (pk {} NOT NULL, seq bigint GENERATED ALWAYS AS IDENTITY)").format(
         pending, _pk_type(pk)))
@@ -117,7 +119,8 @@ END""").format(skip=sql.Literal(skip), pending=pending, pk=pkc, vec=vc)
                          "NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(
         sql.Identifier(trig + "_upd"), table, fn))
     conn.execute(sql.SQL("CREATE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT "
-                         "EXECUTE FUNCTION {}()").format(sql.Identifier(trig + "_trunc"), table, fn))
+                         "EXECUTE FUNCTION {}()").format(sql.Identifier(trig + "_trunc"),
+                                                         table, fn))
 
 
 def uninstall(conn: Db, index_id: int) -> None:
@@ -228,7 +231,8 @@ def _build_in_snapshot(conn: Db, t: Target,
     catalog.add_model(conn, t.index_id, version, blob, stats, MODEL_PART)
     catalog.swap_version(conn, t.index_id, version)
     if version > 1:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(codes_table(t.index_id, version - 1)))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
+            codes_table(t.index_id, version - 1)))
     return stats
 
 
@@ -337,6 +341,7 @@ class Loaded:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def memory_bytes(self) -> int:
+        """Bytes this process holds for the version: searcher, model and key map."""
         return int(self.searcher.nbytes()) + int(self.model.model_bytes()) + 8 * len(self.pks)
 
 
@@ -349,6 +354,7 @@ class Companions:
         self._lock = threading.Lock()
 
     def forget(self, index_id: int) -> None:
+        """Drop what is loaded of an index (dropped, or rebuilt elsewhere)."""
         with self._lock:
             self._loaded.pop(index_id, None)
             for key in [k for k in self._models if k[0] == index_id]:
@@ -476,12 +482,16 @@ def _fetch_codes(conn: Db, index_id: int, version: int, after: int | None
 
 @dataclass(frozen=True)
 class Knobs:
+    """A companion search's knobs, validated: lists probed, ANNOY's search_k, and the
+    candidates per result that are re-ranked exactly."""
+
     nprobe: int
     search_k: int
     rerank: int
 
     @staticmethod
     def parse(knobs: dict[str, Any], cfg: Companion) -> Knobs:
+        """The knobs from search parameters (defaults for those not given)."""
         nprobe = int_param(knobs, ("nprobe",), DEFAULT_NPROBE, 1, 65536,
                            what="search parameter")
         search_k = int_param(knobs, ("search_k",), -1, -1, 1 << 30, what="search parameter")

@@ -443,6 +443,176 @@ def _check_limit(name: str, limit: int | None) -> None:
         raise InvalidArgument(f"{name} must be a positive int or None, got {limit!r}")
 
 
+def _import_h5py() -> Any:
+    """The h5py module, or an ImportError saying which vecpg extra installs it."""
+    try:
+        import h5py  # optional: only benchmarks and tests read HDF5
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "load_hdf5 needs h5py, an optional dependency of vecpg: "
+            "pip install 'vecpg[bench]' (or 'vecpg[test]')"
+        ) from e
+    return h5py
+
+
+@dataclass(frozen=True)
+class _RowCounts:
+    """Rows of ``train``/``test`` in the file and how many of them the limits keep.
+
+    The file counts are what tell a dataset aligned with train or test (to be cut) from
+    any other array; the kept counts are where it is cut.
+    """
+
+    train_file: int
+    test_file: int
+    train: int
+    test: int
+
+
+@dataclass
+class _FileArrays:
+    """What :func:`load_hdf5` reads from the file, before any ground truth is recomputed.
+
+    ``raw_filters`` maps a filter name to its stored ``(neighbors, distances)``; they only
+    become :class:`FilterTruth` once the attributes they refer to are known.
+    """
+
+    train: np.ndarray
+    test: np.ndarray
+    neighbors: np.ndarray
+    distances: np.ndarray
+    attrs: dict[str, np.ndarray]
+    raw_filters: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _read_header(f: Any, path: Path) -> tuple[dict[str, Any], str]:
+    """Root attributes and canonical metric of an open file, rejecting what cannot be read.
+
+    Checked before any array is read, so a wrong file fails fast with the reason.
+    """
+    info = {k: _attr_value(v) for k, v in f.attrs.items()}
+    if "distance" not in info:
+        raise InvalidArgument(f"{path}: root attribute 'distance' (the metric) is missing")
+    metric = _canonical_metric(str(info["distance"]))
+    if "size_train" in f or "size_test" in f:
+        # ann-benchmarks stores jaccard sets sparsely (flat item lists + sizes).
+        raise InvalidArgument(f"{path}: the sparse set format is not supported")
+    for required in ("train", "test", "neighbors", "distances"):
+        if required not in f:
+            raise InvalidArgument(f"{path}: dataset {required!r} is missing")
+    return info, metric
+
+
+def _row_counts(f: Any, limit_train: int | None, limit_test: int | None) -> _RowCounts:
+    """Rows in the file and rows kept; a limit past the end keeps everything."""
+    n_train_file = int(f["train"].shape[0])
+    n_test_file = int(f["test"].shape[0])
+    return _RowCounts(
+        train_file=n_train_file,
+        test_file=n_test_file,
+        train=n_train_file if limit_train is None else min(limit_train, n_train_file),
+        test=n_test_file if limit_test is None else min(limit_test, n_test_file),
+    )
+
+
+def _read_dataset(f: Any, name: str, rows: _RowCounts) -> np.ndarray:
+    """A dataset, first rows only where it is aligned with train or test."""
+    import h5py  # load_hdf5 has checked that it is installed
+
+    ds = f[name]
+    n_rows: int | None = None
+    if ds.ndim >= 1 and name.startswith("train") and ds.shape[0] == rows.train_file:
+        n_rows = rows.train
+    elif ds.ndim >= 1 and ds.shape[0] == rows.test_file and (
+        name.startswith(("test", "neighbors", "distances"))
+    ):
+        n_rows = rows.test
+    if h5py.check_string_dtype(ds.dtype) is not None:
+        ds = ds.asstr()
+    data = ds[:n_rows] if n_rows is not None else ds[()]
+    return np.asarray(data)
+
+
+def _filter_names(f: Any) -> list[str]:
+    """Names ``<filter>`` that have both ``neighbors_<filter>`` and ``distances_<filter>``."""
+    return sorted(
+        name[len("neighbors_") :]
+        for name in f
+        if name.startswith("neighbors_") and f"distances_{name[len('neighbors_'):]}" in f
+    )
+
+
+def _read_arrays(f: Any, metric: str, rows: _RowCounts) -> _FileArrays:
+    """Every dataset of the open file, cut to the kept rows and in vecpg's dtypes.
+
+    Whatever is not a vector set or a ground truth is an attribute, so datasets vecpg does
+    not know about are passed through rather than lost.
+    """
+    import h5py  # load_hdf5 has checked that it is installed
+
+    def read(name: str) -> np.ndarray:
+        return _read_dataset(f, name, rows)
+
+    vec_dtype = bool if metric in _BINARY_METRICS else np.float32
+    train = read("train").astype(vec_dtype, copy=False)
+    test = read("test").astype(vec_dtype, copy=False)
+    neighbors = read("neighbors").astype(np.int32, copy=False)
+    distances = read("distances").astype(np.float32, copy=False)
+
+    filter_names = _filter_names(f)
+    core = {"train", "test", "neighbors", "distances"}
+    core |= {f"neighbors_{n}" for n in filter_names}
+    core |= {f"distances_{n}" for n in filter_names}
+    attrs = {
+        name: read(name)
+        for name in f
+        if name not in core and isinstance(f[name], h5py.Dataset)
+    }
+    raw_filters = {
+        n: (
+            read(f"neighbors_{n}").astype(np.int32, copy=False),
+            read(f"distances_{n}").astype(np.float32, copy=False),
+        )
+        for n in filter_names
+    }
+    return _FileArrays(train, test, neighbors, distances, attrs, raw_filters)
+
+
+def _load_filters(
+    path: Path,
+    arrays: _FileArrays,
+    metric: str,
+    info: Mapping[str, Any],
+    limit_train: int | None,
+    recompute: bool,
+) -> dict[str, FilterTruth]:
+    """The filters' ground truth: as stored, or recomputed on the kept train rows.
+
+    A filter whose condition cannot be evaluated cannot be recomputed; it is dropped with a
+    warning, since stored truth over rows that are no longer there would be wrong.
+    """
+    selectivities = _parse_selectivities(info.get("filters"))
+    attrs = arrays.attrs
+    filters: dict[str, FilterTruth] = {}
+    for name, (f_nb, f_d) in arrays.raw_filters.items():
+        truth = _filter_truth(name, f_nb, f_d, attrs, selectivities.get(name), info)
+        if recompute:
+            if truth.attr is None or truth.value is None:
+                warnings.warn(
+                    f"{path.name}: dropping filter {name!r}: its condition is unknown, so its "
+                    f"ground truth cannot be recomputed for limit_train={limit_train}",
+                    stacklevel=3,  # the caller of load_hdf5, which calls this function
+                )
+                continue
+            mask = attrs[f"train_{truth.attr}"] == truth.value
+            truth.neighbors, truth.distances = exact_knn(
+                arrays.train, arrays.test, int(f_nb.shape[1]), metric, mask=mask
+            )
+            truth.selectivity = float(mask.mean()) if mask.size else 0.0
+        filters[name] = truth
+    return filters
+
+
 def load_hdf5(
     path: str | Path,
     *,
@@ -461,108 +631,30 @@ def load_hdf5(
 
     Needs h5py (optional dependency: ``pip install 'vecpg[bench]'``).
     """
-    try:
-        import h5py  # optional: only benchmarks and tests read HDF5
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "load_hdf5 needs h5py, an optional dependency of vecpg: "
-            "pip install 'vecpg[bench]' (or 'vecpg[test]')"
-        ) from e
-
+    h5py = _import_h5py()
     _check_limit("limit_train", limit_train)
     _check_limit("limit_test", limit_test)
     path = Path(path)
     with h5py.File(path, "r") as f:
-        info = {k: _attr_value(v) for k, v in f.attrs.items()}
-        if "distance" not in info:
-            raise InvalidArgument(f"{path}: root attribute 'distance' (the metric) is missing")
-        metric = _canonical_metric(str(info["distance"]))
-        if "size_train" in f or "size_test" in f:
-            # ann-benchmarks stores jaccard sets sparsely (flat item lists + sizes).
-            raise InvalidArgument(f"{path}: the sparse set format is not supported")
-        for required in ("train", "test", "neighbors", "distances"):
-            if required not in f:
-                raise InvalidArgument(f"{path}: dataset {required!r} is missing")
+        info, metric = _read_header(f, path)
+        rows = _row_counts(f, limit_train, limit_test)
+        arrays = _read_arrays(f, metric, rows)
 
-        n_train_file = int(f["train"].shape[0])
-        n_test_file = int(f["test"].shape[0])
-        n_train = n_train_file if limit_train is None else min(limit_train, n_train_file)
-        n_test = n_test_file if limit_test is None else min(limit_test, n_test_file)
-
-        def read(name: str) -> np.ndarray:
-            """A dataset, first rows only where it is aligned with train or test."""
-            ds = f[name]
-            rows: int | None = None
-            if ds.ndim >= 1 and name.startswith("train") and ds.shape[0] == n_train_file:
-                rows = n_train
-            elif ds.ndim >= 1 and ds.shape[0] == n_test_file and (
-                name.startswith(("test", "neighbors", "distances"))
-            ):
-                rows = n_test
-            if h5py.check_string_dtype(ds.dtype) is not None:
-                ds = ds.asstr()
-            data = ds[:rows] if rows is not None else ds[()]
-            return np.asarray(data)
-
-        vec_dtype = bool if metric in _BINARY_METRICS else np.float32
-        train = read("train").astype(vec_dtype, copy=False)
-        test = read("test").astype(vec_dtype, copy=False)
-        neighbors = read("neighbors").astype(np.int32, copy=False)
-        distances = read("distances").astype(np.float32, copy=False)
-
-        filter_names = sorted(
-            name[len("neighbors_") :]
-            for name in f
-            if name.startswith("neighbors_") and f"distances_{name[len('neighbors_'):]}" in f
-        )
-        core = {"train", "test", "neighbors", "distances"}
-        core |= {f"neighbors_{n}" for n in filter_names}
-        core |= {f"distances_{n}" for n in filter_names}
-        attrs = {
-            name: read(name)
-            for name in f
-            if name not in core and isinstance(f[name], h5py.Dataset)
-        }
-        raw_filters = {
-            n: (
-                read(f"neighbors_{n}").astype(np.int32, copy=False),
-                read(f"distances_{n}").astype(np.float32, copy=False),
-            )
-            for n in filter_names
-        }
-
-    selectivities = _parse_selectivities(info.get("filters"))
-    recompute = n_train < n_train_file
-    k = int(neighbors.shape[1])
+    recompute = rows.train < rows.train_file
+    neighbors, distances = arrays.neighbors, arrays.distances
     if recompute:
-        neighbors, distances = exact_knn(train, test, k, metric)
-
-    filters: dict[str, FilterTruth] = {}
-    for name, (f_nb, f_d) in raw_filters.items():
-        truth = _filter_truth(name, f_nb, f_d, attrs, selectivities.get(name), info)
-        if recompute:
-            if truth.attr is None or truth.value is None:
-                warnings.warn(
-                    f"{path.name}: dropping filter {name!r}: its condition is unknown, so its "
-                    f"ground truth cannot be recomputed for limit_train={limit_train}",
-                    stacklevel=2,
-                )
-                continue
-            mask = attrs[f"train_{truth.attr}"] == truth.value
-            truth.neighbors, truth.distances = exact_knn(
-                train, test, int(f_nb.shape[1]), metric, mask=mask
-            )
-            truth.selectivity = float(mask.mean()) if mask.size else 0.0
-        filters[name] = truth
+        k = int(neighbors.shape[1])
+        neighbors, distances = exact_knn(arrays.train, arrays.test, k, metric)
+    filters = _load_filters(path, arrays, metric, info, limit_train, recompute)
 
     return AnnDataset(
         name=path.stem,
         metric=metric,
-        train=train,
-        test=test,
+        train=arrays.train,
+        test=arrays.test,
         neighbors=neighbors,
         distances=distances,
-        attrs=attrs,
+        attrs=arrays.attrs,
         filters=filters,
         info=info,
     )

@@ -22,8 +22,15 @@ from . import catalog
 from . import companion as cmp
 from .catalog import CollectionInfo, IndexInfo
 from .errors import AlreadyExists, InvalidArgument, SchemaError
-from .indexes import Companion, Flat, config_params, create_index_sql, pg_index_name, \
-    popcount_index_name, request_kind
+from .indexes import (
+    Companion,
+    Flat,
+    config_params,
+    create_index_sql,
+    pg_index_name,
+    popcount_index_name,
+    request_kind,
+)
 from .metrics import Metric, check_metric, default_metric
 from .schema import PARTITION_COLUMN, CollectionSchema, DataType, check_name
 from .session import Db
@@ -38,6 +45,34 @@ def _table(info_or_schema: CollectionInfo | str, name: str | None = None) -> sql
 
 
 # -- collections --------------------------------------------------------------------------
+
+def ensure_schema(dsn: str, schema_name: str) -> None:
+    """Create the Postgres schema that holds a client's collections, if it is missing (on a
+    connection of its own: it runs before the client's pool opens)."""
+    with psycopg.connect(dsn, autocommit=True) as c, c.transaction():
+        # IF NOT EXISTS alone races: two processes can both find it missing
+        c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"vecpg schema {schema_name}",))
+        c.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema_name)))
+
+
+def quick_schema(dimension: int | None, primary_field_name: str, id_type: str,
+                 vector_field_name: str, auto_id: bool, max_length: int,
+                 enable_dynamic_field: bool, description: str) -> CollectionSchema:
+    """The schema of ``create_collection``'s quick form: a primary key, one float vector
+    field, dynamic fields on (as pymilvus' quick setup)."""
+    if dimension is None:
+        raise InvalidArgument("create_collection needs dimension (quick form) or schema")
+    schema = CollectionSchema(enable_dynamic_field=enable_dynamic_field, description=description)
+    if id_type in ("int", "INT64", DataType.INT64):
+        schema.add_field(primary_field_name, DataType.INT64, is_primary=True, auto_id=auto_id)
+    elif id_type in ("str", "string", "VARCHAR", DataType.VARCHAR):
+        schema.add_field(primary_field_name, DataType.VARCHAR, is_primary=True,
+                         max_length=max_length)
+    else:
+        raise InvalidArgument(f"id_type must be 'int' or 'str', got {id_type!r}")
+    schema.add_field(vector_field_name, DataType.FLOAT_VECTOR, dim=dimension)
+    return schema
+
 
 def field_metrics(schema: CollectionSchema, metric_type: str | None) -> dict[str, str]:
     """The metric of each vector field: ``metric_type`` where it fits the field's type

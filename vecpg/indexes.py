@@ -31,7 +31,6 @@ from .errors import InvalidArgument, MetricMismatch
 from .metrics import Metric, opclass
 from .schema import DataType, FieldSchema
 
-
 # -- configs ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -252,8 +252,8 @@ def prepare_batch(schema: CollectionSchema, data: Sequence[Mapping[str, Any]] | 
     for f in schema.fields:
         v = raw.get(f.name, _MISSING)
         absent = v is _MISSING or (isinstance(v, list) and all(x is _MISSING for x in v))
-        if absent and (f.auto_id and not require_pk
-                       or not f.is_primary and (f.nullable or f.default_value is not None)):
+        if absent and ((f.auto_id and not require_pk)
+                       or (not f.is_primary and (f.nullable or f.default_value is not None))):
             continue
         col = _field_column(f, v, n, partial_pk=f.auto_id and not absent)
         if f.is_primary:
@@ -350,9 +350,11 @@ def _check_values(f: FieldSchema, vals: list[Any]) -> list[Any]:
     if d is DT.JSON:
         check = _json_text
     elif d is DT.ARRAY:
-        check = lambda x: _array_value(f, x)
+        def check(x: Any) -> Any:
+            return _array_value(f, x)
     else:
-        check = lambda x: _scalar(d, x, f.max_length)
+        def check(x: Any) -> Any:
+            return _scalar(d, x, f.max_length)
     return _per_row(f.name, vals, lambda x: None if x is None else check(x))
 
 
@@ -487,9 +489,9 @@ def _vectors_array(f: FieldSchema, a: np.ndarray) -> Any:
     if a.dtype.kind not in "iuf":
         raise FieldTypeError(f"{_at(0, f.name)}: expected numbers, got a {a.dtype} array")
     half = d is DT.FLOAT16_VECTOR
-    if half and a.dtype != np.float16 and a.size:
-        # NaN compares False here and is caught below.
-        if (i := _first(np.abs(a).max(axis=1) > _F16_MAX)) is not None:
+    # NaN compares False here and is caught below.
+    if half and a.dtype != np.float16 and a.size and (
+            i := _first(np.abs(a).max(axis=1) > _F16_MAX)) is not None:
             raise InvalidVector(f"{_at(i, f.name)}: a value exceeds ±65504, the FLOAT16 range")
     with np.errstate(over="ignore"):  # beyond float32 becomes inf, caught just below
         out = np.ascontiguousarray(a, dtype=np.float16 if half else np.float32)

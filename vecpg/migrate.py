@@ -12,8 +12,11 @@ import importlib.resources
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import psycopg
+
+from .session import Db
 
 _log = logging.getLogger("vecpg")
 
@@ -67,13 +70,20 @@ def head_revision() -> str:
     return heads.pop()
 
 
-def current_revision(conn: psycopg.Connection) -> str | None:
+def current_revision(conn: psycopg.Connection | Db) -> str | None:
     """The database's vecpg revision, or None before the first migration."""
     row = conn.execute("SELECT to_regclass('vecpg.alembic_version') IS NOT NULL").fetchone()
     if not row or not row[0]:
         return None
     row = conn.execute("SELECT version_num FROM vecpg.alembic_version").fetchone()
     return row[0] if row else None
+
+
+def server_versions(db: Db) -> dict[str, Any]:
+    """Postgres' and pgvector's versions and the database's vecpg revision."""
+    return {"postgres": db.value("SHOW server_version"),
+            "pgvector": db.value("SELECT extversion FROM pg_extension WHERE extname = 'vector'"),
+            "vecpg_schema_revision": current_revision(db)}
 
 
 def upgrade(dsn: str, *, revision: str = "head") -> None:

@@ -1,27 +1,24 @@
 """The query planner: for each search, the cheapest strategy that meets the recall asked for,
 from measured facts, and the reasons (``Client.explain``).
 
-Inputs, all measured:
+Inputs, all measured (:mod:`vecpg.stats` measures and caches the first two):
 
-- rows in the collection: ``pg_class.reltuples`` scaled to the table's current size, as
-  Postgres' own planner does (an exact count when the table was never analyzed and is small);
-- the filter's selectivity: Postgres' estimate (``EXPLAIN`` of ``SELECT 1 ... WHERE <filter>``
-  with the same values), which also tells whether an index serves the filter; when the
-  choice of strategy would change within a factor of 4 of that estimate, a sample of the
-  table is counted instead;
+- rows in the collection, and the filter's selectivity with how Postgres reaches the
+  matching rows (a sample is counted when the choice would flip within 4x of Postgres'
+  estimate);
 - the vector index's calibration (:mod:`vecpg.calibrate`): recall and latency of each search
-  setting, and the cost of exact scans, measured on the collection's own rows;
+  setting, and the cost of exact scans, measured on the collection;
 - what searches with this filter actually cost (filtered ANN costs depend on how the filter
-  correlates with the vectors, which no statistic tells): a plan whose measured latency is
-  well above its estimate is made again with the measurement.
+  correlates with the vectors, which no statistic tells): the executor's measurement comes
+  back through :meth:`Planner.observe`, and a plan whose cost moved well away from its
+  estimate is made again.
 
-Stats are cached per collection and per filter for ``StatsCache.ttl`` seconds, so repeated
-searches pay no planning round trip, and an unfiltered search needs only the row count.
-
-Strategies are small objects (:class:`Strategy`): ``options(ctx)`` lists the settings they
-could run, each an :class:`Option` with estimated cost (ms per query) and recall;
-``build(ctx, option)`` returns what runs it (a :class:`Runnable`). :func:`register` adds
-one (the companion quantized indexes use it).
+The choice itself is pure: :func:`choose` and :func:`make_plan` take a :class:`PlanContext`
+(the compiled query, the stats, the target) and touch no database, so tests state their
+inputs (``tests/test_cost_model.py``). Strategies are small objects (:class:`Strategy`):
+``options(ctx)`` lists the settings they could run, each an :class:`Option` with estimated
+cost (ms per query) and recall; ``build(ctx, option)`` returns what runs it (a
+:class:`Runnable`). :func:`register` adds one.
 """
 
 from __future__ import annotations
@@ -38,8 +35,8 @@ from psycopg import sql
 from . import companion
 from .errors import InvalidArgument
 from .indexes import COMPANION_KINDS, Companion, int_param
-from .schema import DataType
 from .query import Estimate, Query, SearchPlan
+from .schema import DataType
 from .session import Db
 from .stats import RESERVOIR, Stats, StatsCache, measure_filter, sample_filter
 
@@ -88,9 +85,11 @@ class Option:
 
     @property
     def key(self) -> str:
+        """The option's identity: its label and settings."""
         return self.label + repr(sorted(self.params.items()))
 
     def as_dict(self) -> dict[str, Any]:
+        """The option as explain reports it."""
         d = {"strategy": self.label, "params": dict(self.params),
              "estimated_cost_ms": round(self.cost_ms, 4), "estimated_recall": round(self.recall, 4),
              "cost_source": self.cost_source}
@@ -116,11 +115,13 @@ class PlanContext:
 
     @property
     def calibration(self) -> dict[str, Any] | None:
+        """The index's stored calibration, if it has a curve."""
         ix = self.query.index
         cal = getattr(ix, "calibration", None) if ix is not None else None
         return cal if isinstance(cal, dict) and cal.get("curve") else None
 
     def exact_costs(self) -> tuple[dict[str, float], str]:
+        """The exact scan's cost model (calibrated, else the defaults) and its source."""
         cal = self.calibration
         if cal and isinstance(cal.get("exact"), dict):
             return {**DEFAULT_EXACT, "base_ms": float(cal.get("base_ms", 0.15)),
@@ -193,6 +194,7 @@ class ExactStrategy:
     knobs: tuple[str, ...] = ("exact",)
 
     def options(self, ctx: PlanContext) -> list[Option]:
+        """See :meth:`Strategy.options`."""
         c, src = ctx.exact_costs()
         s, n = ctx.stats, max(ctx.stats.rows, 0.0)
         m = min(s.matching, n) if n else s.matching
@@ -209,6 +211,7 @@ class ExactStrategy:
                                    cost_source=src))]
 
     def build(self, ctx: PlanContext, option: Option) -> Runnable:
+        """See :meth:`Strategy.build`."""
         return Runnable(option.label, ctx.query.statement(exact=True), {})
 
 
@@ -227,6 +230,7 @@ class HnswStrategy:
     knobs: tuple[str, ...] = ("ef",)
 
     def options(self, ctx: PlanContext) -> list[Option]:
+        """See :meth:`Strategy.options`."""
         q = ctx.query
         ix = q.index
         if ix is None or ix.kind.family != "hnsw" or ix.pg_index is None:
@@ -289,6 +293,7 @@ class HnswStrategy:
         return out
 
     def build(self, ctx: PlanContext, option: Option) -> Runnable:
+        """See :meth:`Strategy.build`."""
         q = ctx.query
         ef = int(option.params["ef"])
         scan = _iterative(q)
@@ -331,6 +336,7 @@ class IvfFlatStrategy:
     knobs: tuple[str, ...] = ("nprobe",)
 
     def options(self, ctx: PlanContext) -> list[Option]:
+        """See :meth:`Strategy.options`."""
         q = ctx.query
         ix = q.index
         if ix is None or ix.kind.family != "ivfflat" or ix.pg_index is None:
@@ -378,6 +384,7 @@ class IvfFlatStrategy:
         return out
 
     def build(self, ctx: PlanContext, option: Option) -> Runnable:
+        """See :meth:`Strategy.build`."""
         q = ctx.query
         scan = _iterative(q)
         settings = {"ivfflat.probes": str(option.params["nprobe"]), "ivfflat.iterative_scan": scan}
@@ -413,6 +420,7 @@ class CompanionStrategy:
     knobs: tuple[str, ...] = ("nprobe", "search_k", "rerank", "reorder_k")
 
     def options(self, ctx: PlanContext) -> list[Option]:
+        """See :meth:`Strategy.options`."""
         q = ctx.query
         ix = q.index
         if ix is None or not ix.kind.companion or ix.id is None:
@@ -446,6 +454,7 @@ class CompanionStrategy:
         return out
 
     def build(self, ctx: PlanContext, option: Option) -> Runnable:
+        """See :meth:`Strategy.build`."""
         q, ix = ctx.query, ctx.query.index
         if ix is None or ix.id is None:
             raise InvalidArgument("a companion plan needs a companion index")
@@ -686,7 +695,7 @@ class Planner:
         self.stats.record(q.table.as_string(None), q.filter_key, plan.strategy, ratio)
         # a few runs first: replanning costs a parse, and one slow query is not a trend
         if prog.runs >= 8 and not est.ratio / 2 <= ratio <= est.ratio * 2:
-            del self._progress[id(plan)]
+            self._progress.pop(id(plan), None)
             return False
         return True
 
@@ -775,7 +784,7 @@ class PlanCache:
         """Cache ``plan`` (the oldest half goes when the cache is full)."""
         if len(self._plans) >= self.size:
             for old in list(self._plans)[: self.size // 2]:
-                del self._plans[old]
+                self._plans.pop(old, None)  # another thread may have dropped it
         self._plans[key] = (info, time.monotonic() + self.ttl, plan)
 
     def drop(self, key: Any) -> None:

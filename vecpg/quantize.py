@@ -834,7 +834,7 @@ class Searcher:
     def _pending_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         if self._buf is None:
             p = self._pending
-            aux = None if self._aux is None else np.concatenate([t[3] for t in p])  # type: ignore[misc]
+            aux = None if self._aux is None else np.concatenate([t[3] for t in p])
             self._buf = (np.concatenate([t[0] for t in p]), np.concatenate([t[1] for t in p]),
                          np.concatenate([t[2] for t in p]), aux)
         return self._buf

@@ -17,7 +17,7 @@ from .errors import SchemaError
 from .schema import META_COLUMN, CollectionSchema, DataType, check_name
 
 
-class Hit(dict):  # type: ignore[type-arg]
+class Hit(dict[str, Any]):
     """One search result: ``{"id": ..., "distance": ..., "entity": {...}}``.
 
     A dict (as in pymilvus), with attribute access: ``hit.id``, ``hit.distance``,
@@ -38,7 +38,7 @@ class Hit(dict):  # type: ignore[type-arg]
     @property
     def entity(self) -> dict[str, Any]:
         """The requested ``output_fields`` of the row (may be empty)."""
-        return self["entity"]  # type: ignore[no-any-return]
+        return self["entity"]
 
 
 @dataclass(frozen=True)

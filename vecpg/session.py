@@ -50,7 +50,7 @@ class Db:
     tracer sees it.
     """
 
-    __slots__ = ("raw", "_session", "settings")
+    __slots__ = ("_session", "raw", "settings")
 
     def __init__(self, raw: psycopg.Connection, session: Session | None = None) -> None:
         self.raw = raw  # a plain connection without a session (tests, tools): no tracer
@@ -169,7 +169,7 @@ class _Lease:
     generator-based context manager: it wraps every search, and the generator form cost
     ~4 µs a call."""
 
-    __slots__ = ("_session", "_db", "_translate")
+    __slots__ = ("_db", "_session", "_translate")
 
     def __init__(self, session: Session) -> None:
         self._session = session

@@ -38,6 +38,7 @@ class Stats:
 
     @property
     def selectivity(self) -> float:
+        """The share of rows the filter lets through (1 without one)."""
         return min(1.0, self.matching / self.rows) if self.rows > 0 else 1.0
 
 
@@ -82,6 +83,7 @@ class StatsCache:
 
     def put_filter(self, table: str, q: Query, value: tuple[float, str | None, str, float | None]
                    ) -> None:
+        """Cache what was measured of ``q``'s filter."""
         if len(self._filters) > 4096:  # many distinct filters: start over rather than grow
             self._filters.clear()
         self._filters[(table, q.filter_key)] = (time.monotonic(), value)
@@ -101,6 +103,7 @@ class StatsCache:
         return hit[1]
 
     def record(self, table: str, filter_key: str, label: str, ratio: float) -> None:
+        """Keep the measured / estimated cost of strategy ``label`` under this filter."""
         if len(self._observed) > 4096:
             self._observed.clear()
         self._observed[(table, filter_key, label)] = (time.monotonic(), ratio)

@@ -34,7 +34,7 @@ from psycopg import sql
 
 from ..datasets import AnnDataset, recall_at_k
 from ..errors import InvalidArgument, VecpgError
-from ..indexes import COMPANION_KINDS
+from ..indexes import kind_of
 from ..progress import Progress
 from ..schema import CollectionSchema, DataType
 from . import INDEX_NAMES
@@ -358,7 +358,7 @@ class DatasetBench:
     # -- one index ------------------------------------------------------------------------
     def build(self, spec: IndexSpec) -> dict[str, Any] | None:
         """Build ``spec``'s index; None when this index type is not available (skipped)."""
-        if spec.index_type == "FLAT":
+        if kind_of(spec.index_type).family == "flat":
             return {}
         c, n = self.client, len(self.ds.train)
         t0 = time.perf_counter()
@@ -421,14 +421,15 @@ class DatasetBench:
                                              "reason": f"{type(e).__name__}: {e}"})
                             self.report.note(f"error: {spec.index_type} {spec.knob}={value}: {e}")
                         bar.update(1)
-            if self.has_planner and spec.index_type in ("HNSW", *COMPANION_KINDS):
+            kind = kind_of(spec.index_type)
+            if self.has_planner and (kind.family == "hnsw" or kind.companion):
                 # the planner with this index (and the scalar indexes) to choose from
-                label = "auto" if spec.index_type == "HNSW" else f"auto/{spec.index_type}"
+                label = "auto" if kind.family == "hnsw" else f"auto/{spec.index_type}"
                 present = self.client.list_indexes(self.coll)
                 for case in [None, *self.filters]:
                     self.measure_planner(case, present, label)
         finally:
-            if spec.index_type != "FLAT":
+            if kind_of(spec.index_type).family != "flat":
                 self.client.drop_index(self.coll, VECTOR_FIELD)
 
 
