@@ -389,3 +389,42 @@ def test_repeated_filtered_search_follows_filter_values(client) -> None:
         assert len(client.search("g", q, limit=10, filter="grp == 0")[0]) == 10
         hits = client.search("g", q, limit=10, filter="grp == 1")[0]
         assert sorted(h.id for h in hits) == list(range(10))
+
+
+def test_hnsw_rebuild_is_concurrent_and_recalibrates(client) -> None:
+    """REINDEX CONCURRENTLY: searches in another thread keep answering while the rebuild
+    runs; the index is calibrated again afterwards."""
+    import threading
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3000, 16)).astype(np.float32)
+    client.create_collection("r", dimension=16, metric_type="L2")
+    client.insert("r", {"id": np.arange(3000), "vector": x})
+    client.create_index("r", field_name="vector", index_type="HNSW", metric_type="L2")
+    first = client.explain("r")["index"]["calibrated_at"]
+    seen: list[str] = []
+    errors: list[BaseException] = []
+    answered = [0]
+    stop = threading.Event()
+
+    def searching() -> None:
+        while not stop.is_set():
+            try:
+                hits = client.search("r", x[:1], limit=5, strategy="hnsw")
+                answered[0] += len(hits[0]) == 5
+            except BaseException as e:  # noqa: BLE001 - the test counts them
+                errors.append(e)
+    t = threading.Thread(target=searching)
+    t.start()
+    try:
+        client.tracer = lambda s, p: seen.append(s)
+        client.rebuild_index("r", "vector")
+    finally:
+        client.tracer = None
+        stop.set()
+        t.join()
+    assert not errors and answered[0] > 0
+    assert any("REINDEX INDEX CONCURRENTLY" in s for s in seen)
+    e = client.explain("r")
+    assert e["index"]["calibrated_at"] is not None and e["cost_source"] == "calibration"
+    assert first is not None

@@ -256,9 +256,13 @@ def test_killed_rebuild_leaves_the_old_index_serving(client: vecpg.Client, dsn: 
     d = client.describe_index("c", "q")
     assert d["state"] == "ready" and d["version"] == 1
     assert _same_as_exact(client, q) == before
-    # writes after the killed build stay visible (they go to the pending list)
+    # writes after the killed build are visible, and encoded again: the dead build's mark
+    # (build_started) does not send them to the pending list forever
+    pending = d["coverage"]["pending"]
     client.insert("c", {"id": [N + 9], "vec": q[:1] + 0.0001, "grp": [0]})
     assert _same_as_exact(client, q)[0][0] == N + 9
+    cov = client.describe_index("c", "q")["coverage"]
+    assert cov["pending"] == pending and cov["encoded"] == N + 1
     # no half-written codes table of the dead build is left behind
     with client.connection() as conn:
         (ix_id,) = conn.execute("SELECT id FROM vecpg.indexes WHERE schema_name = %s",
@@ -282,3 +286,18 @@ def test_model_stored_in_parts(client: vecpg.Client, monkeypatch: pytest.MonkeyP
     assert parts > 10 and total == client.describe_index("c", "q")["model_bytes"]
     client._companions = cmp.Companions()  # a fresh process: loads the model from its parts
     _same_as_exact(client, x[:3] + 0.01)
+
+
+def test_another_clients_rebuild_does_not_fail_searches(client: vecpg.Client, dsn: str) -> None:
+    """A client whose plan and loaded codes name the version another client's rebuild just
+    dropped answers exactly (and plans again), never with an error."""
+    x = _make(client, "IVF_SQ8")
+    q = x[:3] + 0.01
+    before = _same_as_exact(client, q)         # plan cached, version 1 loaded
+    with vecpg.connect(dsn, schema=client.schema) as other:
+        other.rebuild_index("c", "q")          # version 2; version 1's codes table dropped
+    # within the catalog cache's lifetime: the cached plan still names version 1
+    got = client.search("c", q, limit=10, search_params=FULL)
+    assert [[h.id for h in hits] for hits in got] == before
+    assert client.describe_index("c", "q")["version"] == 2
+    assert _same_as_exact(client, q) == before  # the next search plans with version 2

@@ -395,7 +395,10 @@ class Client:
             vectors = query_vectors(plan.field, data)
             run = executor.run(db, plan, vectors, self._companions)
         self._planner.remember(plan, vectors)
-        if not self._planner.observe(plan, run.ms_per_query):
+        if run.stale:  # an index changed under the plan: read the catalog, plan again
+            self._plans.drop(req)
+            self._catalog.forget(collection_name)
+        elif not self._planner.observe(plan, run.ms_per_query):
             self._plans.drop(req)  # its cost moved away from the estimate: plan again
         return run.hits(plan)
 
@@ -523,14 +526,17 @@ class Client:
 
     def rebuild_index(self, collection_name: str, index_name: str,
                       progress: Progress | None = None) -> dict[str, Any]:
-        """Build an index again from the current rows: a companion index is re-trained and
-        swapped in when done (the old version serves until then); a pgvector index is
-        REINDEXed. Returns build statistics."""
+        """Build an index again from the current rows, then calibrate it: a companion index
+        is re-trained and swapped in when done, a pgvector index is rebuilt with ``REINDEX
+        CONCURRENTLY``; searches keep running on the old one meanwhile. Returns build
+        statistics."""
         info = self._info(collection_name, fresh=True)
         ix = info.index(index_name)
         with self._lease() as db:
             stats = ddl.rebuild_index(db, info, ix, progress)
         self._catalog.forget(collection_name)
+        if ix.kind.knob is not None:  # the new index's curve is not the old one's
+            self._calibrate_after_build(collection_name, index_name)
         return stats
 
     def compact_index(self, collection_name: str, index_name: str, *,

@@ -45,6 +45,9 @@ from .schema import DataType, FieldSchema
 from .session import Db
 
 LOCK_NAMESPACE = 0x76656370 & 0x7FFFFFFF  # advisory lock class id: "vecp"
+# held (session level) by a build for its whole run: a writer that finds build_started set
+# but can take this lock knows the build died, and encodes again
+BUILD_NAMESPACE = LOCK_NAMESPACE + 1
 REFRESH_SECONDS = 1.0   # how stale a process's view of newly encoded rows may get
 DEFAULT_RERANK = 10     # candidates per wanted result, re-ranked exactly
 MODEL_PART = 64 << 20   # bytes per stored part of a model (a bytea value caps at 1 GB)
@@ -166,6 +169,19 @@ def build(conn: Db, t: Target,
     consistent snapshot, so every row is either encoded by it or still pending.
     """
     started = time.monotonic()
+    # One build at a time per index, and a mark that outlives nothing: Postgres releases a
+    # session lock when the process holding it dies.
+    conn.execute("SELECT pg_advisory_lock(%s, %s)", (BUILD_NAMESPACE, t.index_id))
+    try:
+        return _build(conn, t, progress, started)
+    finally:
+        if not conn.raw.closed:
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (BUILD_NAMESPACE, t.index_id))
+
+
+def _build(conn: Db, t: Target, progress: Callable[[dict[str, Any]], None] | None,
+           started: float) -> dict[str, Any]:
+    """:func:`build`, with the build lock held."""
 
     def report(p: dict[str, Any]) -> None:
         # the same keys as pgvector builds report (pg_stat_progress_create_index), so one
@@ -438,8 +454,13 @@ class Companions:
                 continue  # trees are immutable: new rows stay pending until a rebuild
             _lock_shared(conn, t.index_id)
             row = catalog.companion_state(conn, t.index_id)
-            if row is None or row[1] != "ready" or row[2] is not None:
-                continue  # no model yet, or a build is reading a snapshot: leave rows pending
+            if row is None or row[1] != "ready":
+                continue  # no model yet: leave rows pending
+            if row[2] is not None and not conn.value(
+                    "SELECT pg_try_advisory_xact_lock_shared(%s, %s)",
+                    (BUILD_NAMESPACE, t.index_id)):
+                continue  # a live build is reading a snapshot: leave rows pending
+            # (build_started with no build holding its lock: the build died; encode)
             conn.execute("SELECT set_config(%s, 'on', true)", (_skip_flag(t.index_id),))
             out.append((t, int(row[0])))
         return out

@@ -259,15 +259,29 @@ def companion_targets(info: CollectionInfo) -> list[cmp.Target]:
 def rebuild_index(db: Db, info: CollectionInfo, ix: IndexInfo,
                   progress: Progress | None) -> dict[str, Any]:
     """Build an index again from the current rows: a companion index is re-trained and
-    swapped in when done (the old version serves until then); a pgvector index is
-    REINDEXed. Returns build statistics."""
+    swapped in when done (the old version serves until then); a pgvector index is rebuilt
+    concurrently. Returns build statistics."""
     started = time.monotonic()
     stats: dict[str, Any] = {}
     if ix.kind.companion:
         stats = cmp.build(db, companion_target(info, ix), progress)
     elif ix.pg_index:
-        db.execute(sql.SQL("REINDEX INDEX {}").format(
-            sql.Identifier(info.schema_name, ix.pg_index)))
+        # CONCURRENTLY: a new index is built beside the old one and swapped in, so searches
+        # (and writes) go on meanwhile; a plain REINDEX locks them out for the whole build
+        # a killed earlier rebuild leaves its unfinished copy behind (invalid, unused)
+        for (left,) in db.execute(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s"
+                " AND NOT i.indisvalid AND c.relname LIKE %s",
+                (info.schema_name, ix.pg_index.replace("_", "\\_") + "\\_ccnew%")).fetchall():
+            db.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                sql.Identifier(info.schema_name, left)))
+        db.execute("SET maintenance_work_mem = '1GB'")
+        try:
+            db.execute(sql.SQL("REINDEX INDEX CONCURRENTLY {}").format(
+                sql.Identifier(info.schema_name, ix.pg_index)))
+        finally:
+            db.execute("RESET maintenance_work_mem")
     return {"build_seconds": round(time.monotonic() - started, 3), **stats}
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import psycopg
 
 from .companion import Companions
 from .query import SearchPlan
@@ -31,6 +32,7 @@ class Run:
 
     rows: list[list[tuple[Any, ...]]]
     ms_per_query: float
+    stale: bool = False  # the plan named objects that are gone: make it again
 
     def hits(self, plan: SearchPlan) -> list[list[Hit]]:
         """The rows as hits, one list per query, closest first."""
@@ -41,17 +43,27 @@ def run(db: Db, plan: SearchPlan, vectors: list[Any], companions: Companions) ->
     """Run ``plan`` for ``vectors`` (validated by :func:`vecpg.query.query_vectors`)."""
     db.apply(plan.settings)
     started = time.perf_counter()
-    if plan.companion is not None:
-        queries = np.stack([v.to_numpy() for v in vectors])
-        params = plan.companion.bind(db, companions, queries, vectors)
-    else:
-        params = plan.bind(vectors)
-    results = db.run_many(plan.text, params)
     fallback = plan.fallback
+    stale = False
+    if plan.companion is not None:
+        try:
+            queries = np.stack([v.to_numpy() for v in vectors])
+            results = db.run_many(plan.text, plan.companion.bind(db, companions, queries,
+                                                                 vectors))
+        except psycopg.errors.UndefinedTable:
+            # Another process rebuilt (or dropped) the companion index since this plan was
+            # made: the version it names is gone. The exact plan answers (an index may make
+            # a search slower, never wrong or failed); if the collection itself is gone,
+            # the exact plan says so.
+            if fallback is None:
+                raise
+            results, stale = db.run_many(fallback.text, fallback.bind(vectors)), True
+    else:
+        results = db.run_many(plan.text, plan.bind(vectors))
     if fallback is not None:
         short = [i for i, rows in enumerate(results) if len(rows) < plan.k]
         if short:
             redo = db.run_many(fallback.text, fallback.bind([vectors[i] for i in short]))
             for i, rows in zip(short, redo):
                 results[i] = rows
-    return Run(results, (time.perf_counter() - started) * 1000 / len(vectors))
+    return Run(results, (time.perf_counter() - started) * 1000 / len(vectors), stale)
