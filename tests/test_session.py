@@ -162,3 +162,27 @@ def test_every_statement_reaches_the_tracer(dsn: str) -> None:
             and not control.search(ln)]
     assert len(sent) > 50  # the trace did record the work
     assert len(seen) == len(sent), (len(seen), len(sent))
+
+
+def test_a_database_that_is_not_utf8_is_refused_with_a_typed_error(dsn: str) -> None:
+    name = "ascii_" + uuid.uuid4().hex[:6]
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {} ENCODING 'SQL_ASCII' TEMPLATE template0 "
+                              "LC_COLLATE 'C' LC_CTYPE 'C'").format(sql.Identifier(name)))
+    try:
+        other = psycopg.conninfo.make_conninfo(dsn, dbname=name)
+        with pytest.raises(vecpg.UnsupportedServer, match="UTF8"):
+            vecpg.connect(other)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def test_an_index_name_taken_by_another_relation_is_already_exists(small) -> None:
+    with small.connection() as conn:
+        conn.execute(sql.SQL("CREATE TABLE {} (x int)").format(
+            sql.Identifier(small.schema, "t__clash")))
+    small.create_index("t", field_name="id", index_type="STL_SORT", index_name="other")
+    with pytest.raises(vecpg.AlreadyExists):
+        small.create_index("t", field_name="id", index_type="STL_SORT", index_name="clash")
+    assert "clash" not in small.list_indexes("t")

@@ -66,7 +66,10 @@ def _as_params(queries: Any, sample_type: Any) -> list[Any]:
     """Caller-given query vectors as values of the column's pgvector type."""
     from pgvector import HalfVector, Vector
 
-    rows = np.asarray(queries, dtype=np.float32)
+    try:
+        rows = np.asarray(queries, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgument(f"calibration queries must be a 2-D array of numbers: {e}") from None
     if rows.ndim != 2 or len(rows) == 0:
         raise InvalidArgument("calibration queries must be a non-empty 2-D array of vectors")
     if not np.isfinite(rows).all():

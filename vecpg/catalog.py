@@ -93,6 +93,7 @@ class CollectionInfo:
 
     def index(self, index_name: str) -> IndexInfo:
         """The index named ``index_name``; :class:`IndexNotFound` if there is none."""
+        check_name(index_name, "index name")
         for ix in self.indexes:
             if ix.index_name == index_name:
                 return ix
@@ -298,6 +299,8 @@ class CatalogCache:
 
     def get(self, name: str, *, fresh: bool = False) -> CollectionInfo:
         """The entry of collection ``name`` (read again when ``fresh`` or expired)."""
+        if type(name) is not str:
+            check_name(name, "collection name")  # raises, saying what it got
         now = time.monotonic()
         hit = self._entries.get(name) if not fresh else None
         if hit is not None and now - hit[0] < self.ttl:

@@ -26,8 +26,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from . import args, catalog, ddl, executor, ingest, rows
 from . import calibrate as cal
-from . import catalog, ddl, executor, ingest, rows
 from . import companion as cmp
 from .catalog import CatalogCache, CollectionInfo
 from .errors import (
@@ -150,7 +150,19 @@ class Client:
         """Create a collection: the quick form (``dimension``, float vectors, dynamic fields
         on) or the full form (``schema``). Raises :class:`AlreadyExists` if it exists."""
         check_name(collection_name, "collection name")
+        if schema is not None and not isinstance(schema, CollectionSchema):
+            raise InvalidArgument(f"schema must come from create_schema(), got {schema!r}")
+        if metric_type is not None:
+            args.text(metric_type, "metric_type")
         if schema is None:
+            args.integer(dimension, "dimension", 1, 64000) if dimension is not None else None
+            for value, what in ((primary_field_name, "primary_field_name"),
+                                (vector_field_name, "vector_field_name"),
+                                (description, "description"), (id_type, "id_type")):
+                args.text(value, what, optional=False)
+            args.flag(auto_id, "auto_id")
+            args.flag(enable_dynamic_field, "enable_dynamic_field")
+            args.integer(max_length, "max_length", 1, 65535)
             schema = ddl.quick_schema(dimension, primary_field_name, id_type, vector_field_name,
                                       auto_id, max_length, enable_dynamic_field, description)
         schema.validate()
@@ -248,7 +260,7 @@ class Client:
     def create_partition(self, collection_name: str, partition_name: str) -> None:
         """Add a partition (rows go in with ``insert(..., partition_name=)``)."""
         self._info(collection_name)
-        check_name(partition_name, "partition name")
+        args.name(partition_name, "partition name")
         with self._lease() as db, db.transaction():
             if partition_name in catalog.partitions(db, self.schema, collection_name):
                 raise AlreadyExists(f"partition {partition_name!r} already exists")
@@ -263,11 +275,12 @@ class Client:
 
     def has_partition(self, collection_name: str, partition_name: str) -> bool:
         """Whether the partition exists."""
-        return partition_name in self.list_partitions(collection_name)
+        return args.name(partition_name, "partition name") in self.list_partitions(
+            collection_name)
 
     def drop_partition(self, collection_name: str, partition_name: str) -> None:
         """Delete a partition and every row in it (``_default`` cannot be dropped)."""
-        if partition_name == DEFAULT_PARTITION:
+        if args.name(partition_name, "partition name") == DEFAULT_PARTITION:
             raise InvalidArgument("the _default partition cannot be dropped")
         self._check_partitions(self._info(collection_name), [partition_name])
         with self._lease() as db, db.transaction():
@@ -278,10 +291,9 @@ class Client:
     def _check_partitions(self, info: CollectionInfo, names: Sequence[str] | None
                           ) -> list[str] | None:
         """The partition names, checked against the catalog (None: no restriction)."""
+        names = args.names(names, "partition names")
         if not names:
             return None
-        if isinstance(names, str):
-            names = [names]
         if any(p not in info.partitions for p in names):
             info = self._info(info.name, fresh=True)  # another process may have created it
         for p in names:
@@ -308,6 +320,7 @@ class Client:
     def _write(self, collection_name: str, data: Any, partition_name: str | None,
                *, upsert: bool) -> dict[str, Any]:
         info = self._info(collection_name)
+        partition_name = args.optional_name(partition_name, "partition_name")
         if partition_name:
             self._check_partitions(info, [partition_name])
         batch = ingest.prepare_batch(info.schema, data, partition=partition_name or
@@ -321,8 +334,10 @@ class Client:
                partition_name: str | None = None) -> dict[str, int]:
         """Delete rows by primary key or by filter. Returns ``{"delete_count": n}``."""
         info = self._info(collection_name)
-        if ids is None and not (filter and filter.strip()):
+        filter = args.text(filter, "filter")
+        if ids is None and not filter.strip():
             raise InvalidArgument("delete needs ids or a filter")
+        args.optional_name(partition_name, "partition_name")
         parts = self._check_partitions(info, [partition_name] if partition_name else None)
         where, params = rows.row_filter(info, ids, filter, parts)
         with self._lease() as db, db.transaction():
@@ -331,6 +346,8 @@ class Client:
     def get(self, collection_name: str, ids: Any, output_fields: list[str] | None = None,
             partition_names: list[str] | None = None) -> list[dict[str, Any]]:
         """Rows by primary key (missing keys are skipped), in primary-key order."""
+        if ids is None:  # would be every row: Milvus refuses it too
+            raise InvalidArgument("get needs ids (a primary key or a list of them)")
         return self.query(collection_name, ids=ids, output_fields=output_fields,
                           partition_names=partition_names)
 
@@ -342,17 +359,17 @@ class Client:
         ``output_fields=["count(*)"]`` returns ``[{"count(*)": n}]``.
         """
         info = self._info(collection_name)
+        filter = args.text(filter, "filter")
+        output_fields = args.names(output_fields, "output_fields")
         parts = self._check_partitions(info, partition_names)
         where, params = rows.row_filter(info, ids, filter, parts)
-        if output_fields and list(output_fields) == ["count(*)"]:
+        if output_fields == ["count(*)"]:
             with self._lease() as db:
                 return [{"count(*)": rows.count_rows(db, info, where, params)}]
         sel = select_fields(info.schema, output_fields, default_all=True)
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit < 0):
-            raise InvalidArgument(f"limit must be a non-negative integer, got {limit!r}")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidArgument(f"offset must be a non-negative integer, got {offset!r}")
+        if limit is not None:
+            limit = args.integer(limit, "limit")
+        offset = args.integer(offset, "offset")
         with self._lease() as db:
             return rows.select_rows(db, info, sel, where, params, limit, offset)
 
@@ -464,6 +481,10 @@ class Client:
         index with no knob to tune or a collection of fewer than 50 rows).
         """
         info = self._info(collection_name, fresh=True)
+        index_name = args.optional_name(index_name, "index_name")
+        if isinstance(queries, bool) or (isinstance(queries, int) and queries < 1):
+            raise InvalidArgument(f"queries must be a positive number or an array of vectors, "
+                                  f"got {queries!r}")
         targets = [ix for ix in info.indexes
                    if (index_name is None or ix.index_name == index_name)
                    and ix.metric_type is not None]
@@ -500,8 +521,14 @@ class Client:
         or one index by keywords. ``progress`` receives build progress dicts (phase,
         blocks/tuples done and total) while a long build runs. Vector indexes are then
         calibrated for the planner."""
-        requests = list(index_params or [])
+        requests = args.requests(index_params, "index_params")
         if field_name is not None:
+            args.text(field_name, "field_name", optional=False)
+            args.text(index_type, "index_type", optional=False)
+            args.optional_name(index_name, "index_name")
+            if metric_type is not None:
+                args.text(metric_type, "metric_type")
+            params = args.mapping(params, "params")
             requests.append({"field_name": field_name, "index_type": index_type,
                              "index_name": index_name or field_name,
                              "metric_type": metric_type, "params": params or {}})
@@ -545,6 +572,7 @@ class Client:
         """Rebuild a companion index when the share of rows it does not cover (pending
         rows, stale codes of deleted rows) exceeds ``max_uncovered``. Returns the coverage
         and whether it rebuilt."""
+        max_uncovered = args.number(max_uncovered, "max_uncovered", 0.0, 1.0)
         info = self._info(collection_name, fresh=True)
         ix = info.index(index_name)
         with self._lease() as db:
@@ -557,6 +585,7 @@ class Client:
     def list_indexes(self, collection_name: str, field_name: str | None = None) -> list[str]:
         """The collection's index names (on ``field_name`` only, when given)."""
         info = self._info(collection_name, fresh=True)
+        field_name = args.optional_name(field_name, "field_name")
         return [ix.index_name for ix in info.indexes
                 if field_name is None or ix.field_name == field_name]
 

@@ -136,6 +136,8 @@ class _Translate:
             raise ValueTooLong(_pg_message(exc)) from exc
         if isinstance(exc, psycopg.DataError):  # SQLSTATE class 22: bad values, overflow
             raise InvalidArgument(_pg_message(exc)) from exc
+        if isinstance(exc, (pgerr.DuplicateTable, pgerr.DuplicateObject)):
+            raise AlreadyExists(_pg_message(exc)) from exc
         if isinstance(exc, pgerr.UndefinedTable):
             raise CollectionNotFound(_pg_message(exc)) from exc
         if _connection_lost(exc):

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from .errors import UnsupportedServer
 from .session import Db
 
 _log = logging.getLogger("vecpg")
@@ -89,6 +90,13 @@ def server_versions(db: Db) -> dict[str, Any]:
 def upgrade(dsn: str, *, revision: str = "head") -> None:
     """Migrate the database at ``dsn`` to ``revision`` (default: the newest)."""
     with psycopg.connect(dsn, autocommit=True) as probe:
+        enc = probe.execute("SHOW server_encoding").fetchone()
+        enc_name = enc[0].decode() if enc and isinstance(enc[0], bytes) else enc and enc[0]
+        if enc_name != "UTF8":
+            # text comes back undecoded (bytes) from a SQL_ASCII database, which vecpg's
+            # catalog and filters cannot work with
+            raise UnsupportedServer(f"database encoding {enc_name}: vecpg needs a UTF8 "
+                                    "database (CREATE DATABASE ... ENCODING 'UTF8')")
         if revision == "head" and current_revision(probe) == head_revision():
             return  # the common case: nothing to do, and no need to wait for the lock
     _run_alembic(dsn, "upgrade", revision)

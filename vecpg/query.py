@@ -19,6 +19,7 @@ import numpy as np
 from pgvector import Bit, HalfVector, SparseVector, Vector
 from psycopg import sql
 
+from . import args
 from .catalog import CollectionInfo, IndexInfo
 from .errors import InvalidArgument, PartitionNotFound
 from .filters import compile_filter
@@ -165,14 +166,12 @@ class SearchRequest:
             raise InvalidArgument(f"limit must be an integer in [1, 16384], got {limit!r}")
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InvalidArgument(f"offset must be a non-negative integer, got {offset!r}")
-        if filter is None:
-            filter = ""
-        if not isinstance(filter, str):
-            raise InvalidArgument(f"filter must be a string, got {filter!r}")
-        if isinstance(output_fields, str):
-            output_fields = [output_fields]
-        if isinstance(partition_names, str):
-            partition_names = [partition_names]
+        filter = args.text(filter, "filter")
+        output_fields = args.names(output_fields, "output_fields")
+        partition_names = args.names(partition_names, "partition_names")
+        anns_field = args.optional_name(anns_field, "anns_field")
+        if strategy is not None:
+            args.text(strategy, "strategy")
         if recall is not None and (isinstance(recall, bool) or not isinstance(
                 recall, (int, float)) or not 0 < recall <= 1):
             raise InvalidArgument(f"recall must be a number in (0, 1], got {recall!r}")

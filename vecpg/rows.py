@@ -11,6 +11,8 @@ from typing import Any
 
 from psycopg import sql
 
+from . import args
+from .args import INT64_MAX
 from .catalog import CollectionInfo
 from .companion import Companions, Target
 from .errors import InvalidArgument
@@ -68,14 +70,15 @@ def _upsert(db: Db, info: CollectionInfo, batch: Batch) -> None:
 
 
 def id_list(ids: Any, dtype: DataType) -> list[Any]:
-    """Primary key values as a list, each checked to be of the key's type."""
-    if isinstance(ids, (str, int)) or not hasattr(ids, "__iter__"):
+    """Primary key values as a list, each checked to be of the key's type (and an int64)."""
+    if isinstance(ids, (str, int, bytes, dict)) or not hasattr(ids, "__iter__"):
         ids = [ids]
     out: list[Any] = []
     for v in ids:
         if dtype is DataType.INT64:
-            if isinstance(v, bool) or not hasattr(v, "__index__"):
-                raise InvalidArgument(f"primary key values must be integers, got {v!r}")
+            if isinstance(v, bool) or not hasattr(v, "__index__") or not (
+                    -INT64_MAX - 1 <= v <= INT64_MAX):
+                raise InvalidArgument(f"primary key values must be int64 integers, got {v!r}")
             out.append(int(v))
         else:
             if not isinstance(v, str):
@@ -94,7 +97,8 @@ def row_filter(info: CollectionInfo, ids: Any, expr: str, partitions: list[str] 
         cast = sql.SQL("bigint[]" if pk.dtype is DataType.INT64 else "text[]")
         parts.append(sql.SQL("{} = ANY(%s::{})").format(sql.Identifier(pk.name), cast))
         params.append(id_list(ids, pk.dtype))
-    if expr and expr.strip():
+    expr = args.text(expr, "filter")
+    if expr.strip():
         frag = compile_filter(expr, info.schema)
         parts.append(sql.SQL("({})").format(frag.sql))
         params += frag.params

@@ -1,0 +1,93 @@
+"""Argument checks for public calls: each returns the value in its canonical form or raises
+an :class:`~vecpg.errors.InvalidArgument` subclass that says what was expected and what
+came, so no bare ``TypeError``/``ValueError`` of Python or numpy escapes a public call.
+
+    expr = args.text(filter, "filter")                 # "" for None
+    offset = args.integer(offset, "offset")            # 0 .. 2**63 - 1, else InvalidArgument
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import InvalidArgument
+from .schema import check_name
+
+INT64_MAX = 2**63 - 1
+
+
+def _got(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def text(value: Any, what: str, *, optional: bool = True) -> str:
+    """A string (None is ``""`` when ``optional``)."""
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be a string, got {type(value).__name__} "
+                              f"{_got(value)}")
+    return value
+
+
+def name(value: Any, what: str) -> str:
+    """A collection, field, index or partition name (see :func:`vecpg.schema.check_name`)."""
+    return check_name(value, what)
+
+
+def optional_name(value: Any, what: str) -> str | None:
+    """A name, or None."""
+    return None if value is None else check_name(value, what)
+
+
+def names(value: Any, what: str) -> list[str] | None:
+    """A list of strings, or None; one string is a list of one."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"{what} must be a list of strings, got {_got(value)}")
+    return list(value)
+
+
+def integer(value: Any, what: str, lo: int = 0, hi: int = INT64_MAX) -> int:
+    """An integer (not a bool) in ``[lo, hi]``."""
+    if isinstance(value, bool) or not hasattr(value, "__index__") or not lo <= value <= hi:
+        raise InvalidArgument(f"{what} must be an integer in [{lo}, {hi}], got {_got(value)}")
+    return int(value)
+
+
+def number(value: Any, what: str, lo: float, hi: float) -> float:
+    """A real number (not a bool, not NaN) in ``[lo, hi]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise InvalidArgument(f"{what} must be a number in [{lo}, {hi}], got {_got(value)}")
+    return float(value)
+
+
+def flag(value: Any, what: str) -> bool:
+    """A bool."""
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{what} must be True or False, got {_got(value)}")
+    return value
+
+
+def mapping(value: Any, what: str, *, optional: bool = True) -> dict[str, Any]:
+    """A dict with string keys (None is ``{}`` when ``optional``)."""
+    if value is None and optional:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InvalidArgument(f"{what} must be a dict with string keys, got {_got(value)}")
+    return dict(value)
+
+
+def requests(value: Any, what: str) -> list[dict[str, Any]]:
+    """Index requests: ``prepare_index_params()``'s list of dicts, or None (none)."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, Mapping) for v in value):
+        raise InvalidArgument(f"{what} must come from prepare_index_params() (a list of index "
+                              f"requests), got {_got(value)}")
+    return [dict(v) for v in value]
