@@ -156,9 +156,19 @@ def test_knobs_force_their_index_and_setting() -> None:
     assert _pick(_ctx(info, rows=1e5, search_params={"exact": True}))[0] == "exact"
 
 
-def test_uncalibrated_hnsw_uses_the_default_curve() -> None:
+def test_uncalibrated_indexes_are_planned_conservatively() -> None:
+    """Without a calibration the planner assumes the hardest data (random high-dimensional
+    vectors): HNSW needs ef 400+ for 0.95, and a companion index is not chosen at all."""
     best, _ = choose(_ctx(_info(calibration=None), rows=100_000))
-    assert best.label == "hnsw" and best.cost_source == "default" and best.recall >= 0.95
+    assert best.label == "hnsw" and best.cost_source.startswith("default")
+    assert best.recall >= 0.95 and best.params["ef"] >= 400
+    assert _pick(_ctx(_info(calibration=None), rows=100_000, recall=0.8))[1]["ef"] >= 100
+    ivf, _ = choose(_ctx(_info("IVF_FLAT", None, {"nlist": 100}), rows=100_000, recall=0.9,
+                         forced="ivfflat"))
+    assert ivf.params["nprobe"] >= 40
+    sq8 = _info("IVF_SQ8", None, {"nlist": 128})
+    assert _pick(_ctx(sq8, rows=100_000, recall=0.9))[0] == "exact"
+    assert _pick(_ctx(sq8, rows=100_000, search_params={"params": {"nprobe": 8}}))[0] == "ivf_sq8"
 
 
 def test_growth_since_calibration_costs_recall() -> None:

@@ -277,7 +277,7 @@ def _check_dims(field: FieldSchema, method: str, max_bit: int, max_half: int) ->
                               f"dimensions; {field.name!r} has {field.dim}")
 
 
-HNSW_GRID = (10, 15, 20, 30, 40, 64, 100, 200, 400)
+HNSW_GRID = (10, 15, 20, 30, 40, 64, 100, 200, 400, 800)
 IVF_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 ANNOY_GRID = (500, 1000, 2000, 4000, 8000, 16000, 32000, 64000)  # search_k
 _HNSW_P = ("M", "m", "efConstruction", "ef_construction")
