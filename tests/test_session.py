@@ -5,6 +5,7 @@ statement vecpg sends reaches the tracer."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import re
 import tempfile
@@ -186,3 +187,49 @@ def test_an_index_name_taken_by_another_relation_is_already_exists(small) -> Non
     with pytest.raises(vecpg.AlreadyExists):
         small.create_index("t", field_name="id", index_type="STL_SORT", index_name="clash")
     assert "clash" not in small.list_indexes("t")
+
+
+def _postmaster_pid(data_dir: str) -> int:
+    with open(os.path.join(data_dir, "postmaster.pid")) as f:
+        return int(f.readline())
+
+
+def test_embedded_server_killed_comes_back_and_dead_clients_are_forgotten() -> None:
+    """SIGKILL of the embedded postmaster: the next call fails with ServerUnavailable (or
+    already answers), vecpg starts the server again, and a search succeeds within 10 s.
+    A client process killed by a signal does not stay on the server's list of users."""
+    import signal
+    import subprocess
+    import sys
+
+    from vecpg.server import embedded_dsn
+
+    data = tempfile.mkdtemp(prefix="vecpg-revive-")
+    dsn = embedded_dsn(data, temporary=True)
+    with vecpg.connect(dsn, pool_size=2, pool_timeout=3) as c:
+        c.create_collection("k", dimension=2, metric_type="L2")
+        c.insert("k", {"id": [1, 2, 3], "vector": [[0, 0], [1, 1], [2, 2]]})
+        assert c.count("k") == 3
+        os.kill(_postmaster_pid(data), signal.SIGKILL)
+        time.sleep(0.5)
+        started = time.monotonic()
+        answered = None
+        while time.monotonic() - started < 10 and answered is None:
+            try:
+                answered = c.search("k", [[0.9, 0.9]], limit=1)
+            except vecpg.ServerUnavailable:
+                time.sleep(0.2)
+        assert answered is not None and answered[0][0].id == 2
+        assert c.count("k") == 3  # the acknowledged rows survived the crash
+    # a process that joins the server and is killed leaves its pid behind ...
+    code = ("import os, signal, sys, vecpg.server as s; s.embedded_dsn(sys.argv[1]); "
+            "print(os.getpid(), flush=True); os.kill(os.getpid(), signal.SIGKILL)")
+    proc = subprocess.run([sys.executable, "-c", code, data], capture_output=True, text=True,
+                          timeout=60, check=False)
+    dead = int(proc.stdout.split()[0])
+    with open(os.path.join(data, ".handle_pids.json")) as f:
+        assert dead in json.load(f)
+    # ... which the next process to join forgets
+    embedded_dsn(data, temporary=True)
+    with open(os.path.join(data, ".handle_pids.json")) as f:
+        assert dead not in json.load(f)

@@ -43,7 +43,7 @@ from .planner import DEFAULT_RECALL, PlanCache, Planner, check_recall
 from .query import SearchPlan, SearchRequest, compile_query, query_vectors
 from .results import Hit, select_fields
 from .schema import DEFAULT_PARTITION, CollectionSchema, check_name
-from .server import resolve_dsn
+from .server import resolve_dsn, revive
 from .session import Db, Session, Tracer, _Lease
 from .stats import StatsCache
 
@@ -81,8 +81,9 @@ class Client:
         with translate():
             upgrade(self.dsn)
             ddl.ensure_schema(self.dsn, self.schema)
-        self._session = Session(self.dsn, pool_size=pool_size, timeout=pool_timeout,
-                                tracer=tracer)
+        dsn_ = self.dsn
+        self._session = Session(dsn_, pool_size=pool_size, timeout=pool_timeout,
+                                tracer=tracer, on_lost=lambda: revive(dsn_))
         self._catalog = CatalogCache(self._session, self.schema)
         self._planner = Planner(StatsCache())
         self._plans = PlanCache(ttl=self._planner.stats.ttl)

