@@ -233,3 +233,30 @@ def test_embedded_server_killed_comes_back_and_dead_clients_are_forgotten() -> N
     embedded_dsn(data, temporary=True)
     with open(os.path.join(data, ".handle_pids.json")) as f:
         assert dead not in json.load(f)
+
+
+def test_a_read_only_role_connects_and_searches(small, dsn: str) -> None:
+    """With the schema migrated and the collection made, a role that may only read
+    connects (connect() writes nothing then) and searches, queries and explains."""
+    role = "ro_" + uuid.uuid4().hex[:6]
+    schema = small.schema
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        for s in ("vecpg", schema):
+            admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                sql.Identifier(s), sql.Identifier(role)))
+            admin.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+                sql.Identifier(s), sql.Identifier(role)))
+    try:
+        ro_dsn = psycopg.conninfo.make_conninfo(dsn, user=role)
+        with vecpg.connect(ro_dsn, schema=schema) as ro:
+            q = np.ones((1, 4), dtype=np.float32)
+            assert len(ro.search("t", q, limit=5)[0]) == 5
+            assert ro.count("t") == 50 and ro.explain("t")["strategy"] in ("exact", "hnsw")
+            with pytest.raises(vecpg.PermissionDenied, match="permission denied"):
+                ro.insert("t", {"id": [999], "vector": q})
+        assert small.count("t") == 50
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -22,6 +22,7 @@ from .errors import (
     MetricMismatch,
     NotFound,
     PartitionNotFound,
+    PermissionDenied,
     PoolTimeout,
     SchemaError,
     ServerError,
@@ -53,7 +54,7 @@ __all__ = [
     "AlreadyExists", "Client", "CollectionNotFound", "CollectionSchema", "DataType",
     "DimensionMismatch", "DuplicateKey", "FieldSchema", "FieldTypeError", "FilterError", "Hit",
     "IndexNotFound", "IndexNotReady", "IndexParams", "InvalidArgument", "InvalidName",
-    "InvalidVector", "Metric", "MetricMismatch", "NotFound", "PartitionNotFound", "PoolTimeout",
-    "SchemaError", "ServerError", "ServerUnavailable", "UnsupportedServer", "ValueTooLong",
-    "VecpgError", "connect",
+    "InvalidVector", "Metric", "MetricMismatch", "NotFound", "PartitionNotFound",
+    "PermissionDenied", "PoolTimeout", "SchemaError", "ServerError", "ServerUnavailable",
+    "UnsupportedServer", "ValueTooLong", "VecpgError", "connect",
 ]

@@ -49,10 +49,16 @@ def _table(info_or_schema: CollectionInfo | str, name: str | None = None) -> sql
 def ensure_schema(dsn: str, schema_name: str) -> None:
     """Create the Postgres schema that holds a client's collections, if it is missing (on a
     connection of its own: it runs before the client's pool opens)."""
-    with psycopg.connect(dsn, autocommit=True) as c, c.transaction():
-        # IF NOT EXISTS alone races: two processes can both find it missing
-        c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"vecpg schema {schema_name}",))
-        c.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema_name)))
+    with psycopg.connect(dsn, autocommit=True) as c:
+        if c.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                     (schema_name,)).fetchone():
+            return  # nothing to write: a role without CREATE can connect
+        with c.transaction():
+            # IF NOT EXISTS alone races: two processes can both find it missing
+            c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                      (f"vecpg schema {schema_name}",))
+            c.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                sql.Identifier(schema_name)))
 
 
 def quick_schema(dimension: int | None, primary_field_name: str, id_type: str,

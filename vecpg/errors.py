@@ -103,6 +103,10 @@ class ServerError(VecpgError):
     """The database refused an operation for a reason vecpg did not foresee."""
 
 
+class PermissionDenied(ServerError, PermissionError):
+    """The database role may not do this (Postgres' grants or row-level security)."""
+
+
 class ServerUnavailable(ServerError):
     """The server cannot be reached, or the connection to it was lost (it stopped,
     restarted or dropped the connection). The next call opens a new connection."""
@@ -140,6 +144,8 @@ class _Translate:
             raise AlreadyExists(_pg_message(exc)) from exc
         if isinstance(exc, pgerr.UndefinedTable):
             raise CollectionNotFound(_pg_message(exc)) from exc
+        if isinstance(exc, pgerr.InsufficientPrivilege):
+            raise PermissionDenied(_pg_message(exc)) from exc
         if _connection_lost(exc):
             raise ServerUnavailable(f"lost the connection to the server ({_pg_message(exc)});"
                                     " is it running? The next call reconnects") from exc
