@@ -91,3 +91,16 @@ def requests(value: Any, what: str) -> list[dict[str, Any]]:
         raise InvalidArgument(f"{what} must come from prepare_index_params() (a list of index "
                               f"requests), got {_got(value)}")
     return [dict(v) for v in value]
+
+
+def index_request(field_name: Any, index_type: Any, index_name: Any, metric_type: Any,
+                  params: Any) -> dict[str, Any]:
+    """One index request from ``create_index``'s keywords, as ``add_index`` makes it."""
+    text(field_name, "field_name", optional=False)
+    text(index_type, "index_type", optional=False)
+    optional_name(index_name, "index_name")
+    if metric_type is not None:
+        text(metric_type, "metric_type")
+    return {"field_name": field_name, "index_type": index_type,
+            "index_name": index_name or field_name, "metric_type": metric_type,
+            "params": mapping(params, "params")}

@@ -16,7 +16,13 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from .errors import CollectionNotFound, IndexNotFound, SchemaError
+from .errors import (
+    CollectionNotFound,
+    IndexNotFound,
+    InvalidArgument,
+    PartitionNotFound,
+    SchemaError,
+)
 from .indexes import IndexConfig, IndexKind, kind_of
 from .metrics import Metric, default_metric
 from .schema import DEFAULT_PARTITION, CollectionSchema, FieldSchema, check_name
@@ -311,6 +317,24 @@ class CatalogCache:
         with self._lock:
             self._entries[name] = (now, info)
         return info
+
+    def partitions(self, info: CollectionInfo, names: Any) -> list[str] | None:
+        """Partition names checked against the catalog (None: no restriction); a name
+        not in ``info`` is looked up afresh, since another process may have created it."""
+        if names is None:
+            return None
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, (list, tuple)) or not all(isinstance(p, str) for p in names):
+            raise InvalidArgument(f"partition names must be a list of strings, got {names!r}")
+        if not names:
+            return None
+        if any(p not in info.partitions for p in names):
+            info = self.get(info.name, fresh=True)
+        for p in names:
+            if p not in info.partitions:
+                raise PartitionNotFound(f"partition {p!r} of {info.name!r} does not exist")
+        return list(names)
 
     def forget(self, *names: str) -> None:
         """Drop cached entries (after DDL on them)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -34,7 +34,6 @@ from .errors import (
     AlreadyExists,
     IndexNotFound,
     InvalidArgument,
-    PartitionNotFound,
     VecpgError,
     translate,
 )
@@ -156,14 +155,6 @@ class Client:
         if metric_type is not None:
             args.text(metric_type, "metric_type")
         if schema is None:
-            args.integer(dimension, "dimension", 1, 64000) if dimension is not None else None
-            for value, what in ((primary_field_name, "primary_field_name"),
-                                (vector_field_name, "vector_field_name"),
-                                (description, "description"), (id_type, "id_type")):
-                args.text(value, what, optional=False)
-            args.flag(auto_id, "auto_id")
-            args.flag(enable_dynamic_field, "enable_dynamic_field")
-            args.integer(max_length, "max_length", 1, 65535)
             schema = ddl.quick_schema(dimension, primary_field_name, id_type, vector_field_name,
                                       auto_id, max_length, enable_dynamic_field, description)
         schema.validate()
@@ -283,24 +274,11 @@ class Client:
         """Delete a partition and every row in it (``_default`` cannot be dropped)."""
         if args.name(partition_name, "partition name") == DEFAULT_PARTITION:
             raise InvalidArgument("the _default partition cannot be dropped")
-        self._check_partitions(self._info(collection_name), [partition_name])
+        self._catalog.partitions(self._info(collection_name), [partition_name])
         with self._lease() as db, db.transaction():
             rows.delete_partition_rows(db, self._table(collection_name), partition_name)
             catalog.drop_partition(db, self.schema, collection_name, partition_name)
         self._catalog.forget(collection_name)
-
-    def _check_partitions(self, info: CollectionInfo, names: Sequence[str] | None
-                          ) -> list[str] | None:
-        """The partition names, checked against the catalog (None: no restriction)."""
-        names = args.names(names, "partition names")
-        if not names:
-            return None
-        if any(p not in info.partitions for p in names):
-            info = self._info(info.name, fresh=True)  # another process may have created it
-        for p in names:
-            if p not in info.partitions:
-                raise PartitionNotFound(f"partition {p!r} of {info.name!r} does not exist")
-        return list(names)
 
     # -- data -----------------------------------------------------------------------------
     def insert(self, collection_name: str, data: Any, partition_name: str | None = None
@@ -323,7 +301,7 @@ class Client:
         info = self._info(collection_name)
         partition_name = args.optional_name(partition_name, "partition_name")
         if partition_name:
-            self._check_partitions(info, [partition_name])
+            self._catalog.partitions(info, [partition_name])
         batch = ingest.prepare_batch(info.schema, data, partition=partition_name or
                                      DEFAULT_PARTITION, require_pk=upsert)
         with self._lease() as db:
@@ -339,7 +317,7 @@ class Client:
         if ids is None and not filter.strip():
             raise InvalidArgument("delete needs ids or a filter")
         args.optional_name(partition_name, "partition_name")
-        parts = self._check_partitions(info, [partition_name] if partition_name else None)
+        parts = self._catalog.partitions(info, [partition_name] if partition_name else None)
         where, params = rows.row_filter(info, ids, filter, parts)
         with self._lease() as db, db.transaction():
             return {"delete_count": rows.delete_rows(db, info, where, params)}
@@ -362,7 +340,7 @@ class Client:
         info = self._info(collection_name)
         filter = args.text(filter, "filter")
         output_fields = args.names(output_fields, "output_fields")
-        parts = self._check_partitions(info, partition_names)
+        parts = self._catalog.partitions(info, partition_names)
         where, params = rows.row_filter(info, ids, filter, parts)
         if output_fields == ["count(*)"]:
             with self._lease() as db:
@@ -423,7 +401,7 @@ class Client:
     def _plan(self, db: Db, info: CollectionInfo, req: SearchRequest, *,
               fresh: bool = False) -> SearchPlan:
         if req.partitions:
-            self._check_partitions(info, list(req.partitions))
+            self._catalog.partitions(info, list(req.partitions))
             info = self._info(info.name)
         target = check_recall(req.recall if req.recall is not None
                               else info.properties.get("recall", DEFAULT_RECALL))
@@ -524,15 +502,8 @@ class Client:
         calibrated for the planner."""
         requests = args.requests(index_params, "index_params")
         if field_name is not None:
-            args.text(field_name, "field_name", optional=False)
-            args.text(index_type, "index_type", optional=False)
-            args.optional_name(index_name, "index_name")
-            if metric_type is not None:
-                args.text(metric_type, "metric_type")
-            params = args.mapping(params, "params")
-            requests.append({"field_name": field_name, "index_type": index_type,
-                             "index_name": index_name or field_name,
-                             "metric_type": metric_type, "params": params or {}})
+            requests.append(args.index_request(field_name, index_type, index_name, metric_type,
+                                               params))
         if not requests:
             raise InvalidArgument("create_index needs index_params or field_name")
         for req in requests:

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import catalog
+from . import args, catalog
 from . import companion as cmp
 from .catalog import CollectionInfo, IndexInfo
 from .errors import AlreadyExists, InvalidArgument, SchemaError
@@ -68,6 +68,13 @@ def quick_schema(dimension: int | None, primary_field_name: str, id_type: str,
     field, dynamic fields on (as pymilvus' quick setup)."""
     if dimension is None:
         raise InvalidArgument("create_collection needs dimension (quick form) or schema")
+    args.integer(dimension, "dimension", 1, 64000)
+    for value, what in ((primary_field_name, "primary_field_name"), (id_type, "id_type"),
+                        (vector_field_name, "vector_field_name"), (description, "description")):
+        args.text(value, what, optional=False)
+    args.flag(auto_id, "auto_id")
+    args.flag(enable_dynamic_field, "enable_dynamic_field")
+    args.integer(max_length, "max_length", 1, 65535)
     schema = CollectionSchema(enable_dynamic_field=enable_dynamic_field, description=description)
     if id_type in ("int", "INT64", DataType.INT64):
         schema.add_field(primary_field_name, DataType.INT64, is_primary=True, auto_id=auto_id)
