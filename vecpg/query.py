@@ -29,6 +29,8 @@ from .metrics import DistanceSQL, Metric, check_metric, distance_sql, returned_a
 from .results import Hit, Selection, select_fields
 from .schema import PARTITION_COLUMN, DataType, FieldSchema
 
+MAX_TOPK = 16384  # rows a search ranks at most (limit + offset), as in Milvus
+
 
 def query_vectors(f: FieldSchema, data: Any) -> list[Any]:
     """Validate query vectors for field ``f`` (with the insert path's rules and errors);
@@ -162,10 +164,9 @@ class SearchRequest:
            anns_field: str | None = None, partition_names: Any = None, offset: int = 0,
            recall: float | None = None, strategy: str | None = None) -> SearchRequest:
         """Validate the arguments of ``Client.search``."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 16384:
-            raise InvalidArgument(f"limit must be an integer in [1, 16384], got {limit!r}")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidArgument(f"offset must be a non-negative integer, got {offset!r}")
+        limit = args.integer(limit, "limit", 1, MAX_TOPK)
+        # Milvus' bound too: limit + offset rows are ranked, at most 16384
+        offset = args.integer(offset, "offset", 0, MAX_TOPK - limit)
         filter = args.text(filter, "filter")
         output_fields = args.names(output_fields, "output_fields")
         partition_names = args.names(partition_names, "partition_names")
@@ -270,8 +271,7 @@ def prepare_query(info: CollectionInfo, f: FieldSchema, *, limit: int, offset: i
     if "offset" in knobs:  # Milvus takes the offset inside search_params too
         offset = offset or knobs.pop("offset")
         knobs.pop("offset", None)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidArgument(f"offset must be a non-negative integer, got {offset!r}")
+        offset = args.integer(offset, "offset", 0, MAX_TOPK - limit)
     knobs = check_search_knobs(knobs)
     metric = Metric.parse(metric_name) if metric_name else info.metric(f.name)
     check_metric(metric, f.dtype, f.name)
