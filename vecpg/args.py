@@ -8,6 +8,7 @@ came, so no bare ``TypeError``/``ValueError`` of Python or numpy escapes a publi
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,10 +55,14 @@ def names(value: Any, what: str) -> list[str] | None:
 
 
 def integer(value: Any, what: str, lo: int = 0, hi: int = INT64_MAX) -> int:
-    """An integer (not a bool) in ``[lo, hi]``."""
-    if isinstance(value, bool) or not hasattr(value, "__index__") or not lo <= value <= hi:
+    """An integer (not a bool; numpy integers welcome) in ``[lo, hi]``."""
+    try:
+        v = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:  # an array, a float, a string ...
+        v = None
+    if v is None or not lo <= v <= hi:
         raise InvalidArgument(f"{what} must be an integer in [{lo}, {hi}], got {_got(value)}")
-    return int(value)
+    return v
 
 
 def number(value: Any, what: str, lo: float, hi: float) -> float:
