@@ -191,6 +191,9 @@ class _Lease:
             self._session._local.db = None
             self._session._give(db)
         if exc is not None:
+            if isinstance(exc, ServerUnavailable):  # translated further in already
+                self._session.lost()
+                return
             try:
                 self._translate.__exit__(exc_type, exc, tb)
             except ServerUnavailable:
