@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # type checkers see the real signatures; at run time they loa
 
 
 def __getattr__(name: str) -> object:
-    # The client pulls in psycopg_pool, the filter parser and alembic; import it on first use
+    # The client pulls in the filter parser, numpy and alembic; import it on first use
     # so `import vecpg.datasets` stays light.
     if name in ("Client", "IndexParams", "connect"):
         from . import client

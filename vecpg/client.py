@@ -18,10 +18,11 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -34,6 +35,7 @@ from .errors import (
     AlreadyExists,
     IndexNotFound,
     InvalidArgument,
+    ServerUnavailable,
     VecpgError,
     translate,
 )
@@ -47,6 +49,23 @@ from .session import Db, Session, Tracer, _Lease
 from .stats import StatsCache
 
 Progress = Callable[[dict[str, Any]], None]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _retried(method: Callable[Concatenate[Client, P], R]) -> Callable[Concatenate[Client, P], R]:
+    """A read is tried once more when its connection turned out dead (the server restarted,
+    or dropped the connection): the session has closed the other idle connections and, for
+    the embedded server, started it again, so the second try opens a fresh connection.
+    Writes are not retried: whether a write that lost its connection was committed is not
+    known, and the caller decides."""
+    @functools.wraps(method)
+    def read(self: Client, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except ServerUnavailable:
+            return method(self, *args, **kwargs)
+    return read
 
 
 class IndexParams(list[dict[str, Any]]):
@@ -165,17 +184,20 @@ class Client:
         if index_params:
             self.create_index(collection_name, index_params)
 
+    @_retried
     def has_collection(self, collection_name: str) -> bool:
         """Whether the collection exists."""
         check_name(collection_name, "collection name")
         with self._lease() as db:
             return catalog.exists(db, self.schema, collection_name)
 
+    @_retried
     def list_collections(self) -> list[str]:
         """The collections of this client's schema, by name."""
         with self._lease() as db:
             return catalog.names(db, self.schema)
 
+    @_retried
     def describe_collection(self, collection_name: str) -> dict[str, Any]:
         """Schema, metrics, indexes and partitions of a collection, as a dict."""
         info = self._info(collection_name, fresh=True)
@@ -259,6 +281,7 @@ class Client:
             catalog.add_partition(db, self.schema, collection_name, partition_name)
         self._catalog.forget(collection_name)
 
+    @_retried
     def list_partitions(self, collection_name: str) -> list[str]:
         """The collection's partitions, ``_default`` first."""
         self._info(collection_name)
@@ -330,6 +353,7 @@ class Client:
         return self.query(collection_name, ids=ids, output_fields=output_fields,
                           partition_names=partition_names)
 
+    @_retried
     def query(self, collection_name: str, filter: str = "", output_fields: list[str] | None = None,
               limit: int | None = None, offset: int = 0, ids: Any = None,
               partition_names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -359,6 +383,7 @@ class Client:
         return int(res[0]["count(*)"])
 
     # -- search ---------------------------------------------------------------------------
+    @_retried
     def search(self, collection_name: str, data: Any, limit: int = 10, filter: str = "",
                output_fields: list[str] | None = None,
                search_params: dict[str, Any] | None = None, anns_field: str | None = None,
@@ -408,6 +433,7 @@ class Client:
         return self._planner.plan(db, compile_query(info, req), recall=target,
                                   strategy=req.strategy, fresh=fresh)
 
+    @_retried
     def explain(self, collection_name: str, data: Any = None, limit: int = 10, filter: str = "",
                 output_fields: list[str] | None = None,
                 search_params: dict[str, Any] | None = None, anns_field: str | None = None,
@@ -554,6 +580,7 @@ class Client:
         stats = self.rebuild_index(collection_name, index_name, progress)
         return {"rebuilt": True, "uncovered_share": share, **(cov or {}), "build": stats}
 
+    @_retried
     def list_indexes(self, collection_name: str, field_name: str | None = None) -> list[str]:
         """The collection's index names (on ``field_name`` only, when given)."""
         info = self._info(collection_name, fresh=True)
@@ -561,6 +588,7 @@ class Client:
         return [ix.index_name for ix in info.indexes
                 if field_name is None or ix.field_name == field_name]
 
+    @_retried
     def describe_index(self, collection_name: str, index_name: str) -> dict[str, Any]:
         """Type, metric, parameters, state and size of one index.
 

