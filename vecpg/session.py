@@ -299,8 +299,12 @@ class Session:
             self.lost()
             raise ServerUnavailable(f"could not connect to the server ({_first_line(e)}): "
                                     "is it running?") from e
-        with translate():
-            register_vector(raw)
+        try:
+            with translate():
+                register_vector(raw)
+        except BaseException:
+            raw.close()
+            raise
         return raw
 
     def _give(self, db: Db) -> None:
@@ -311,7 +315,12 @@ class Session:
             self._release_slot()
             return
         if status != pq.TransactionStatus.IDLE:
-            conn.rollback()  # never hand on an open transaction
+            try:
+                conn.rollback()  # never hand on an open transaction
+            except psycopg.Error:
+                conn.close()
+                self._release_slot()
+                return
         with self._cond:
             self._idle.append(db)
             self._cond.notify()
