@@ -18,11 +18,10 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -35,7 +34,6 @@ from .errors import (
     AlreadyExists,
     IndexNotFound,
     InvalidArgument,
-    ServerUnavailable,
     VecpgError,
     translate,
 )
@@ -45,27 +43,10 @@ from .query import SearchPlan, SearchRequest, compile_query, query_vectors
 from .results import Hit, select_fields
 from .schema import DEFAULT_PARTITION, CollectionSchema, check_name
 from .server import resolve_dsn, revive
-from .session import Db, Session, Tracer, _Lease
+from .session import Db, Session, Tracer, _Lease, retried
 from .stats import StatsCache
 
 Progress = Callable[[dict[str, Any]], None]
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _retried(method: Callable[Concatenate[Client, P], R]) -> Callable[Concatenate[Client, P], R]:
-    """A read is tried once more when its connection turned out dead (the server restarted,
-    or dropped the connection): the session has closed the other idle connections and, for
-    the embedded server, started it again, so the second try opens a fresh connection.
-    Writes are not retried: whether a write that lost its connection was committed is not
-    known, and the caller decides."""
-    @functools.wraps(method)
-    def read(self: Client, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(self, *args, **kwargs)
-        except ServerUnavailable:
-            return method(self, *args, **kwargs)
-    return read
 
 
 class IndexParams(list[dict[str, Any]]):
@@ -184,20 +165,20 @@ class Client:
         if index_params:
             self.create_index(collection_name, index_params)
 
-    @_retried
+    @retried
     def has_collection(self, collection_name: str) -> bool:
         """Whether the collection exists."""
         check_name(collection_name, "collection name")
         with self._lease() as db:
             return catalog.exists(db, self.schema, collection_name)
 
-    @_retried
+    @retried
     def list_collections(self) -> list[str]:
         """The collections of this client's schema, by name."""
         with self._lease() as db:
             return catalog.names(db, self.schema)
 
-    @_retried
+    @retried
     def describe_collection(self, collection_name: str) -> dict[str, Any]:
         """Schema, metrics, indexes and partitions of a collection, as a dict."""
         info = self._info(collection_name, fresh=True)
@@ -281,7 +262,7 @@ class Client:
             catalog.add_partition(db, self.schema, collection_name, partition_name)
         self._catalog.forget(collection_name)
 
-    @_retried
+    @retried
     def list_partitions(self, collection_name: str) -> list[str]:
         """The collection's partitions, ``_default`` first."""
         self._info(collection_name)
@@ -353,7 +334,7 @@ class Client:
         return self.query(collection_name, ids=ids, output_fields=output_fields,
                           partition_names=partition_names)
 
-    @_retried
+    @retried
     def query(self, collection_name: str, filter: str = "", output_fields: list[str] | None = None,
               limit: int | None = None, offset: int = 0, ids: Any = None,
               partition_names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -383,7 +364,7 @@ class Client:
         return int(res[0]["count(*)"])
 
     # -- search ---------------------------------------------------------------------------
-    @_retried
+    @retried
     def search(self, collection_name: str, data: Any, limit: int = 10, filter: str = "",
                output_fields: list[str] | None = None,
                search_params: dict[str, Any] | None = None, anns_field: str | None = None,
@@ -433,27 +414,21 @@ class Client:
         return self._planner.plan(db, compile_query(info, req), recall=target,
                                   strategy=req.strategy, fresh=fresh)
 
-    @_retried
+    @retried
     def explain(self, collection_name: str, data: Any = None, limit: int = 10, filter: str = "",
                 output_fields: list[str] | None = None,
                 search_params: dict[str, Any] | None = None, anns_field: str | None = None,
                 partition_names: list[str] | None = None, offset: int = 0, *,
                 recall: float | None = None, strategy: str | None = None) -> dict[str, Any]:
-        """What :meth:`search` with these arguments would run, and why. Statistics are
-        measured afresh. ``data`` (query vectors) is optional: the plan does not depend on
-        it, but when given it is validated as search would.
+        """What :meth:`search` with these arguments would run, and why (statistics
+        measured afresh; ``data``, optional, is validated as search would).
 
-        Returns a dict: ``strategy`` (exact, filter_first, hnsw, ivfflat, or a companion
-        index type), ``params`` (its knobs, e.g. ``{"ef": 64}``), ``settings`` (the
-        Postgres settings it sets), ``estimated_cost_ms`` (per query), ``estimated_recall``,
-        ``cost_source`` (calibration, default, model or observed), ``recall_target``,
-        ``forced``, ``k``, ``rows`` and ``rows_source``, ``filtered``, ``selectivity``,
-        ``matching_rows``, ``selectivity_source`` (none, planner, sample or count),
-        ``planner_matching_rows`` (Postgres' estimate when a count replaced it),
-        ``filter_access`` (index or seq), ``index`` (name, type, calibration time and
-        rows), ``exact_fallback`` (whether short results are redone exactly),
-        ``alternatives`` (each option considered, with its estimates and why it was
-        rejected), ``sql`` and ``sql_params`` (the statement and its parameters).
+        A dict: ``strategy``, ``params``, ``settings``, ``estimated_cost_ms``,
+        ``estimated_recall``, ``cost_source``, ``recall_target``, ``forced``, ``k``,
+        ``rows``/``rows_source``, ``filtered``, ``selectivity``, ``matching_rows``,
+        ``selectivity_source``, ``planner_matching_rows``, ``filter_access``, ``index``,
+        ``exact_fallback``, ``alternatives`` (each with why it lost), ``sql``,
+        ``sql_params`` (see the README's planner section).
 
             >>> client.explain("docs", limit=10, filter="lexfile == 19")["strategy"]
             'filter_first'
@@ -472,18 +447,13 @@ class Client:
     def calibrate(self, collection_name: str, index_name: str | None = None, *,
                   queries: Any = 100) -> dict[str, Any]:
         """Measure the recall and latency of each search setting of the collection's
-        vector indexes (or of ``index_name``) and store the curves in the catalog for the
-        planner. Index builds calibrate on their own; call this after the collection has
-        grown or changed a lot, or with real queries.
+        vector indexes (or of ``index_name``) and store the curves for the planner. Builds
+        and rebuilds calibrate on their own; call it after the collection changed a lot.
 
-        ``queries``: an (m, dim) array of representative query vectors (e.g. from a query
-        log), which measure recall as users see it; or a number: the first query vectors
-        this client searched the field with (up to 100, when there are at least 20), else
-        that many of the collection's own rows (their recall is corrected for being rows
-        of the index).
-
-        Returns ``{index_name: calibration}`` (see :mod:`vecpg.calibrate`; None for an
-        index with no knob to tune or a collection of fewer than 50 rows).
+        ``queries``: an (m, dim) array of real query vectors (best), or a number: the
+        first query vectors this client searched the field with (when there are 20+), else
+        that many of the collection's rows (their recall corrected for being rows). Returns
+        ``{index_name: calibration}`` (:mod:`vecpg.calibrate`; None when nothing to tune).
         """
         info = self._info(collection_name, fresh=True)
         index_name = args.optional_name(index_name, "index_name")
@@ -580,7 +550,7 @@ class Client:
         stats = self.rebuild_index(collection_name, index_name, progress)
         return {"rebuilt": True, "uncovered_share": share, **(cov or {}), "build": stats}
 
-    @_retried
+    @retried
     def list_indexes(self, collection_name: str, field_name: str | None = None) -> list[str]:
         """The collection's index names (on ``field_name`` only, when given)."""
         info = self._info(collection_name, fresh=True)
@@ -588,7 +558,7 @@ class Client:
         return [ix.index_name for ix in info.indexes
                 if field_name is None or ix.field_name == field_name]
 
-    @_retried
+    @retried
     def describe_index(self, collection_name: str, index_name: str) -> dict[str, Any]:
         """Type, metric, parameters, state and size of one index.
 

@@ -25,10 +25,11 @@ at once; a caller waits up to ``timeout`` seconds for one, then gets :class:`Poo
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -37,6 +38,8 @@ from psycopg import pq, sql
 from .errors import PoolTimeout, ServerUnavailable, translate
 
 Tracer = Callable[[str, Sequence[Any]], None]
+P = ParamSpec("P")
+R = TypeVar("R")
 Query = str | sql.SQL | sql.Composed
 
 
@@ -338,6 +341,21 @@ class Session:
             self._out -= len(idle)
         for db in idle:
             db.raw.close()
+
+
+def retried(method: Callable[P, R]) -> Callable[P, R]:
+    """For reads: try once more when the connection turned out dead (the server restarted,
+    or dropped the connection). The session has then closed the other idle connections
+    and, for the embedded server, started it again, so the second try opens a fresh
+    connection. Writes are not retried: whether a write that lost its connection was
+    committed is not known, and the caller decides."""
+    @functools.wraps(method)
+    def read(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except ServerUnavailable:
+            return method(*args, **kwargs)
+    return read
 
 
 def _first_line(e: BaseException) -> str:
