@@ -217,6 +217,8 @@ def test_rows_written_during_a_rebuild_are_found(client: vecpg.Client, dsn: str)
     def midway(p: dict) -> None:
         # runs inside the build's snapshot: another connection commits new rows now
         if p.get("phase") == "encoding" and not wrote:
+            with vecpg.connect(dsn, schema=client.schema) as watcher:
+                assert watcher.describe_index("c", "q")["build_running"] is True
             with psycopg.connect(dsn, autocommit=True) as other:
                 register_vector(other)
                 other.execute(sql.SQL("INSERT INTO {} (id, vec, grp) VALUES (%s, %s, 0)").format(
@@ -254,7 +256,7 @@ def test_killed_rebuild_leaves_the_old_index_serving(client: vecpg.Client, dsn: 
     assert "MIDWAY" in proc.stdout and "FINISHED" not in proc.stdout
     assert proc.returncode == -signal.SIGKILL
     d = client.describe_index("c", "q")
-    assert d["state"] == "ready" and d["version"] == 1
+    assert d["state"] == "ready" and d["version"] == 1 and d["build_running"] is False
     assert _same_as_exact(client, q) == before
     # writes after the killed build are visible, and encoded again: the dead build's mark
     # (build_started) does not send them to the pending list forever

@@ -566,7 +566,8 @@ class Client:
         stored model) and ``bytes_per_vector``. A companion index also reports
         ``model_bytes`` (the stored model), ``codes_table_bytes``, ``memory_bytes`` (what
         this process holds for it, once loaded), ``build`` (build statistics, with
-        ``model_memory_bytes``: the model's arrays in memory) and ``coverage``."""
+        ``model_memory_bytes``: the model's arrays in memory), ``coverage`` and
+        ``build_running`` (a (re)build is running now, in any process)."""
         info = self._info(collection_name, fresh=True)
         ix = info.index(index_name)
         with self._lease() as db:

@@ -152,6 +152,13 @@ class Target:
     cfg: Companion
 
 
+def build_running(conn: Db, index_id: int) -> bool:
+    """Whether a build of the index is running now (in any process): its build lock is
+    held. Taking the lock shared for one statement (autocommit) tells, without waiting."""
+    return not conn.value("SELECT pg_try_advisory_xact_lock_shared(%s, %s)",
+                          (BUILD_NAMESPACE, index_id))
+
+
 def _lock_exclusive(conn: Db, index_id: int) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, index_id))
 

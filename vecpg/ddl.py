@@ -324,6 +324,9 @@ def describe_index(db: Db, info: CollectionInfo, ix: IndexInfo,
             n = int(db.value(sql.SQL("SELECT count(*) FROM {}").format(_table(info))))
         return {**out, "total_bytes": size, "bytes_per_vector": (size / n) if n else None}
     out["version"] = ix.version
+    if ix.id is not None:
+        # a killed build leaves state 'ready' (the old version serves) and nothing running
+        out["build_running"] = cmp.build_running(db, ix.id)
     if not ix.version or ix.id is None:
         return out
     t = companion_target(info, ix)
