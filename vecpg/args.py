@@ -72,6 +72,13 @@ def number(value: Any, what: str, lo: float, hi: float) -> float:
     return float(value)
 
 
+def check_recall(recall: Any) -> float:
+    """A recall target: a number in (0, 1]."""
+    if isinstance(recall, bool) or not isinstance(recall, (int, float)) or not 0 < recall <= 1:
+        raise InvalidArgument(f"recall must be a number in (0, 1], got {_got(recall)}")
+    return float(recall)
+
+
 def flag(value: Any, what: str) -> bool:
     """A bool."""
     if not isinstance(value, bool):

@@ -16,10 +16,10 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from . import args
 from .errors import (
     CollectionNotFound,
     IndexNotFound,
-    InvalidArgument,
     PartitionNotFound,
     SchemaError,
 )
@@ -321,12 +321,7 @@ class CatalogCache:
     def partitions(self, info: CollectionInfo, names: Any) -> list[str] | None:
         """Partition names checked against the catalog (None: no restriction); a name
         not in ``info`` is looked up afresh, since another process may have created it."""
-        if names is None:
-            return None
-        if isinstance(names, str):
-            names = [names]
-        if not isinstance(names, (list, tuple)) or not all(isinstance(p, str) for p in names):
-            raise InvalidArgument(f"partition names must be a list of strings, got {names!r}")
+        names = args.names(names, "partition names")
         if not names:
             return None
         if any(p not in info.partitions for p in names):

@@ -29,6 +29,7 @@ from psycopg import sql
 from . import args, catalog, ddl, executor, ingest, rows
 from . import calibrate as cal
 from . import companion as cmp
+from .args import check_recall
 from .catalog import CatalogCache, CollectionInfo
 from .errors import (
     AlreadyExists,
@@ -38,7 +39,7 @@ from .errors import (
     translate,
 )
 from .migrate import server_versions, upgrade
-from .planner import DEFAULT_RECALL, PlanCache, Planner, check_recall
+from .planner import DEFAULT_RECALL, PlanCache, Planner
 from .query import SearchPlan, SearchRequest, compile_query, query_vectors
 from .results import Hit, select_fields
 from .schema import DEFAULT_PARTITION, CollectionSchema, check_name

@@ -27,6 +27,7 @@ from typing import Any
 
 from psycopg import sql
 
+from . import args
 from .errors import InvalidArgument, MetricMismatch
 from .metrics import Metric, opclass
 from .schema import DataType, FieldSchema
@@ -105,11 +106,7 @@ def int_param(params: Mapping[str, Any], names: tuple[str, ...], default: int, l
     integer in ``[lo, hi]``."""
     for name in names:
         if name in params:
-            v = params[name]
-            if isinstance(v, bool) or not hasattr(v, "__index__") or not lo <= v <= hi:
-                raise InvalidArgument(f"{what} {name} must be an integer in [{lo}, {hi}], "
-                                      f"got {v!r}")
-            return int(v)
+            return args.integer(params[name], f"{what} {name}", lo, hi)
     return default
 
 

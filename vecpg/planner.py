@@ -599,13 +599,6 @@ class Runnable:
     companion: Any = None
 
 
-def check_recall(recall: Any) -> float:
-    """``recall`` as a float in (0, 1]; :class:`InvalidArgument` otherwise."""
-    if isinstance(recall, bool) or not isinstance(recall, (int, float)) or not 0 < recall <= 1:
-        raise InvalidArgument(f"recall must be a number in (0, 1], got {recall!r}")
-    return float(recall)
-
-
 def make_plan(ctx: PlanContext, best: Option, options: list[Option]) -> SearchPlan:
     """The frozen plan for the chosen option, with its exact fallback and explanation
     (pure: no database)."""

@@ -173,14 +173,13 @@ class SearchRequest:
         anns_field = args.optional_name(anns_field, "anns_field")
         if strategy is not None:
             args.text(strategy, "strategy")
-        if recall is not None and (isinstance(recall, bool) or not isinstance(
-                recall, (int, float)) or not 0 < recall <= 1):
-            raise InvalidArgument(f"recall must be a number in (0, 1], got {recall!r}")
+        if recall is not None:
+            recall = args.check_recall(recall)
         parse_search_params(search_params)  # shape errors now, not at planning
         return cls(collection, limit, filter,
                    tuple(output_fields) if output_fields is not None else None,
                    _freeze(search_params or {}), anns_field, tuple(partition_names or ()),
-                   offset, None if recall is None else float(recall), strategy)
+                   offset, recall, strategy)
 
 
 @dataclass(frozen=True)
@@ -269,9 +268,8 @@ def prepare_query(info: CollectionInfo, f: FieldSchema, *, limit: int, offset: i
     """Validate a search's arguments and compile its filter."""
     metric_name, knobs = parse_search_params(search_params)
     if "offset" in knobs:  # Milvus takes the offset inside search_params too
-        offset = offset or knobs.pop("offset")
-        knobs.pop("offset", None)
-        offset = args.integer(offset, "offset", 0, MAX_TOPK - limit)
+        inner = knobs.pop("offset")
+        offset = args.integer(offset or inner, "offset", 0, MAX_TOPK - limit)
     knobs = check_search_knobs(knobs)
     metric = Metric.parse(metric_name) if metric_name else info.metric(f.name)
     check_metric(metric, f.dtype, f.name)

@@ -76,10 +76,7 @@ def id_list(ids: Any, dtype: DataType) -> list[Any]:
     out: list[Any] = []
     for v in ids:
         if dtype is DataType.INT64:
-            if isinstance(v, bool) or not hasattr(v, "__index__") or not (
-                    -INT64_MAX - 1 <= v <= INT64_MAX):
-                raise InvalidArgument(f"primary key values must be int64 integers, got {v!r}")
-            out.append(int(v))
+            out.append(args.integer(v, "a primary key value", -INT64_MAX - 1, INT64_MAX))
         else:
             if not isinstance(v, str):
                 raise InvalidArgument(f"primary key values must be strings, got {v!r}")
