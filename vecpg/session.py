@@ -243,12 +243,7 @@ class Session:
         """The server went away (a connection died): close the idle connections too, so
         each does not fail one more call, and let ``on_lost`` act (for the embedded server:
         start it again). New connections are opened as calls need them."""
-        with self._cond:
-            idle, self._idle = self._idle, []
-            self._out -= len(idle)
-            self._cond.notify_all()
-        for db in idle:
-            db.raw.close()
+        self._close_idle()
         if self.on_lost is not None:
             self.on_lost()
 
@@ -314,33 +309,39 @@ class Session:
         conn = db.raw
         status = conn.pgconn.transaction_status  # not conn.info: it builds an object a call
         if self._closed or conn.closed or status == pq.TransactionStatus.UNKNOWN:
-            conn.close()  # broken (or the session closed): a later call opens another
-            self._release_slot()
+            self._discard(conn)  # broken (or the session closed): a later call opens another
             return
         if status != pq.TransactionStatus.IDLE:
             try:
                 conn.rollback()  # never hand on an open transaction
             except psycopg.Error:
-                conn.close()
-                self._release_slot()
+                self._discard(conn)
                 return
         with self._cond:
             self._idle.append(db)
             self._cond.notify()
+
+    def _discard(self, conn: psycopg.Connection) -> None:
+        conn.close()
+        self._release_slot()
 
     def _release_slot(self) -> None:
         with self._cond:
             self._out -= 1
             self._cond.notify()
 
-    def close(self) -> None:
-        """Close every connection (idle ones now, those in use when they come back)."""
+    def _close_idle(self) -> None:
         with self._cond:
-            self._closed = True
             idle, self._idle = self._idle, []
             self._out -= len(idle)
+            self._cond.notify_all()
         for db in idle:
             db.raw.close()
+
+    def close(self) -> None:
+        """Close every connection (idle ones now, those in use when they come back)."""
+        self._closed = True
+        self._close_idle()
 
 
 def retried(method: Callable[P, R]) -> Callable[P, R]:
