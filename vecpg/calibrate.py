@@ -163,7 +163,7 @@ class _Calibration:
         if nlist := kind.nlist(index.params):  # IVF: probing every list ends the grid
             self.grid = tuple(sorted({p for p in self.grid if p < nlist} | {nlist}))
         f = info.schema.field(index.field_name)
-        self.table = sql.Identifier(info.schema_name, info.name)
+        self.table = info.table
         self.pk = sql.Identifier(info.schema.primary_field.name)
         self.col = sql.Identifier(f.name)
         self.dist = distance_sql(Metric.parse(index.metric_type or "L2"), self.col, f.dtype,

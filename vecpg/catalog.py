@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from . import args
@@ -71,6 +72,11 @@ class CollectionInfo:
     properties: dict[str, Any] = field(default_factory=dict)
     indexes: tuple[IndexInfo, ...] = ()
     partitions: tuple[str, ...] = ()
+
+    @property
+    def table(self) -> sql.Identifier:
+        """The collection's table, schema-qualified."""
+        return sql.Identifier(self.schema_name, self.name)
 
     def metric(self, field_name: str) -> Metric:
         """The field's metric: set at creation or by its index; else the type's default."""

@@ -38,12 +38,6 @@ from .session import Db
 Progress = Callable[[dict[str, Any]], None]
 
 
-def _table(info_or_schema: CollectionInfo | str, name: str | None = None) -> sql.Identifier:
-    if isinstance(info_or_schema, CollectionInfo):
-        return sql.Identifier(info_or_schema.schema_name, info_or_schema.name)
-    return sql.Identifier(info_or_schema, name or "")
-
-
 # -- collections --------------------------------------------------------------------------
 
 def ensure_schema(dsn: str, schema_name: str) -> None:
@@ -106,7 +100,7 @@ def field_metrics(schema: CollectionSchema, metric_type: str | None) -> dict[str
 def create_collection(db: Db, schema_name: str, name: str, schema: CollectionSchema,
                       metrics: dict[str, str]) -> None:
     """The collection's table, its partition index and its catalog entry, at once."""
-    table = _table(schema_name, name)
+    table = sql.Identifier(schema_name, name)
     with db.transaction():
         db.lock(f"collection {schema_name}.{name}")
         if catalog.exists(db, schema_name, name):
@@ -128,7 +122,7 @@ def rename_collection(db: Db, info: CollectionInfo, new_name: str) -> None:
         if catalog.exists(db, schema_name, new_name):
             raise AlreadyExists(f"collection {new_name!r} already exists")
         db.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-            _table(info), sql.Identifier(new_name)))
+            info.table, sql.Identifier(new_name)))
         renames = [(pg_index_name(old, PARTITION_COLUMN), PARTITION_COLUMN)]
         renames += [(ix.pg_index, ix.index_name) for ix in info.indexes if ix.pg_index]
         for ix in info.indexes:
@@ -156,7 +150,7 @@ def drop_collection(db: Db, schema_name: str, name: str) -> list[int]:
             if ix.kind.companion and ix.id is not None:
                 cmp.uninstall(db, ix.id)
                 dropped.append(ix.id)
-        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_table(schema_name, name)))
+        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema_name, name)))
         catalog.drop_collection(db, schema_name, name)
     return dropped
 
@@ -204,10 +198,10 @@ def create_index(db: Db, info: CollectionInfo, req: Mapping[str, Any], dsn: str,
                 # popcount bounds screen SUBSTRUCTURE/SUPERSTRUCTURE and Tanimoto range
                 # searches before the exact bit test (see metrics.distance_sql)
                 db.execute(sql.SQL("CREATE INDEX {} ON {} ((vecpg.popcount({})))").format(
-                    sql.Identifier(popcount_index_name(info.name, name)), _table(info),
+                    sql.Identifier(popcount_index_name(info.name, name)), info.table,
                     sql.Identifier(f.name)))
             if ddl is not None or f.dtype is DataType.BINARY_VECTOR:
-                db.execute(sql.SQL("ANALYZE {}").format(_table(info)))
+                db.execute(sql.SQL("ANALYZE {}").format(info.table))
             catalog.add_index(db, info, name, f.name, cfg.kind, metric, config_params(cfg),
                               pg_name)
             if metric is not None:
@@ -226,9 +220,9 @@ def _create_companion(db: Db, info: CollectionInfo, f: Any, name: str, cfg: Comp
     with db.transaction():
         index_id = catalog.add_index(db, info, name, f.name, cfg.kind, metric,
                                      config_params(cfg), None, building=True)
-        cmp.install(db, _table(info), info.schema.primary_field, f, index_id)
+        cmp.install(db, info.table, info.schema.primary_field, f, index_id)
         catalog.set_metric(db, info, f.name, metric)
-    target = cmp.Target(index_id, _table(info), info.schema.primary_field, f, metric, cfg)
+    target = cmp.Target(index_id, info.table, info.schema.primary_field, f, metric, cfg)
     try:
         cmp.build(db, target, progress)
     except Exception:
@@ -258,7 +252,7 @@ def companion_target(info: CollectionInfo, ix: IndexInfo) -> cmp.Target:
     if not isinstance(cfg, Companion) or ix.id is None:
         raise InvalidArgument(f"index {ix.index_name!r} is {ix.index_type}, not a companion "
                               "index")
-    return cmp.Target(ix.id, _table(info), info.schema.primary_field,
+    return cmp.Target(ix.id, info.table, info.schema.primary_field,
                       info.schema.field(ix.field_name), Metric.parse(ix.metric_type or "L2"),
                       cfg)
 
@@ -321,7 +315,7 @@ def describe_index(db: Db, info: CollectionInfo, ix: IndexInfo,
         if ix.pg_index:
             size = int(db.value("SELECT pg_relation_size(%s::regclass)",
                                 (sql.Identifier(info.schema_name, ix.pg_index).as_string(db.raw),)))
-            n = int(db.value(sql.SQL("SELECT count(*) FROM {}").format(_table(info))))
+            n = int(db.value(sql.SQL("SELECT count(*) FROM {}").format(info.table)))
         return {**out, "total_bytes": size, "bytes_per_vector": (size / n) if n else None}
     out["version"] = ix.version
     if ix.id is not None:

@@ -209,7 +209,7 @@ class Query:
     @property
     def table(self) -> sql.Identifier:
         """The collection's table."""
-        return sql.Identifier(self.info.schema_name, self.info.name)
+        return self.info.table
 
     @property
     def filter_sql(self) -> tuple[sql.Composable, list[Any]]:

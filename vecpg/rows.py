@@ -23,16 +23,12 @@ from .schema import META_COLUMN, PARTITION_COLUMN, DataType
 from .session import Db
 
 
-def _table(info: CollectionInfo) -> sql.Identifier:
-    return sql.Identifier(info.schema_name, info.name)
-
-
 def write(db: Db, info: CollectionInfo, batch: Batch, targets: list[Target],
           companions: Companions, *, upsert: bool) -> list[Any]:
     """Insert (or upsert) a validated batch, auto ids drawn first, companion codes written
     in the same transaction; returns the primary keys in row order."""
     pk = info.schema.primary_field
-    table = _table(info)
+    table = info.table
     with db.transaction():
         if batch.pk_values is None:
             seq = db.value("SELECT pg_get_serial_sequence(%s, %s)",
@@ -55,7 +51,7 @@ def _upsert(db: Db, info: CollectionInfo, batch: Batch) -> None:
     rows (as Milvus does)."""
     tmp = sql.Identifier("_vecpg_upsert")
     db.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP")
-               .format(tmp, _table(info)))
+               .format(tmp, info.table))
     copy_batch(db, tmp, batch)
     pk = info.schema.primary_field.name
     cols = [f.name for f in info.schema.fields] + [PARTITION_COLUMN]
@@ -65,7 +61,7 @@ def _upsert(db: Db, info: CollectionInfo, batch: Batch) -> None:
     sets = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
                               for c in cols if c != pk)
     db.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) "
-                       "DO UPDATE SET {}").format(_table(info), ident, ident, tmp,
+                       "DO UPDATE SET {}").format(info.table, ident, ident, tmp,
                                                   sql.Identifier(pk), sets))
 
 
@@ -109,7 +105,7 @@ def row_filter(info: CollectionInfo, ids: Any, expr: str, partitions: list[str] 
 
 def delete_rows(db: Db, info: CollectionInfo, where: sql.Composable, params: list[Any]) -> int:
     """Delete the rows ``where`` selects; returns how many."""
-    return db.execute(sql.SQL("DELETE FROM {} WHERE {}").format(_table(info), where),
+    return db.execute(sql.SQL("DELETE FROM {} WHERE {}").format(info.table, where),
                       params).rowcount
 
 
@@ -121,7 +117,7 @@ def delete_partition_rows(db: Db, table: sql.Identifier, partition: str) -> None
 
 def count_rows(db: Db, info: CollectionInfo, where: sql.Composable, params: list[Any]) -> int:
     """How many rows ``where`` selects."""
-    return int(db.value(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_table(info), where),
+    return int(db.value(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(info.table, where),
                         params))
 
 
@@ -129,6 +125,6 @@ def select_rows(db: Db, info: CollectionInfo, sel: Selection, where: sql.Composa
                 params: list[Any], limit: int | None, offset: int) -> list[dict[str, Any]]:
     """The selected fields of the rows ``where`` selects, in primary-key order."""
     stmt = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s").format(
-        sql.SQL(", ").join(sel.select_list()), _table(info), where,
+        sql.SQL(", ").join(sel.select_list()), info.table, where,
         sql.Identifier(info.schema.primary_field.name))
     return [sel.to_dict(r) for r in db.execute(stmt, [*params, limit, offset]).fetchall()]
