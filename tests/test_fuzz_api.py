@@ -71,6 +71,9 @@ plausible: dict[str, st.SearchStrategy[Any]] = {
     "dimension": st.sampled_from([DIM, 0, None]),
     "queries": st.sampled_from([10, np.ones((3, DIM), dtype=np.float32)]),
     "max_uncovered": st.sampled_from([0.1, 2.0]),
+    "role": st.sampled_from(["postgres", "no_such_role", ""]),
+    "values": st.sampled_from([["a"], [1, 2], "a", 7, [], [2**63], None]),
+    "write": st.sampled_from([False, True]),
 }
 
 

@@ -94,3 +94,45 @@ def test_head_revision_agrees_with_alembic() -> None:
     from vecpg.migrate import _alembic_config
 
     assert head_revision() == ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def test_row_security_migration_covers_existing_companions(client: vecpg.Client,
+                                                           dsn: str) -> None:
+    """Going from 0003 to 0004 gives companions made before it their row-level security
+    and their trigger its definer's rights and flag check; 0004's downgrade undoes both."""
+    import numpy as np
+
+    x = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+    client.create_collection("c", dimension=8)
+    client.insert("c", {"id": np.arange(300), "vector": x})
+    client.create_index("c", field_name="vector", index_type="IVF_SQ8", metric_type="L2",
+                        params={"nlist": 4}, index_name="q")
+    ix = client.describe_index("c", "q")
+    table = psycopg.sql.Identifier(client.schema, "c")
+
+    def state(conn: psycopg.Connection) -> tuple[bool, bool, bool, bool]:
+        i = conn.execute("SELECT id FROM vecpg.indexes WHERE schema_name = %s",
+                         (client.schema,)).fetchone()[0]
+        pending, codes = conn.execute(
+            "SELECT (SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass),"
+            " (SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass)",
+            (f"vecpg.cmp_{i}_pending", f"vecpg.cmp_{i}_v1")).fetchone()
+        definer, src = conn.execute("SELECT prosecdef, prosrc FROM pg_proc WHERE oid ="
+                                    " %s::regprocedure", (f"vecpg.cmp_{i}_mark()",)).fetchone()
+        return pending, codes, definer, "sees_all" in src
+
+    def plain_insert(conn: psycopg.Connection, pk: int) -> None:
+        conn.execute(psycopg.sql.SQL("INSERT INTO {} (id, vector) VALUES (%s, %s::vector)")
+                     .format(table), (pk, str(x[0].tolist())))
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert state(conn) == (True, True, True, True)
+        downgrade(dsn, "0003")
+        assert state(conn) == (False, False, False, False)
+        plain_insert(conn, 1000)
+        upgrade(dsn)
+        assert state(conn) == (True, True, True, True)
+        plain_insert(conn, 1001)
+    full = {"params": {"nprobe": 4, "rerank": 1000}}
+    got = client.search("c", x[:1], limit=3, strategy="ivf_sq8", search_params=full)[0]
+    assert {1000, 1001} <= {h["id"] for h in got} and ix["index_type"] == "IVF_SQ8"

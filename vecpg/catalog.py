@@ -72,6 +72,17 @@ class CollectionInfo:
     properties: dict[str, Any] = field(default_factory=dict)
     indexes: tuple[IndexInfo, ...] = ()
     partitions: tuple[str, ...] = ()
+    # Row-level security, for the role that read this: whether it sees every row (else
+    # companion codes and models, trained on every row, are not its to read), and the
+    # tenant values it sees when the collection has tenants (None: every row, or no tenants)
+    sees_all: bool = True
+    tenants: tuple[str, ...] | None = None
+
+    @property
+    def tenant_field(self) -> str | None:
+        """The scalar field whose value says which tenant a row belongs to, if any."""
+        name = self.properties.get("tenant_field")
+        return str(name) if name else None
 
     @property
     def table(self) -> sql.Identifier:
@@ -117,16 +128,20 @@ class CollectionInfo:
 def load(db: Db, schema_name: str, name: str) -> CollectionInfo:
     """The catalog entry of collection ``name``; :class:`CollectionNotFound` if none."""
     row = db.execute(
-        "SELECT schema, properties FROM vecpg.collections WHERE schema_name = %s AND name = %s",
-        (schema_name, name)).fetchone()
+        "SELECT schema, properties, vecpg.sees_all(t), vecpg.my_tenants(t) FROM"
+        " vecpg.collections, vecpg.collection_table(schema_name, name) t"
+        " WHERE schema_name = %s AND name = %s", (schema_name, name)).fetchone()
     if row is None:
         raise CollectionNotFound(f"collection {name!r} does not exist")
     indexes = tuple(IndexInfo(*r) for r in db.execute(
         "SELECT index_name, field_name, index_type, metric_type, params, pg_index, state,"
         " version, id, calibration FROM vecpg.indexes WHERE schema_name = %s"
         " AND collection = %s ORDER BY created_at", (schema_name, name)))
-    return CollectionInfo(schema_name, name, CollectionSchema.from_dict(row[0]), row[1] or {},
-                          indexes, tuple(partitions(db, schema_name, name)))
+    props = row[1] or {}
+    tenants = tuple(row[3]) if row[3] is not None and props.get("tenant_field") else None
+    return CollectionInfo(schema_name, name, CollectionSchema.from_dict(row[0]), props,
+                          indexes, tuple(partitions(db, schema_name, name)), bool(row[2]),
+                          tenants)
 
 
 def exists(db: Db, schema_name: str, name: str) -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import args, catalog, ddl, executor, ingest, rows
+from . import args, catalog, ddl, executor, ingest, rows, tenancy
 from . import calibrate as cal
 from . import companion as cmp
 from .args import check_recall
@@ -284,6 +284,48 @@ class Client:
             rows.delete_partition_rows(db, self._table(collection_name), partition_name)
             catalog.drop_partition(db, self.schema, collection_name, partition_name)
         self._catalog.forget(collection_name)
+
+    # -- tenants --------------------------------------------------------------------------
+    def enable_tenancy(self, collection_name: str, field_name: str) -> None:
+        """Give the collection tenants told apart by the scalar field ``field_name``
+        (integer or VARCHAR): from now on a role other than the table's owner sees and
+        writes only rows whose field holds a value :meth:`grant_tenant` gave it, through
+        every path (see :mod:`vecpg.tenancy`). Roles that see every row: the owner,
+        superusers, BYPASSRLS roles."""
+        info = self._info(collection_name, fresh=True)
+        with self._lease() as db, db.transaction():
+            tenancy.enable(db, info, field_name)
+        self._catalog.forget(collection_name)
+
+    def disable_tenancy(self, collection_name: str) -> None:
+        """Undo :meth:`enable_tenancy`: the tenant policy and every tenant grant go."""
+        info = self._info(collection_name, fresh=True)
+        with self._lease() as db, db.transaction():
+            tenancy.disable(db, info)
+        self._catalog.forget(collection_name)
+
+    def grant_tenant(self, collection_name: str, role: str, values: Any, *,
+                     write: bool = False) -> None:
+        """Let the Postgres role ``role`` (``CREATE ROLE ... LOGIN`` it first) read the
+        collection's rows whose tenant field holds one of ``values`` — and with ``write``,
+        insert, update and delete such rows; it then connects with its own DSN."""
+        info = self._info(collection_name, fresh=True)
+        with self._lease() as db, db.transaction():
+            tenancy.grant(db, info, role, values, write=args.flag(write, "write"))
+
+    def revoke_tenant(self, collection_name: str, role: str, values: Any = None) -> None:
+        """Take tenant ``values`` (default: all) away from ``role``; with none left, its
+        rights on the collection go too."""
+        info = self._info(collection_name, fresh=True)
+        with self._lease() as db, db.transaction():
+            tenancy.revoke(db, info, role, values)
+
+    @retried
+    def list_tenants(self, collection_name: str) -> dict[str, list[str]]:
+        """``{role: [tenant values]}`` (as text) of the collection's tenants."""
+        info = self._info(collection_name)
+        with self._lease() as db:
+            return tenancy.list_grants(db, info)
 
     # -- data -----------------------------------------------------------------------------
     def insert(self, collection_name: str, data: Any, partition_name: str | None = None

@@ -38,7 +38,7 @@ import numpy as np
 from psycopg import sql
 
 from . import catalog, quantize
-from .errors import IndexNotReady, InvalidArgument
+from .errors import IndexNotReady, InvalidArgument, PermissionDenied
 from .indexes import Companion, int_param
 from .metrics import Metric
 from .schema import DataType, FieldSchema
@@ -95,10 +95,13 @@ def install(conn: Db, table: sql.Identifier, pk: FieldSchema,
     conn.execute(sql.SQL("CREATE SEQUENCE {}").format(seq))
     pkc, vc = sql.Identifier(pk.name), sql.Identifier(vec.name)
     skip = _skip_flag(index_id)
-    # The API sets the skip flag when it encodes the rows itself in the same transaction.
+    # The API sets the skip flag when it encodes the rows itself in the same transaction;
+    # the flag is honoured only for a writer that may encode (anyone can set a setting, and a
+    # tenant that skipped its rows would hide them from other roles' index searches).
     body = sql.SQL("""
 BEGIN
-  IF coalesce(current_setting({skip}, true), '') = 'on' THEN
+  IF vecpg.sees_all(TG_RELID, session_user) AND coalesce(
+       current_setting({skip}, true), '') = 'on' THEN
     RETURN NULL;
   END IF;
   IF TG_OP = 'INSERT' THEN
@@ -112,8 +115,16 @@ BEGIN
   END IF;
   RETURN NULL;
 END""").format(skip=sql.Literal(skip), pending=pending, pk=pkc, vec=vc)
-    conn.execute(sql.SQL("CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {}").format(
-        fn, sql.Literal(body.as_string(conn.raw))))
+    # It runs as its owner: tenants write rows of the collection but have no rights on the
+    # pending list (which, like the codes, only roles that see every row may read).
+    # (with a fixed search path, as a definer's function must have: pgvector's schema for
+    # the vector comparison)
+    ext = conn.value("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n"
+                     " ON n.oid = e.extnamespace WHERE e.extname = 'vector'")
+    conn.execute(sql.SQL("CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
+                         " SET search_path = pg_catalog, {}, pg_temp AS {}").format(
+        fn, sql.Identifier(str(ext)), sql.Literal(body.as_string(conn.raw))))
+    protect(conn, pending, table)
     trig = f"_vecpg_cmp_{index_id}"
     conn.execute(sql.SQL("CREATE TRIGGER {} AFTER INSERT ON {} REFERENCING NEW TABLE AS new_rows "
                          "FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(
@@ -124,6 +135,16 @@ END""").format(skip=sql.Literal(skip), pending=pending, pk=pkc, vec=vc)
     conn.execute(sql.SQL("CREATE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT "
                          "EXECUTE FUNCTION {}()").format(sql.Identifier(trig + "_trunc"),
                                                          table, fn))
+
+
+def protect(conn: Db, rel: sql.Identifier, table: sql.Identifier) -> None:
+    """Row-level security on a codes table or pending list: only roles that see every row
+    of ``table`` read or write it (a tenant would otherwise read other tenants' keys and
+    approximate vectors)."""
+    conn.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(rel))
+    conn.execute(sql.SQL("CREATE POLICY vecpg_sees_all ON {} USING "
+                         "((SELECT vecpg.sees_all({}::regclass)))").format(
+        rel, sql.Literal(table.as_string(conn.raw))))
 
 
 def uninstall(conn: Db, index_id: int) -> None:
@@ -224,6 +245,10 @@ def _build_in_snapshot(conn: Db, t: Target,
     if old is None:
         raise IndexNotReady(f"index {t.index_id} vanished during its build")
     version = old[0] + 1
+    if not conn.value("SELECT vecpg.sees_all(%s::regclass)", (t.table.as_string(conn.raw),)):
+        # row-level security would train the model on the rows this role sees
+        raise PermissionDenied("a companion index is built by a role that sees every row "
+                               "of the collection (its owner, or one with BYPASSRLS)")
     pks, x = read_vectors(conn, t, report)
     if len(pks) == 0:
         raise InvalidArgument("cannot train a companion index on an empty collection; "
@@ -243,6 +268,7 @@ def _build_in_snapshot(conn: Db, t: Target,
     conn.execute(sql.SQL("CREATE TABLE {} (pk {} PRIMARY KEY, list int4 NOT NULL, "
                          "code bytea NOT NULL, seq bigint NOT NULL DEFAULT {})").format(
         codes_t, _pk_type(t.pk), _next_seq(t.index_id)))
+    protect(conn, codes_t, t.table)
     _copy_codes(conn, codes_t, t.pk, pks, lists, codes, report)
     conn.execute(sql.SQL("CREATE INDEX ON {} (seq)").format(codes_t))
     # Rows this snapshot saw are now encoded; entries committed after it stay pending.

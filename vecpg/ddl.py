@@ -258,7 +258,10 @@ def companion_target(info: CollectionInfo, ix: IndexInfo) -> cmp.Target:
 
 
 def companion_targets(info: CollectionInfo) -> list[cmp.Target]:
-    """Every companion index of the collection (writes through the API encode for them)."""
+    """Every companion index of the collection (writes through the API encode for them;
+    a role that does not see every row leaves its rows to the pending list instead)."""
+    if not info.sees_all:
+        return []
     return [companion_target(info, ix) for ix in info.indexes
             if ix.kind.companion and ix.id is not None]
 

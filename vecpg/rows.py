@@ -38,6 +38,8 @@ def write(db: Db, info: CollectionInfo, batch: Batch, targets: list[Target],
         encoding = companions.before_write(db, targets) if targets else []
         if upsert:
             _upsert(db, info, batch)
+        elif not info.sees_all:
+            _insert(db, info, batch)  # Postgres refuses COPY FROM under row-level security
         else:
             copy_batch(db, table, batch)
         for t, version in encoding:
@@ -46,17 +48,32 @@ def write(db: Db, info: CollectionInfo, batch: Batch, targets: list[Target],
     return list(batch.pk_values or [])
 
 
-def _upsert(db: Db, info: CollectionInfo, batch: Batch) -> None:
-    """COPY into a temporary table, then one INSERT ... ON CONFLICT that replaces whole
-    rows (as Milvus does)."""
-    tmp = sql.Identifier("_vecpg_upsert")
+def _staged(db: Db, info: CollectionInfo, batch: Batch) -> tuple[sql.Identifier, list[str]]:
+    """COPY the batch into a temporary table like the collection's; returns it and the
+    columns to carry over."""
+    tmp = sql.Identifier("_vecpg_staged")
     db.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP")
                .format(tmp, info.table))
     copy_batch(db, tmp, batch)
-    pk = info.schema.primary_field.name
     cols = [f.name for f in info.schema.fields] + [PARTITION_COLUMN]
     if info.schema.enable_dynamic_field:
         cols.append(META_COLUMN)
+    return tmp, cols
+
+
+def _insert(db: Db, info: CollectionInfo, batch: Batch) -> None:
+    """COPY into a temporary table, then one INSERT (which row-level security checks)."""
+    tmp, cols = _staged(db, info, batch)
+    ident = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+    db.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+        info.table, ident, ident, tmp))
+
+
+def _upsert(db: Db, info: CollectionInfo, batch: Batch) -> None:
+    """COPY into a temporary table, then one INSERT ... ON CONFLICT that replaces whole
+    rows (as Milvus does)."""
+    tmp, cols = _staged(db, info, batch)
+    pk = info.schema.primary_field.name
     ident = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
     sets = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
                               for c in cols if c != pk)

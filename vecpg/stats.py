@@ -160,6 +160,8 @@ def sample_filter(db: Db, q: Query, rows: float) -> tuple[float, str] | None:
                            params, prepare=False)
         n = cur.fetchone()
         return float(n[0] if n else 0), "count"
+    if not q.info.sees_all:
+        return None  # a sample counts only the rows this role sees, not the share of all
     pct = min(100.0, 100.0 * 10000 / rows)
     cur = db.execute(sql.SQL("SELECT count(*) FILTER (WHERE {}), count(*) FROM {} "
                                "TABLESAMPLE SYSTEM (%s)").format(where, q.table),
