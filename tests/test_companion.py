@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import psycopg
@@ -256,6 +257,10 @@ def test_killed_rebuild_leaves_the_old_index_serving(client: vecpg.Client, dsn: 
     assert "MIDWAY" in proc.stdout and "FINISHED" not in proc.stdout
     assert proc.returncode == -signal.SIGKILL
     d = client.describe_index("c", "q")
+    deadline = time.monotonic() + 10
+    while d["build_running"] and time.monotonic() < deadline:
+        time.sleep(0.05)  # the dead client's server backend takes a moment to exit
+        d = client.describe_index("c", "q")
     assert d["state"] == "ready" and d["version"] == 1 and d["build_running"] is False
     assert _same_as_exact(client, q) == before
     # writes after the killed build are visible, and encoded again: the dead build's mark

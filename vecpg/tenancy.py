@@ -74,6 +74,8 @@ def disable(db: Db, info: CollectionInfo) -> None:
         raise InvalidArgument(f"collection {info.name!r} has no tenants")
     for role in list_grants(db, info):
         revoke(db, info, role, None)
+    db.execute("DELETE FROM vecpg.tenants WHERE schema_name = %s AND collection = %s",
+               (info.schema_name, info.name))  # grants of roles dropped since
     db.execute(sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(sql.Identifier(POLICY),
                                                                info.table))
     others = db.value("SELECT count(*) FROM pg_policy WHERE polrelid = %s::regclass",
@@ -125,6 +127,8 @@ def grant(db: Db, info: CollectionInfo, role: Any, values: Any, *, write: bool) 
         raise InvalidArgument(f"collection {info.name!r} has no tenants; "
                               "call enable_tenancy first")
     (oid, r), vals = _role(db, info, role), _values(info, values)
+    # grants of dropped roles go, before a new role could be given a dropped one's OID
+    db.execute("DELETE FROM vecpg.tenants WHERE role NOT IN (SELECT oid FROM pg_roles)")
     db.executemany("INSERT INTO vecpg.tenants (schema_name, collection, role, value)"
                    " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
                    [(info.schema_name, info.name, oid, v) for v in vals])
