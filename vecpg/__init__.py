@@ -21,6 +21,7 @@ from .errors import (
     InvalidVector,
     MetricMismatch,
     NotFound,
+    NotSupported,
     PartitionNotFound,
     PermissionDenied,
     PoolTimeout,
@@ -54,7 +55,7 @@ __all__ = [
     "AlreadyExists", "Client", "CollectionNotFound", "CollectionSchema", "DataType",
     "DimensionMismatch", "DuplicateKey", "FieldSchema", "FieldTypeError", "FilterError", "Hit",
     "IndexNotFound", "IndexNotReady", "IndexParams", "InvalidArgument", "InvalidName",
-    "InvalidVector", "Metric", "MetricMismatch", "NotFound", "PartitionNotFound",
+    "InvalidVector", "Metric", "MetricMismatch", "NotFound", "NotSupported", "PartitionNotFound",
     "PermissionDenied", "PoolTimeout", "SchemaError", "ServerError", "ServerUnavailable",
     "UnsupportedServer", "ValueTooLong", "VecpgError", "connect",
 ]

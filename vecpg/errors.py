@@ -121,6 +121,11 @@ class UnsupportedServer(VecpgError):
     """The Postgres server lacks something vecpg needs (e.g. pgvector >= 0.8)."""
 
 
+class NotSupported(VecpgError, NotImplementedError):
+    """A Milvus feature with no meaning on one Postgres (query-node replicas, resource
+    groups, segments, ...) or not built yet; the message says what to use instead."""
+
+
 class _Translate:
     """The context manager :func:`translate` returns; a class rather than a generator
     because it wraps every search (the generator form cost ~2 µs a call)."""
