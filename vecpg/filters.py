@@ -6,6 +6,19 @@ or quoted identifiers. Example::
 
     frag = compile_filter('age > 20 and tag in ["a", "b"] and meta["color"] == "red"', schema)
     cur.execute(sql.SQL("SELECT id FROM t WHERE {}").format(frag.sql), frag.params)
+    frag = compile_filter("id in {ids} and age > {low}", schema, params={"ids": [1, 2], "low": 9})
+
+The grammar is Milvus' (``Plan.g4``), with its precedence from loosest: ``or``, ``and``,
+``not``, ``|``, ``^``, ``&``, comparisons (and ``in``, ``like``, ``is null``), ``<< >>``,
+``+ -``, ``* / %``, unary ``- + ~``, ``**``; comparisons, ``in``, ``like`` and ``is null``
+share one level and do not chain (but for ranges). As in Plan.g4 (and C), the bitwise
+operators bind looser than comparisons: ``x & 1 == 1`` is ``x & (1 == 1)``, an error that
+says to write ``(x & 1) == 1``. ``not`` binds looser than in Plan.g4 (``not a > 1`` is
+``not (a > 1)``): Milvus' reading fails there (``not`` of a number) and, on booleans, gives
+the same result. Literals: decimal, ``0x1F``, ``0b101``, octal with a leading zero (``017``
+is 15, as in Milvus) or ``0o17``, hex floats (``0x1.8p3``), strings with escapes, raw strings
+``r"a\\b"`` (no escape processing; ``\\"`` does not end one and stays), trailing commas
+in lists and calls.
 
 Semantics chosen where Milvus is loose:
 - JSON values (JSON fields, dynamic fields) are compared by their JSON type: a number
@@ -21,12 +34,29 @@ Semantics chosen where Milvus is loose:
   gets an unknown value there (no match) instead of failing the whole query. A comparison
   of a plain column with a literal stays a plain comparison, so btree indexes serve it.
 - Ranges chain two comparisons in one direction only: ``1 < age <= 5``, ``5 > age > 1``.
-- ``tags[0]`` indexes ARRAY fields from 0, as Milvus does.
+- ``tags[0]`` indexes ARRAY fields from 0, as Milvus does. An integer step in a JSON path
+  (``meta["a"][0]``) finds nothing on a JSON scalar (Postgres' ``-> 0`` would return it).
+- ``& | ^ ~ << >>`` compute on int64, as Milvus' integers: operands are integer fields,
+  integer literals (an int64 one; anything else is a FilterError, as are float fields and
+  ``/``), and JSON values or arithmetic that are whole numbers within int64 *in that row* —
+  other rows are unknown there. ``<<`` and ``>>`` are exact (``x * 2**n``, ``floor(x / 2**n)``):
+  a result beyond int64 or a negative count is unknown, never wrapped around.
+- ``tags == [1, 2]`` / ``!=`` compare whole arrays, in order (ARRAY fields in their element
+  type, JSON values as JSON: numbers by value). A JSON value that is not an array is unknown.
+- ``exists meta["a"]["b"]`` is true where the key path is present, also when its value is
+  JSON null (where ``is null`` is also true); it is never unknown. It needs a key path.
+- ``{name}`` placeholders take ``params[name]`` — bool, int, float, str, or a (nested) list of
+  them, tuples and numpy values too — as a literal, bound as a parameter; the SQL text
+  depends on the expression only. A missing name or another type is a FilterError.
+- The ``json_contains*`` and ``array_contains*`` functions take ARRAY and JSON fields alike.
 """
 
 from __future__ import annotations
 
 import ast
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -54,28 +84,36 @@ _PARTIAL_LIMIT = "1e60000"
 _INT_RANGE = {DataType.INT8: 2**15, DataType.INT16: 2**15, DataType.INT32: 2**31,
               DataType.INT64: 2**63}  # the Postgres element type's range (smallint for INT8)
 _REAL_MAX = 3.4028234663852886e38
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
+MAX_PARAM_DEPTH = 32  # nesting of lists in a template value
 
 _GRAMMAR = r"""
 ?start: or_expr
 ?or_expr: and_expr | or_expr OR and_expr -> or_
 ?and_expr: not_expr | and_expr AND not_expr -> and_
-?not_expr: predicate | NOT not_expr -> not_
-?predicate: sum
-    | sum (COMP_OP sum)+ -> compare
-    | sum IN list -> in_
-    | sum NOT IN list -> not_in
-    | sum LIKE STRING -> like
-    | sum IS NULL -> is_null
-    | sum IS NOT NULL -> is_not_null
+?not_expr: bit_or | NOT not_expr -> not_
+?bit_or: bit_xor | bit_or BOR bit_xor -> bitor
+?bit_xor: bit_and | bit_xor BXOR bit_and -> bitxor
+?bit_and: predicate | bit_and BAND predicate -> bitand
+?predicate: shift
+    | shift (COMP_OP shift)+ -> compare
+    | shift IN (list | template) -> in_
+    | shift NOT IN (list | template) -> not_in
+    | shift LIKE (STRING | RAW_STRING | template) -> like
+    | shift IS NULL -> is_null
+    | shift IS NOT NULL -> is_not_null
+?shift: sum | shift SHIFT_OP sum -> shift
 ?sum: product | sum ADD_OP product -> arith
 ?product: unary | product MUL_OP unary -> arith
-?unary: power | MINUS unary -> neg | PLUS unary
+?unary: power | MINUS unary -> neg | PLUS unary | BNOT unary -> bnot
 ?power: atom | atom POW unary -> pow
-?atom: literal | path | call | list | "(" or_expr ")"
-call: NAME "(" [or_expr ("," or_expr)*] ")"
-path: (NAME | META) ("[" (STRING | INT) "]")*
-list: "[" [or_expr ("," or_expr)*] "]"
-literal: NUMBER | STRING | TRUE | FALSE
+?atom: literal | path | call | list | template | exists | "(" or_expr ")"
+exists: EXISTS atom
+template: "{" NAME "}"
+call: NAME "(" [or_expr ("," or_expr)* [","]] ")"
+path: (NAME | META) ("[" (STRING | RAW_STRING | INT) "]")*
+list: "[" [or_expr ("," or_expr)* [","]] "]"
+literal: NUMBER | HEX_FLOAT | PREFIXED_INT | STRING | RAW_STRING | TRUE | FALSE
 
 OR.2: /(?i:or)(?![A-Za-z0-9_])/ | "||"
 AND.2: /(?i:and)(?![A-Za-z0-9_])/ | "&&"
@@ -86,7 +124,13 @@ IS.2: /(?i:is)(?![A-Za-z0-9_])/
 NULL.2: /(?i:null)(?![A-Za-z0-9_])/
 TRUE.2: /(?i:true)(?![A-Za-z0-9_])/
 FALSE.2: /(?i:false)(?![A-Za-z0-9_])/
+EXISTS.2: /(?i:exists)(?![A-Za-z0-9_])/
 COMP_OP: "==" | "!=" | "<=" | ">=" | "<" | ">"
+SHIFT_OP.2: "<<" | ">>"
+BAND: "&"
+BOR: "|"
+BXOR: "^"
+BNOT: "~"
 POW.2: "**"
 ADD_OP: "+" | "-"
 MUL_OP: "*" | "/" | "%"
@@ -95,8 +139,11 @@ PLUS.3: "+"
 META: "$meta"
 NAME: /[A-Za-z_][A-Za-z0-9_]*/
 INT: /\d+/
+HEX_FLOAT.4: /0[xX]([0-9a-fA-F]*\.[0-9a-fA-F]+|[0-9a-fA-F]+\.?)[pP][+-]?\d+/
+PREFIXED_INT.3: /0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+/
 NUMBER: /(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?/
 STRING: /"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/
+RAW_STRING.3: /[rR](?:"(?:[^"\\\r\n]|\\[^\r\n])*"|'(?:[^'\\\r\n]|\\[^\r\n])*')/
 %ignore /\s+/
 """
 
@@ -123,6 +170,10 @@ class _Expr:
     is_literal: bool = False
     elem: FieldSchema | None = None  # element field of an ARRAY column
     numeric: bool = False        # a "num" whose SQL type is numeric (JSON values, arithmetic)
+    # a "num" that is a whole number: True for integer fields, literals and their + - * %,
+    # None where only the row can tell (JSON values, powers), False otherwise (floats, /)
+    integral: bool | None = False
+    key_path: bool = False       # a JSON value at a key path (what ``exists`` tests)
 
 
 _PG_ELEM = {DataType.BOOL: "boolean", DataType.INT8: "smallint", DataType.INT16: "smallint",
@@ -145,12 +196,18 @@ def _kind_of(dt: DataType) -> str:
 
 
 def compile_filter(expression: str, schema: CollectionSchema, *,
-                   qualifier: str | None = None) -> Fragment:
+                   qualifier: str | None = None,
+                   params: Mapping[str, Any] | None = None) -> Fragment:
     """Compile a Milvus filter expression for a table of ``schema``.
 
-    ``qualifier`` prefixes columns with a table alias. Raises :class:`FilterError` with the
+    ``qualifier`` prefixes columns with a table alias. ``params`` gives the values of the
+    expression's ``{name}`` placeholders (Milvus' ``filter_params``), e.g.
+    ``compile_filter("age > {low} and id in {ids}", schema, params={"low": 20, "ids": [1, 2]})``;
+    they are bound as parameters like literals. Raises :class:`FilterError` with the
     position and text of the offending token.
     """
+    if params is not None and not isinstance(params, Mapping):
+        raise FilterError(f"filter params must be a dict, got {type(params).__name__}")
     if expression is None or not str(expression).strip():
         return Fragment(sql.SQL("TRUE"), [])
     if not isinstance(expression, str):
@@ -183,7 +240,7 @@ def compile_filter(expression: str, schema: CollectionSchema, *,
     except UnexpectedInput as e:  # pragma: no cover - the above cover LALR errors
         raise FilterError("cannot parse filter", expression=expression,
                           position=getattr(e, "pos_in_stream", None)) from None
-    c = _Compiler(expression, schema, qualifier)
+    c = _Compiler(expression, schema, qualifier, params or {})
     try:
         out = c.compile(tree, 0)
     except RecursionError:
@@ -265,6 +322,25 @@ def _balanced(items: list[sql.Composable], op: str, guard_each: bool = False) ->
     return level[0]
 
 
+_STRINGS = ("STRING", "RAW_STRING")
+
+
+def _integral(parts: list[_Expr]) -> bool | None:
+    """Whether the result of ``+ - * %`` on ``parts`` is a whole number: False if any part
+    is not, None if a part can only tell per row (a JSON value), else True."""
+    flags = [e.integral if not e.is_literal else isinstance(e.value, int) for e in parts]
+    if False in flags:
+        return False
+    return None if None in flags else True
+
+
+def _int64_guard(x: sql.Composable) -> sql.Composable:
+    """A numeric ``x`` as bigint, or NULL where it is beyond int64 (one evaluation of ``x``,
+    and a cast that cannot fail)."""
+    return sql.SQL("(NULLIF(NULLIF(LEAST(GREATEST({}, {lo}), {hi}), {hi}), {lo}))::bigint").format(
+        x, lo=sql.SQL(str(_INT64_MIN - 1)), hi=sql.SQL(str(_INT64_MAX + 1)))
+
+
 def _elem_fits(dtype: DataType, v: Any) -> bool:
     """Whether ``v`` casts to the Postgres element type of an ARRAY of ``dtype``."""
     if dtype in _INT_RANGE:
@@ -277,10 +353,12 @@ def _elem_fits(dtype: DataType, v: Any) -> bool:
 
 
 class _Compiler:
-    def __init__(self, expression: str, schema: CollectionSchema, qualifier: str | None) -> None:
+    def __init__(self, expression: str, schema: CollectionSchema, qualifier: str | None,
+                 params: Mapping[str, Any]) -> None:
         self.expr = expression
         self.schema = schema
         self.qualifier = qualifier
+        self.params = params
 
     # -- helpers ------------------------------------------------------------------------
     def fail(self, msg: str, node: Any) -> FilterError:
@@ -315,7 +393,8 @@ class _Compiler:
         else:
             s = sql.SQL("(CASE WHEN jsonb_typeof({0}) = {1} THEN ({0})::{2} END)").format(
                 e.sql, sql.Literal(jtype), sql.SQL(cast))
-        return _Expr(s, e.params * 2, kind, e.pos, e.text, numeric=kind == "num")
+        return _Expr(s, e.params * 2, kind, e.pos, e.text, numeric=kind == "num",
+                     integral=None if kind == "num" else False)
 
     def _literal_sql(self, e: _Expr, kind: str, numeric: bool = False) -> _Expr:
         """Bind a literal with an explicit type for comparison with a ``kind`` value.
@@ -327,7 +406,7 @@ class _Compiler:
         if kind == "num" and numeric:
             v = Decimal(repr(v)) if isinstance(v, float) else v
             return _Expr(sql.SQL("%s::numeric"), [v], kind, e.pos, e.text, value=e.value,
-                         is_literal=True, numeric=True)
+                         is_literal=True, numeric=True, integral=isinstance(v, int))
         if kind == "num":
             if isinstance(v, int) and -2**63 <= v < 2**63:
                 cast = "bigint"
@@ -367,7 +446,7 @@ class _Compiler:
         if e.numeric or e.is_literal:
             return e
         return _Expr(sql.SQL("({})::numeric").format(e.sql), e.params, "num", e.pos, e.text,
-                     numeric=True)
+                     numeric=True, integral=e.integral)
 
     def _target(self, other: _Expr, op: Any) -> str:
         if other.kind in ("num", "str", "bool"):
@@ -432,23 +511,51 @@ class _Compiler:
         """A number, string or boolean, bound as a parameter; its SQL type is chosen later, when
         the other side of a comparison is known."""
         tok = _tokens(n)[0]
-        if tok.type == "NUMBER":
-            text = str(tok)
-            if len(text) > MAX_NUMBER_LENGTH:
-                raise self.fail(f"number literal longer than {MAX_NUMBER_LENGTH} characters", tok)
-            v: Any = float(text) if any(ch in text for ch in ".eE") else int(text)
-            if v in (float("inf"), float("-inf")):
-                raise self.fail("number out of the double range", tok)
+        if tok.type in ("NUMBER", "PREFIXED_INT", "HEX_FLOAT"):
+            v: Any = self._number(tok)
             return self._mk(n, sql.SQL("%s"), [v], "num", value=v, is_literal=True)
-        if tok.type == "STRING":
+        if tok.type in _STRINGS:
             v = self._string(tok)
             return self._mk(n, sql.SQL("%s"), [v], "str", value=v, is_literal=True)
         v = tok.type == "TRUE"
         return self._mk(n, sql.SQL("%s"), [v], "bool", value=v, is_literal=True)
 
+    def _number(self, tok: Token) -> int | float:
+        """A number literal as Plan.g4 spells them: decimal, ``0x1F``, ``0b101``, octal with a
+        leading zero (``017``, as in C and Milvus) or ``0o17``, and hex floats (``0x1.8p3``)."""
+        text = str(tok)
+        if len(text) > MAX_NUMBER_LENGTH:
+            raise self.fail(f"number literal longer than {MAX_NUMBER_LENGTH} characters", tok)
+        if tok.type == "PREFIXED_INT":
+            return int(text, 0)
+        if tok.type == "HEX_FLOAT":
+            try:
+                v = float.fromhex(text)
+            except OverflowError:
+                raise self.fail("number out of the double range", tok) from None
+            return v
+        if any(ch in text for ch in ".eE"):
+            f = float(text)
+            if math.isinf(f):
+                raise self.fail("number out of the double range", tok)
+            return f
+        if len(text) > 1 and text[0] == "0":
+            if any(ch in "89" for ch in text):
+                raise self.fail("malformed octal literal (a leading 0 makes an integer octal,"
+                                " as in Milvus)", tok)
+            return int(text, 8)
+        return int(text)
+
     def _string(self, tok: Token) -> str:
+        text = str(tok)
+        if tok.type == "RAW_STRING":  # r"..." / r'...': no escape processing at all
+            v = text[2:-1]
+            bad = _first_bad_char(v)
+            if bad is not None:  # pragma: no cover - the whole expression was checked
+                raise self.fail(f"string literal holds {v[bad]!r}", tok)
+            return v
         try:
-            v = ast.literal_eval(str(tok))
+            v = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             raise self.fail("malformed string literal", tok) from None
         if not isinstance(v, str):
@@ -457,6 +564,50 @@ class _Compiler:
         if bad is not None:  # from an escape such as "\0" or "\ud800"
             raise self.fail(f"string literal holds {v[bad]!r}, which Postgres text cannot", tok)
         return v
+
+    def t_template(self, n: Tree, d: int) -> _Expr:
+        """``{name}``: the value of ``params["name"]``, a literal like any other (a list for
+        ``in`` and the array functions) and bound as a parameter, never spliced into SQL."""
+        tok = _tokens(n)[0]
+        name = str(tok)
+        if name not in self.params:
+            known = ", ".join(sorted(map(str, self.params))) or "none given"
+            raise self.fail(f"no value for placeholder {{{name}}} (params: {known})", n)
+        v = self._param_value(self.params[name], n, name, 0)
+        if isinstance(v, list):
+            return self._mk(n, sql.SQL("%s"), [], "list", value=v, is_literal=True)
+        kind = "bool" if isinstance(v, bool) else "str" if isinstance(v, str) else "num"
+        return self._mk(n, sql.SQL("%s"), [v], kind, value=v, is_literal=True)
+
+    def _param_value(self, v: Any, n: Tree, name: str, depth: int) -> Any:
+        """A placeholder's value as a literal's: bool, int, float, str or a list of them
+        (tuples and numpy values too); anything else is a :class:`FilterError`."""
+        if depth > MAX_PARAM_DEPTH:
+            raise self.fail(f"placeholder {{{name}}}: lists nest too deeply", n)
+        if not isinstance(v, (str, bytes, list, tuple)) and callable(getattr(v, "tolist", None)):
+            v = v.tolist()  # numpy scalars and arrays
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, numbers.Integral):
+            v = int(v)
+            if v.bit_length() > 3300:  # ~1000 digits, as for number literals
+                raise self.fail(f"placeholder {{{name}}}: integer too large", n)
+            return v
+        if isinstance(v, numbers.Real):
+            f = float(v)
+            if not math.isfinite(f):
+                raise self.fail(f"placeholder {{{name}}}: {f} is not a finite number", n)
+            return f
+        if isinstance(v, str):
+            bad = _first_bad_char(v)
+            if bad is not None:
+                raise self.fail(f"placeholder {{{name}}} holds {v[bad]!r}, which Postgres text"
+                                " cannot", n)
+            return v
+        if isinstance(v, (list, tuple)):
+            return [self._param_value(x, n, name, depth + 1) for x in v]
+        raise self.fail(f"placeholder {{{name}}} has a value of type {type(v).__name__}; expected"
+                        " bool, int, float, str or a list of them", n)
 
     def t_list(self, n: Tree, d: int) -> _Expr:
         """``[1, 2, 3]``: literals only, kept as values for ``in`` and the array functions."""
@@ -479,19 +630,21 @@ class _Compiler:
                 if not self.schema.enable_dynamic_field:
                     raise self.fail("$meta needs a collection with dynamic fields "
                                     "(enable_dynamic_field=True)", head)
-                if not steps or steps[0].type != "STRING":
+                if not steps or steps[0].type not in _STRINGS:
                     raise self.fail('$meta needs a key: $meta["name"]', head)
                 key, steps = self._string(steps[0]), steps[1:]
             else:
                 key = name
             meta = sql.SQL("({} -> %s::text)").format(self._col(META_COLUMN))
             e = self._mk(n, meta, [key], "json")
-            return self._json_steps(e, steps, n)
+            out = self._json_steps(e, steps, n)
+            out.key_path = True
+            return out
         f = self.schema.field(name)
         kind = _kind_of(f.dtype)
         if kind == "vector":
             raise self.fail(f"vector field {name!r} cannot be used in a filter", head)
-        e = self._mk(n, self._col(name), [], kind)
+        e = self._mk(n, self._col(name), [], kind, integral=f.dtype.is_integer)
         if kind == "json":
             return self._json_steps(e, steps, n)
         if kind == "array":
@@ -503,7 +656,8 @@ class _Compiler:
                 raise self.fail(f"array field {name!r} takes one integer index", steps[0])
             # Milvus indexes from 0, Postgres arrays from 1
             return self._mk(n, sql.SQL("{}[%s::int + 1]").format(self._col(name)),
-                            [_index(steps[0], 2**31 - 2)], _kind_of(f.element_type))
+                            [_index(steps[0], 2**31 - 2)], _kind_of(f.element_type),
+                            integral=f.element_type.is_integer)
         if steps:
             raise self.fail(f"field {name!r} of type {f.dtype.value} cannot be indexed", steps[0])
         return e
@@ -511,11 +665,13 @@ class _Compiler:
     def _json_steps(self, e: _Expr, steps: list[Token], n: Tree) -> _Expr:
         s, params = e.sql, list(e.params)
         for st in steps:
-            if st.type == "STRING":
+            if st.type in _STRINGS:
                 s, params = sql.SQL("({} -> %s::text)").format(s), params + [self._string(st)]
-            else:
-                s, params = sql.SQL("({} -> %s::int)").format(s), params + [_index(st, 2**31 - 1)]
-        return self._mk(n, s, params, "json")
+            else:  # not ``-> int``: on a JSON scalar that returns the scalar itself
+                i = _index(st, 2**31 - 1)
+                s = sql.SQL("({} #> %s::text[])").format(s)
+                params = params + [None if i is None else [str(i)]]
+        return self._mk(n, s, params, "json", key_path=bool(steps))
 
     def t_compare(self, n: Tree, d: int) -> _Expr:
         """A comparison or a two-sided range (``1 < age <= 5``) of one direction; the literal
@@ -533,6 +689,15 @@ class _Compiler:
         operands = [self.compile(parts[i], d) for i in range(0, len(parts), 2)]
         conds: list[sql.Composable] = []
         params: list[Any] = []
+        lists = [e for e in operands if e.kind == "list"]
+        if lists:
+            if len(ops) > 1 or str(ops[0]) not in ("==", "!="):
+                raise self.fail("a list can only be compared with == or !=", ops[-1])
+            if len(lists) == 2:
+                raise self.fail("comparing two lists: one side must be a field", operands[1])
+            other = operands[1] if operands[0].kind == "list" else operands[0]
+            eq = self._array_equal(other, lists[0], ops[0])
+            return self._mk(n, eq.sql, eq.params, "bool")
         for i, op in enumerate(ops):
             a, b = self._coerce_pair(operands[i], operands[i + 1], op)
             # JSON vs JSON: only equality is well defined
@@ -548,6 +713,8 @@ class _Compiler:
     def _in(self, n: Tree, d: int, negate: bool) -> _Expr:
         a = self.compile(n.children[0], d)
         lst = self.compile(n.children[-1], d)
+        if lst.kind != "list":
+            raise self.fail(f"'in' needs a list on its right, got {lst.kind} {lst.text!r}", lst)
         values = lst.value
         if not values:
             return self._mk(n, sql.SQL("TRUE" if negate else "FALSE"), [], "bool")
@@ -627,8 +794,14 @@ class _Compiler:
             a = self.json_as(a, "str")
         if a.kind != "str":
             raise self.fail(f"'like' needs a string on its left, got {a.kind} {a.text!r}", a)
-        tok = _tokens(n)[-1]
-        pattern = self._string(tok)
+        tok: Any = n.children[-1]
+        if isinstance(tok, Token):
+            pattern = self._string(tok)
+        else:  # a placeholder
+            p = self.compile(tok, d)
+            if p.kind != "str":
+                raise self.fail(f"a like pattern must be a string, got {p.kind} {p.text!r}", p)
+            pattern = p.value
         if (len(pattern) - len(pattern.rstrip("\\"))) % 2:
             raise self.fail("a like pattern cannot end with a lone backslash"
                             " (escape it: \\\\)", tok)
@@ -661,7 +834,8 @@ class _Compiler:
         if e.kind == "json":
             # a JSON number can be up to 10**131071: bound it before it enters arithmetic
             j = self.json_as(e, "num")
-            return _Expr(_guard(j.sql), j.params, "num", e.pos, e.text, numeric=True)
+            return _Expr(_guard(j.sql), j.params, "num", e.pos, e.text, numeric=True,
+                         integral=None)
         if e.kind != "num":
             raise self.fail(f"arithmetic needs numbers, got {e.kind} {e.text!r}", e)
         if e.is_literal:
@@ -695,7 +869,8 @@ class _Compiler:
             if neg:
                 s = sql.SQL("({} - {})").format(s, _balanced([e.sql for e in neg], "+"))
             params = [p for e in pos + neg for p in e.params]
-            return self._mk(n, _guard(s), params, "num", numeric=True)
+            return self._mk(n, _guard(s), params, "num", numeric=True,
+                            integral=_integral([e for _, e in items]))
         if sum(op != "*" for op, _ in items) > MAX_DEPTH:  # each one nests in the SQL
             raise self.fail("filter nests too deeply (too many / and %)", n)
         acc, params = items[0][1].sql, list(items[0][1].params)
@@ -711,7 +886,9 @@ class _Compiler:
                              _PARTIAL_LIMIT)
             params += e.params
         acc = _guard(_balanced([acc, *run], "*", guard_each=True))
-        return self._mk(n, acc, params, "num", numeric=True)
+        # true division is not an integer operation, even where it happens to give one
+        whole = False if any(op == "/" for op, _ in items) else _integral([e for _, e in items])
+        return self._mk(n, acc, params, "num", numeric=True, integral=whole)
 
     def t_pow(self, n: Tree, d: int) -> _Expr:
         """``a ** b``: unknown for that row where undefined or out of range, never an error."""
@@ -725,7 +902,13 @@ class _Compiler:
             " WHEN e * log(abs(b)) > 308 THEN NULL"
             " WHEN e * log(abs(b)) < -400 THEN 0::numeric"
             " ELSE power(b, e) END FROM (VALUES ({}, {})) AS vecpg_pow(b, e))").format(x.sql, y.sql)
-        return self._mk(n, s, x.params + y.params, "num", numeric=True)
+        # whole for whole bases and non-negative whole exponents; a row tells otherwise
+        whole: bool | None = None
+        if x.integral is False or y.integral is False:
+            whole = False
+        elif x.integral and y.is_literal and isinstance(y.value, int) and y.value >= 0:
+            whole = True
+        return self._mk(n, s, x.params + y.params, "num", numeric=True, integral=whole)
 
     def t_neg(self, n: Tree, d: int) -> _Expr:
         """Unary minus; folded into a literal, else computed on numeric so -(-2**63) fits."""
@@ -734,11 +917,130 @@ class _Compiler:
             v = -inner.value
             return self._mk(n, sql.SQL("%s"), [v], "num", value=v, is_literal=True)
         x = self._num(inner)  # numeric: -(-2**63) fits
-        return self._mk(n, sql.SQL("(- {})").format(x.sql), x.params, "num", numeric=True)
+        return self._mk(n, sql.SQL("(- {})").format(x.sql), x.params, "num", numeric=True,
+                        integral=x.integral)
+
+    # -- bitwise and shift operators: int64, as Milvus' integers -----------------------------
+    def _int64(self, e: _Expr, op: Any) -> _Expr:
+        """A bitwise or shift operand as bigint: integer fields and literals as they are; JSON
+        values and arithmetic results where the row's value is a whole number within int64,
+        else NULL (unknown) for that row. Any other operand is a :class:`FilterError`."""
+        if e.kind == "json":
+            e = self._num(e)
+        if e.kind != "num":
+            hint = ""
+            if e.kind == "bool":
+                hint = (f"; {op!s} binds looser than comparisons, as in Milvus' grammar:"
+                        f" write (x {op!s} 1) == 1")
+            raise self.fail(f"{op!s} needs integers, got {e.kind} {e.text!r}{hint}", e)
+        if e.is_literal:
+            v = e.value
+            if not isinstance(v, int):
+                raise self.fail(f"{op!s} needs integers, got {v!r}", e)
+            if not _INT64_MIN <= v <= _INT64_MAX:
+                raise self.fail(f"{op!s} works on int64; {v} is out of its range", e)
+            return _Expr(sql.SQL("%s::bigint"), [v], "num", e.pos, e.text, integral=True)
+        if e.integral is False:
+            why = " ('/' is true division)" if "/" in e.text else ""
+            raise self.fail(f"{op!s} needs integers, got {e.text!r}, which is not an"
+                            f" integer{why}", e)
+        if not e.numeric:  # an integer field or element, a bitwise result, array_length
+            return _Expr(sql.SQL("({})::bigint").format(e.sql), e.params, "num", e.pos, e.text,
+                         integral=True)
+        if e.integral:  # whole already: only the range is left to check
+            return _Expr(_int64_guard(e.sql), e.params, "num", e.pos, e.text, integral=True)
+        s = sql.SQL("(SELECT CASE WHEN v = trunc(v) THEN {} END FROM (VALUES ({})) AS vecpg_int(v))"
+                    ).format(_int64_guard(sql.SQL("v")), e.sql)
+        return _Expr(s, e.params, "num", e.pos, e.text, integral=True)
+
+    def _bitwise(self, n: Tree, d: int, sqlop: str) -> _Expr:
+        ops = [c for c in n.children if isinstance(c, Token)]
+        parts = [self.compile(c, d) for c in self._chain(n)]
+        ints = [self._int64(e, ops[0]) for e in parts]
+        s = _balanced([e.sql for e in ints], sqlop)
+        return self._mk(n, s, [p for e in ints for p in e.params], "num", integral=True)
+
+    def t_bitand(self, n: Tree, d: int) -> _Expr:
+        """``a & b`` on int64 (two's complement, as Python's ints within that range)."""
+        return self._bitwise(n, d, "&")
+
+    def t_bitor(self, n: Tree, d: int) -> _Expr:
+        """``a | b`` on int64."""
+        return self._bitwise(n, d, "|")
+
+    def t_bitxor(self, n: Tree, d: int) -> _Expr:
+        """``a ^ b`` on int64 (Postgres spells it ``#``)."""
+        return self._bitwise(n, d, "#")
+
+    def t_bnot(self, n: Tree, d: int) -> _Expr:
+        """``~a`` on int64: ``-a - 1``; folded into a literal."""
+        op, node = n.children
+        inner = self.compile(node, d)
+        x = self._int64(inner, op)
+        if inner.is_literal:
+            v = ~inner.value
+            return self._mk(n, sql.SQL("%s"), [v], "num", value=v, is_literal=True)
+        return self._mk(n, sql.SQL("(~ {})").format(x.sql), x.params, "num", integral=True)
+
+    def t_shift(self, n: Tree, d: int) -> _Expr:
+        """``a << b`` and ``a >> b`` on int64, exact: ``a * 2**b`` and ``floor(a / 2**b)``.
+        A result beyond int64 or a negative count is unknown for that row (a negative
+        literal count is an error), never a wrapped-around value."""
+        left, op, right = n.children
+        count = self.compile(right, d)
+        a, b = self._int64(self.compile(left, d), op), self._int64(count, op)
+        if count.is_literal and count.value < 0:
+            raise self.fail(f"negative shift count {count.value}", count)
+        if str(op) == "<<":
+            # 2**64 moves any non-zero int64 out of range: a larger count changes nothing
+            body = _int64_guard(sql.SQL("x::numeric * power(2::numeric, LEAST(c, 64))"))
+        else:  # past 63 every bit is the sign; the count is clamped so its cast cannot fail
+            body = sql.SQL("(x >> LEAST(c, 63)::int)")
+        s = sql.SQL("(SELECT CASE WHEN c >= 0 THEN {} END FROM (VALUES ({}, {})) AS"
+                    " vecpg_shift(x, c))").format(body, a.sql, b.sql)
+        return self._mk(n, s, a.params + b.params, "num", integral=True)
+
+    def t_exists(self, n: Tree, d: int) -> _Expr:
+        """``exists meta["a"]["b"]``: the key path is present, even where its value is JSON
+        null (``is not null`` is false there); never unknown."""
+        e = self.compile(n.children[1], d)
+        if not e.key_path:
+            raise self.fail(f"'exists' needs a JSON key path such as meta[\"key\"] or a dynamic"
+                            f" field, got {e.text!r}", e)
+        return self._mk(n, sql.SQL("({} IS NOT NULL)").format(e.sql), e.params, "bool")
+
+    def _array_equal(self, field_side: _Expr, lst: _Expr, op: Any) -> _Expr:
+        """``tags == [1, 2]`` / ``meta["a"] != ["x"]``: whole-array (in)equality, element by
+        element in order. On JSON, a value that is no array makes both unknown."""
+        neg = str(op) == "!="
+        values: list[Any] = lst.value
+        if field_side.kind == "json":
+            s = sql.SQL("(CASE WHEN jsonb_typeof({0}) = 'array' THEN {0} {1} %s::jsonb END)"
+                        ).format(field_side.sql, sql.SQL("<>" if neg else "="))
+            return _Expr(s, field_side.params * 2 + [Jsonb(values)], "bool", 0, "")
+        if field_side.kind != "array" or field_side.elem is None:
+            raise self.fail(f"a list compares only with an ARRAY or JSON field, got"
+                            f" {field_side.kind} {field_side.text!r}", field_side)
+        dtype = field_side.elem.dtype
+        kind = _kind_of(dtype)
+        self._list_cast(kind, values, lst)
+        if dtype.is_integer and any(isinstance(v, float) for v in values):
+            raise self.fail(f"{field_side.text!r} holds integers; got {lst.text}", lst)
+        if not all(_elem_fits(dtype, v) for v in values):  # no stored array can equal it
+            s = sql.SQL("(CASE WHEN {} IS NOT NULL THEN {} END)").format(
+                field_side.sql, sql.SQL("TRUE" if neg else "FALSE"))
+            return _Expr(s, list(field_side.params), "bool", 0, "")
+        if kind == "num" and not dtype.is_integer:
+            values = [float(v) for v in values]
+        elem = "varchar" if dtype is DataType.VARCHAR else _PG_ELEM[dtype]
+        s = sql.SQL("({} {} %s::{}[])").format(field_side.sql, sql.SQL("<>" if neg else "="),
+                                                sql.SQL(elem))
+        return _Expr(s, field_side.params + [list(values)], "bool", 0, "")
 
     def t_call(self, n: Tree, d: int) -> _Expr:
-        """``array_contains*``, ``array_length`` and ``json_contains*`` (Milvus' functions), as
-        Postgres array and jsonb operators on the column's own element type."""
+        """``array_contains*``, ``array_length`` and ``json_contains*`` (Milvus' functions, each
+        on ARRAY and JSON fields), as Postgres array and jsonb operators on the column's own
+        element type."""
         name_tok, *args_nodes = n.children
         fname = str(name_tok).lower()
         args = [self.compile(a, d) for a in args_nodes]
@@ -752,15 +1054,13 @@ class _Compiler:
         target = args[0]
         if target.kind not in ("array", "json") or target.is_literal:
             raise self.fail(f"{fname} needs an ARRAY or JSON field, got {target.text!r}", target)
-        if fname.startswith("json_") and target.kind != "json":
-            raise self.fail(f"{fname} needs a JSON field, got {target.text!r}", target)
         if fname == "array_length":
             if target.kind == "array":
                 return self._mk(n, sql.SQL("cardinality({})").format(target.sql), target.params,
-                                "num")
+                                "num", integral=True)
             s = sql.SQL("(CASE WHEN jsonb_typeof({0}) = 'array' THEN jsonb_array_length({0}) END)"
                         ).format(target.sql)
-            return self._mk(n, s, target.params * 2, "num")
+            return self._mk(n, s, target.params * 2, "num", integral=True)
         arg = args[1]
         if not arg.is_literal:
             raise self.fail(f"{fname} takes a literal as its second argument", arg)
