@@ -139,8 +139,10 @@ def test_search_shape_and_fields(client) -> None:
     assert len(one) == 1 and len(one[0]) == 3
     hit = one[0][0]
     assert hit.id == 7 and hit.distance == pytest.approx(0.0, abs=1e-6)
-    assert hit.entity == {"color": ["red", "green", "blue"][7 % 3]}
+    assert hit.fields == {"color": ["red", "green", "blue"][7 % 3]}
     assert hit["id"] == 7  # dict access, as in pymilvus
+    assert hit["color"] == hit.get("color") == hit.color == hit.entity["color"]  # the entity's
+    assert hit.get("nope", 5) == 5 and one[0].ids[0] == 7 and one[0].distances[0] == hit.distance
     many = client.search("docs", vecs[:5], limit=4, filter='color == "red"')
     assert len(many) == 5 and all(len(h) == 4 for h in many)
     assert all(client.get("docs", [h.id], output_fields=["color"])[0]["color"] == "red"
@@ -219,7 +221,8 @@ def test_index_serves_search_like_plain_sql(client, conn: psycopg.Connection,
     from pgvector.psycopg import register_vector
 
     register_vector(conn)
-    rows = conn.execute(sql.SQL("SELECT id, vector <-> %s AS d FROM {} ORDER BY d LIMIT 5")
+    # distances as Milvus returns them: squared L2
+    rows = conn.execute(sql.SQL("SELECT id, (vector <-> %s) ^ 2 AS d FROM {} ORDER BY d LIMIT 5")
                         .format(sql.Identifier(schema_name, "docs")), (vecs[3],)).fetchall()
     hits = client.search("docs", [vecs[3]], limit=5, search_params={"exact": True})[0]
     assert [r[0] for r in rows] == [h.id for h in hits]
@@ -255,7 +258,6 @@ def test_binary_index_types(client) -> None:
     ({"id": 1.5, "vector": [1, 2, 3, 4]}, vecpg.FieldTypeError),
     ({"vector": [1, 2, 3, 4]}, vecpg.SchemaError),          # missing primary key
     ({"id": 100}, vecpg.SchemaError),                        # missing vector
-    ({"id": 1, "vector": [1, 2, 3, 4]}, vecpg.DuplicateKey),  # exists already
     ({"id": 100, "vector": [1, 2, 3, 4], "title": "x" * 11}, vecpg.ValueTooLong),
     ({"id": 100, "vector": [1, 2, 3, 4], "title": 5}, vecpg.FieldTypeError),
     ({"id": 100, "vector": [1, 2, 3, 4], "nope": 5}, vecpg.SchemaError),  # unknown field
@@ -274,11 +276,17 @@ def test_bad_row_leaves_data_unchanged(client, row, error) -> None:
     assert client.query("strict", output_fields=["title"]) == [{"id": 1, "title": None}]
 
 
-def test_duplicate_key_within_batch(client) -> None:
-    client.create_collection("d", dimension=2)
-    with pytest.raises(vecpg.DuplicateKey):
-        client.insert("d", [{"id": 1, "vector": [0, 1]}, {"id": 1, "vector": [1, 0]}])
-    assert client.count("d") == 0
+def test_a_key_given_again_keeps_its_last_row(client) -> None:
+    """As in Milvus (where the newest row of a key is the one reads see): a key repeated
+    in a batch, or inserted again, keeps its last row; upsert alike."""
+    client.create_collection("d", dimension=2, metric_type="L2")
+    client.insert("d", [{"id": 1, "vector": [0, 1], "n": 1}, {"id": 1, "vector": [1, 0], "n": 2}])
+    assert client.query("d", ids=[1], output_fields=["vector", "n"]) == [
+        {"id": 1, "vector": [1.0, 0.0], "n": 2}]
+    client.insert("d", {"id": 1, "vector": [0.5, 0.5], "n": 3})  # one row as a dict
+    assert client.get("d", 1, output_fields=["n"]) == [{"id": 1, "n": 3}]
+    client.upsert("d", [{"id": 2, "vector": [1, 1]}, {"id": 2, "vector": [2, 2], "n": 4}])
+    assert client.count("d") == 2 and client.get("d", 2)[0]["n"] == 4
 
 
 @pytest.mark.parametrize("name", ["", "1abc", "a-b", "a b", "x" * 64, 'x"; DROP TABLE t; --',

@@ -158,7 +158,7 @@ def test_describe_index_reports_memory(client: vecpg.Client) -> None:
     d = client.describe_index("c", "q")
     assert d["bytes_per_vector"] == 4 and d["float_bytes_per_vector"] == 4 * DIM
     assert d["memory_bytes"] > 0 and d["total_bytes"] > d["model_bytes"] > 0
-    assert d["state"] == "ready" and d["build"]["rows"] == N
+    assert d["state"] == "Finished" and d["build"]["rows"] == N
 
 
 def test_bad_requests_leave_nothing_behind(client: vecpg.Client) -> None:
@@ -261,7 +261,7 @@ def test_killed_rebuild_leaves_the_old_index_serving(client: vecpg.Client, dsn: 
     while d["build_running"] and time.monotonic() < deadline:
         time.sleep(0.05)  # the dead client's server backend takes a moment to exit
         d = client.describe_index("c", "q")
-    assert d["state"] == "ready" and d["version"] == 1 and d["build_running"] is False
+    assert d["state"] == "Finished" and d["version"] == 1 and d["build_running"] is False
     assert _same_as_exact(client, q) == before
     # writes after the killed build are visible, and encoded again: the dead build's mark
     # (build_started) does not send them to the pending list forever

@@ -16,11 +16,12 @@ N, DIM, BITS, K = 300, 16, 64, 10
 
 
 def _float_reference(metric: str, data: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Returned values as documented: L2 distance, IP and COSINE similarity."""
+    """Returned values as documented (Milvus'): squared L2 distance, IP and COSINE
+    similarity."""
     d = data.astype(np.float64)
     q = q.astype(np.float64)
     if metric == "L2":
-        return np.sqrt(((d - q) ** 2).sum(axis=1))
+        return ((d - q) ** 2).sum(axis=1)
     if metric == "IP":
         return d @ q
     return (d @ q) / (np.linalg.norm(d, axis=1) * np.linalg.norm(q))
@@ -79,7 +80,7 @@ def test_float_metrics(client, conn: psycopg.Connection, schema_name: str, dtype
                                 sql.Literal(K)), (queries[0],)).fetchall()
     raw = np.array([r[1] for r in rows])
     ref = _float_reference(metric, data, queries[0])[[r[0] for r in rows]]
-    shown = {"L2": raw, "IP": -raw, "COSINE": 1 - raw}[metric]
+    shown = {"L2": raw ** 2, "IP": -raw, "COSINE": 1 - raw}[metric]
     np.testing.assert_allclose(shown, ref, atol=1e-5, rtol=0)
     assert [r[0] for r in rows] == [h.id for h in results[0]]
 

@@ -133,7 +133,7 @@ def test_forced_strategies_and_identical_result_shape(world) -> None:
         hits = client.search("w", [q], limit=5, output_fields=["tag"], **kw)[0]
         assert hits[0].id == 123 and hits[0].distance == pytest.approx(0.0, abs=1e-4)
         assert len(hits) == 5 and all(set(h) == {"id", "distance", "entity"} for h in hits)
-        assert all(set(h.entity) == {"tag"} for h in hits)
+        assert all(set(h.fields) == {"tag"} for h in hits)
         shapes[repr(kw)] = [h.id for h in hits]
     assert len({tuple(v) for v in shapes.values()}) == 1  # an easy query: all agree
     assert client.explain("w", strategy="exact")["strategy"] == "exact"
@@ -278,7 +278,9 @@ def test_default_recall_is_a_collection_property(world) -> None:
     with pytest.raises(vecpg.InvalidArgument):
         client.alter_collection_properties("w", {"recall": 2})
     with pytest.raises(vecpg.InvalidArgument):
-        client.alter_collection_properties("w", {"speed": "max"})
+        client.alter_collection_properties("w", {"metrics": {}})  # vecpg's own
+    client.alter_collection_properties("w", {"mmap.enabled": True})  # Milvus': kept
+    assert client.describe_collection("w")["properties"]["mmap.enabled"] is True
 
 
 def test_tiny_collection_and_no_index_go_exact(dsn: str, schema_name: str) -> None:

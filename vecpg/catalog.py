@@ -126,7 +126,11 @@ class CollectionInfo:
 # -- collections --------------------------------------------------------------------------
 
 def load(db: Db, schema_name: str, name: str) -> CollectionInfo:
-    """The catalog entry of collection ``name``; :class:`CollectionNotFound` if none."""
+    """The catalog entry of collection ``name`` (or of the collection alias ``name``
+    names); :class:`CollectionNotFound` if none."""
+    target = alias_target(db, schema_name, name)
+    if target is not None:
+        name = target
     row = db.execute(
         "SELECT schema, properties, vecpg.sees_all(t), vecpg.my_tenants(t) FROM"
         " vecpg.collections, vecpg.collection_table(schema_name, name) t"
@@ -194,6 +198,72 @@ def drop_collection(db: Db, schema_name: str, name: str) -> None:
     """Forget a collection (its indexes and partitions go by cascade)."""
     db.execute("DELETE FROM vecpg.collections WHERE schema_name = %s AND name = %s",
                (schema_name, name))
+
+
+# -- aliases and databases ----------------------------------------------------------------
+
+def alias_target(db: Db, schema_name: str, alias: str) -> str | None:
+    """The collection ``alias`` names, or None if it is no alias."""
+    row = db.execute("SELECT collection FROM vecpg.aliases WHERE schema_name = %s AND alias = %s",
+                     (schema_name, alias)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def aliases_of(db: Db, schema_name: str, collection: str | None) -> list[str]:
+    """The aliases of one collection (of every collection when None), by name."""
+    if collection is None:
+        return [r[0] for r in db.execute(
+            "SELECT alias FROM vecpg.aliases WHERE schema_name = %s ORDER BY alias",
+            (schema_name,))]
+    return [r[0] for r in db.execute(
+        "SELECT alias FROM vecpg.aliases WHERE schema_name = %s AND collection = %s"
+        " ORDER BY alias", (schema_name, collection))]
+
+
+def set_alias(db: Db, schema_name: str, alias: str, collection: str, *, create: bool) -> None:
+    """Point ``alias`` at ``collection``: a new alias (``create``), else an existing one."""
+    if create:
+        db.execute("INSERT INTO vecpg.aliases (schema_name, alias, collection)"
+                   " VALUES (%s, %s, %s)", (schema_name, alias, collection))
+    else:
+        db.execute("UPDATE vecpg.aliases SET collection = %s WHERE schema_name = %s"
+                   " AND alias = %s", (collection, schema_name, alias))
+
+
+def drop_alias(db: Db, schema_name: str, alias: str) -> None:
+    """Forget an alias (no error if there is none)."""
+    db.execute("DELETE FROM vecpg.aliases WHERE schema_name = %s AND alias = %s",
+               (schema_name, alias))
+
+
+def schemas_with_collections(db: Db) -> list[str]:
+    """Schemas that hold collections this role may see."""
+    return [r[0] for r in db.execute(
+        "SELECT DISTINCT schema_name FROM vecpg.collections ORDER BY 1")]
+
+
+def databases(db: Db) -> list[str]:
+    """Schemas recorded as databases (``create_database``), by name."""
+    return [r[0] for r in db.execute("SELECT schema_name FROM vecpg.databases ORDER BY 1")]
+
+
+def database_properties(db: Db, schema_name: str) -> dict[str, Any] | None:
+    """A recorded database's properties, None if it is not recorded."""
+    row = db.execute("SELECT properties FROM vecpg.databases WHERE schema_name = %s",
+                     (schema_name,)).fetchone()
+    return None if row is None else dict(row[0] or {})
+
+
+def add_database(db: Db, schema_name: str, properties: dict[str, Any]) -> None:
+    """Record a database (its schema exists)."""
+    db.execute("INSERT INTO vecpg.databases (schema_name, properties) VALUES (%s, %s)"
+               " ON CONFLICT (schema_name) DO UPDATE SET properties = EXCLUDED.properties",
+               (schema_name, Jsonb(properties)))
+
+
+def drop_database(db: Db, schema_name: str) -> None:
+    """Forget a database."""
+    db.execute("DELETE FROM vecpg.databases WHERE schema_name = %s", (schema_name,))
 
 
 # -- partitions ---------------------------------------------------------------------------

@@ -26,22 +26,26 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import args, catalog, ddl, executor, ingest, rows, tenancy
+from . import __version__, args, catalog, compat, ddl, executor, ingest, rows, tenancy
 from . import calibrate as cal
 from . import companion as cmp
 from .args import check_recall
 from .catalog import CatalogCache, CollectionInfo
+from .compat import check_kwargs
 from .errors import (
     AlreadyExists,
     IndexNotFound,
     InvalidArgument,
+    NotFound,
+    NotSupported,
     VecpgError,
     translate,
 )
 from .migrate import server_versions, upgrade
 from .planner import DEFAULT_RECALL, PlanCache, Planner
 from .query import SearchPlan, SearchRequest, compile_query, query_vectors
-from .results import Hit, select_fields
+from .rbac import RbacMethods
+from .results import SearchResult, select_fields
 from .schema import DEFAULT_PARTITION, CollectionSchema, check_name
 from .server import resolve_dsn, revive
 from .session import Db, Session, Tracer, _Lease, retried
@@ -62,7 +66,7 @@ class IndexParams(list[dict[str, Any]]):
                      "params": dict(params or {}, **kwargs)})
 
 
-class Client:
+class Client(RbacMethods):
     """A connection pool to one Postgres and the collections in one of its schemas.
 
     ``dsn``: a libpq connection string; default ``$VECPG_DSN``, else the embedded server in
@@ -78,6 +82,7 @@ class Client:
                  tracer: Tracer | None = None) -> None:
         self.dsn = resolve_dsn(dsn, data_dir=data_dir)
         self.schema = check_name(schema, "schema name")
+        self._default_schema = self.schema  # Milvus' "default" database
         with translate():
             upgrade(self.dsn)
             ddl.ensure_schema(self.dsn, self.schema)
@@ -141,69 +146,88 @@ class Client:
         """An empty list of index requests for :meth:`create_index`."""
         return IndexParams()
 
-    def create_collection(self, collection_name: str, dimension: int | None = None, *,
+    def create_collection(self, collection_name: str, dimension: int | None = None,
                           primary_field_name: str = "id", id_type: str = "int",
                           vector_field_name: str = "vector", metric_type: str | None = None,
-                          auto_id: bool = False, max_length: int = 65535,
-                          schema: CollectionSchema | None = None,
-                          index_params: IndexParams | None = None,
-                          enable_dynamic_field: bool = True, description: str = "") -> None:
-        """Create a collection: the quick form (``dimension``, float vectors, dynamic fields
-        on) or the full form (``schema``). Raises :class:`AlreadyExists` if it exists."""
+                          auto_id: bool = False, timeout: float | None = None,
+                          schema: Any = None, index_params: Any = None, **kwargs: Any) -> None:
+        """Create a collection: the quick form (``dimension``, float vectors, metric COSINE
+        unless ``metric_type`` says, dynamic fields on) or the full form (``schema``: from
+        :meth:`create_schema`, or a pymilvus ``CollectionSchema``). Keywords as pymilvus':
+        ``enable_dynamic_field``, ``description``, ``max_length`` (of a string key),
+        ``num_partitions`` (of a partition key), ``properties``, ``consistency_level``.
+        Raises :class:`AlreadyExists` if it exists."""
+        kw = check_kwargs("create_collection", {"timeout": timeout, **kwargs}, (
+            "enable_dynamic_field", "description", "max_length", "num_partitions",
+            "properties", "partition_key_field"))
         check_name(collection_name, "collection name")
-        if schema is not None and not isinstance(schema, CollectionSchema):
-            raise InvalidArgument(f"schema must come from create_schema(), got {schema!r}")
+        schema = compat.schema_of(schema)
         if metric_type is not None:
             args.text(metric_type, "metric_type")
         if schema is None:
             schema = ddl.quick_schema(dimension, primary_field_name, id_type, vector_field_name,
-                                      auto_id, max_length, enable_dynamic_field, description)
+                                      auto_id, kw.get("max_length", 65535),
+                                      kw.get("enable_dynamic_field", True),
+                                      kw.get("description", ""))
+        if kw.get("partition_key_field"):
+            ddl.set_partition_key(schema, kw["partition_key_field"])
         schema.validate()
         metrics = ddl.field_metrics(schema, metric_type)
+        props = ddl.collection_properties(schema, kw.get("properties"), kw.get("num_partitions"))
         with self._lease() as db:
-            ddl.create_collection(db, self.schema, collection_name, schema, metrics)
+            ddl.create_collection(db, self.schema, collection_name, schema,
+                                  {"metrics": metrics, **props})
         self._catalog.forget(collection_name)
         if index_params:
             self.create_index(collection_name, index_params)
 
     @retried
-    def has_collection(self, collection_name: str) -> bool:
+    def has_collection(self, collection_name: str, timeout: float | None = None,
+                       **kwargs: Any) -> bool:
         """Whether the collection exists."""
+        check_kwargs("has_collection", {"timeout": timeout, **kwargs})
         check_name(collection_name, "collection name")
         with self._lease() as db:
             return catalog.exists(db, self.schema, collection_name)
 
     @retried
-    def list_collections(self) -> list[str]:
-        """The collections of this client's schema, by name."""
+    def list_collections(self, **kwargs: Any) -> list[str]:
+        """The collections of this client's schema (its database), by name."""
+        check_kwargs("list_collections", kwargs)
         with self._lease() as db:
             return catalog.names(db, self.schema)
 
     @retried
-    def describe_collection(self, collection_name: str) -> dict[str, Any]:
-        """Schema, metrics, indexes and partitions of a collection, as a dict."""
+    def describe_collection(self, collection_name: str, timeout: float | None = None,
+                            **kwargs: Any) -> dict[str, Any]:
+        """The collection as pymilvus describes it (``collection_name``, ``fields`` with
+        ``type`` and ``params``, ``auto_id``, ``enable_dynamic_field``, ``num_partitions``,
+        ``properties``, ``aliases``, ...) plus vecpg's ``table``, ``metrics``, ``indexes``
+        and ``partitions``."""
+        check_kwargs("describe_collection", {"timeout": timeout, **kwargs})
         info = self._info(collection_name, fresh=True)
-        pk = info.schema.primary_field
-        return {"collection_name": collection_name, "schema": self.schema,
-                "table": f"{self.schema}.{collection_name}",
-                "auto_id": pk.auto_id, "primary_field": pk.name,
-                "fields": [f.to_dict() for f in info.schema.fields],
-                "enable_dynamic_field": info.schema.enable_dynamic_field,
-                "description": info.schema.description,
-                "metrics": dict(info.properties.get("metrics", {})),
-                "indexes": [ix.index_name for ix in info.indexes],
-                "partitions": list(info.partitions)}
+        with self._lease() as db:
+            aliases = catalog.aliases_of(db, self.schema, collection_name)
+        return compat.describe_collection(info, aliases)
 
-    def rename_collection(self, old_name: str, new_name: str) -> None:
-        """Rename a collection (its table, indexes and catalog entry)."""
+    def rename_collection(self, old_name: str, new_name: str, target_db: str = "",
+                          timeout: float | None = None, **kwargs: Any) -> None:
+        """Rename a collection (its table, indexes and catalog entry); ``target_db`` must
+        be this client's database (moving between schemas is not supported)."""
+        check_kwargs("rename_collection", {"timeout": timeout, **kwargs})
+        if target_db and self._database_schema(target_db) != self.schema:
+            raise NotSupported("rename_collection cannot move a collection to another database;"
+                               " ALTER TABLE ... SET SCHEMA does, outside vecpg")
         info = self._info(old_name, fresh=True)
         check_name(new_name, "collection name")
         with self._lease() as db:
             ddl.rename_collection(db, info, new_name)
         self._catalog.forget(old_name, new_name)
 
-    def drop_collection(self, collection_name: str) -> None:
+    def drop_collection(self, collection_name: str, timeout: float | None = None,
+                        **kwargs: Any) -> None:
         """Drop the collection's table and catalog entries. No error if it does not exist."""
+        check_kwargs("drop_collection", {"timeout": timeout, **kwargs})
         check_name(collection_name, "collection name")
         with self._lease() as db:
             for index_id in ddl.drop_collection(db, self.schema, collection_name):
@@ -212,38 +236,75 @@ class Client:
         self._stats.forget_table(self._table(collection_name).as_string(None))
         self._catalog.forget(collection_name)
 
-    def get_collection_stats(self, collection_name: str) -> dict[str, int]:
+    def get_collection_stats(self, collection_name: str, timeout: float | None = None,
+                             **kwargs: Any) -> dict[str, int]:
         """``{"row_count": n}``, as pymilvus returns it."""
+        check_kwargs("get_collection_stats", {"timeout": timeout, **kwargs})
         return {"row_count": self.count(collection_name)}
 
-    def load_collection(self, collection_name: str, **_: Any) -> None:
+    def load_collection(self, collection_name: str, timeout: float | None = None,
+                        **kwargs: Any) -> None:
         """Nothing to do: Postgres serves a collection as soon as it exists. Kept so code
         written for Milvus runs unchanged; checks that the collection exists."""
+        check_kwargs("load_collection", {"timeout": timeout, **kwargs}, ("replica_number",))
         self._info(collection_name)
 
-    def release_collection(self, collection_name: str, **_: Any) -> None:
+    def release_collection(self, collection_name: str, timeout: float | None = None,
+                           **kwargs: Any) -> None:
         """Nothing to do (see :meth:`load_collection`)."""
+        check_kwargs("release_collection", {"timeout": timeout, **kwargs})
         self._info(collection_name)
 
-    def get_load_state(self, collection_name: str, **_: Any) -> dict[str, str]:
-        """Always loaded: ``{"state": "Loaded"}``."""
+    def refresh_load(self, collection_name: str, timeout: float | None = None,
+                     **kwargs: Any) -> None:
+        """Nothing to do (see :meth:`load_collection`)."""
+        check_kwargs("refresh_load", {"timeout": timeout, **kwargs})
         self._info(collection_name)
-        return {"state": "Loaded"}
 
-    def flush(self, collection_name: str, **_: Any) -> None:
+    def load_partitions(self, collection_name: str, partition_names: Any,
+                        timeout: float | None = None, **kwargs: Any) -> None:
+        """Nothing to do (see :meth:`load_collection`); checks the partitions exist."""
+        check_kwargs("load_partitions", {"timeout": timeout, **kwargs}, ("replica_number",))
+        self._catalog.partitions(self._info(collection_name), partition_names)
+
+    def release_partitions(self, collection_name: str, partition_names: Any,
+                           timeout: float | None = None, **kwargs: Any) -> None:
+        """Nothing to do (see :meth:`load_collection`); checks the partitions exist."""
+        check_kwargs("release_partitions", {"timeout": timeout, **kwargs})
+        self._catalog.partitions(self._info(collection_name), partition_names)
+
+    def get_load_state(self, collection_name: str, partition_name: str = "",
+                       timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Always loaded: ``{"state": LoadState.Loaded}`` (pymilvus' enum when pymilvus is
+        installed, else the string ``"Loaded"``)."""
+        check_kwargs("get_load_state", {"timeout": timeout, **kwargs})
+        info = self._info(collection_name)
+        if partition_name:
+            self._catalog.partitions(info, [partition_name])
+        return {"state": compat.loaded_state()}
+
+    def flush(self, collection_name: str, timeout: float | None = None, **kwargs: Any) -> None:
         """Nothing to do: every insert is durable when it returns (one committed transaction)."""
+        check_kwargs("flush", {"timeout": timeout, **kwargs})
         self._info(collection_name)
 
-    def alter_collection_properties(self, collection_name: str, properties: dict[str, Any]
-                                    ) -> None:
+    def alter_collection_properties(self, collection_name: str, properties: dict[str, Any],
+                                    timeout: float | None = None, **kwargs: Any) -> None:
         """Set collection properties. ``{"recall": 0.9}`` sets the recall@k that searches
-        aim for when they do not say (default 0.95)."""
+        aim for when they do not say (default 0.95); Milvus' own properties (``mmap.enabled``,
+        ``collection.ttl.seconds``, ``partitionkey.isolation``, ...) are kept and shown by
+        :meth:`describe_collection`, and change nothing else here."""
+        check_kwargs("alter_collection_properties", {"timeout": timeout, **kwargs})
         if not isinstance(properties, dict):
             raise InvalidArgument(f"properties must be a dict, got {properties!r}")
-        unknown = set(properties) - {"recall"}
+        unknown = {k for k in properties if not isinstance(k, str)}
         if unknown:
-            raise InvalidArgument(f"unknown collection properties {sorted(unknown)}; "
-                                  "known: ['recall']")
+            raise InvalidArgument(f"property names must be strings, got "
+                                  f"{sorted(map(repr, unknown))}")
+        reserved = set(properties) & {"metrics", "tenant_field", "num_partitions"}
+        if reserved:
+            raise InvalidArgument(f"properties {sorted(reserved)} are vecpg's own; "
+                                  "they change through other calls")
         if "recall" in properties:
             check_recall(properties["recall"])
         info = self._info(collection_name, fresh=True)
@@ -252,10 +313,32 @@ class Client:
                                    {**info.properties, **properties})
         self._catalog.forget(collection_name)
 
+    def drop_collection_properties(self, collection_name: str, property_keys: list[str],
+                                   timeout: float | None = None, **kwargs: Any) -> None:
+        """Remove properties set by :meth:`alter_collection_properties`."""
+        check_kwargs("drop_collection_properties", {"timeout": timeout, **kwargs})
+        keys = args.names(property_keys, "property_keys") or []
+        info = self._info(collection_name, fresh=True)
+        reserved = set(keys) & {"metrics", "tenant_field", "num_partitions"}
+        if reserved:
+            raise InvalidArgument(f"properties {sorted(reserved)} are vecpg's own")
+        with self._lease() as db, db.transaction():
+            catalog.set_properties(db, self.schema, collection_name,
+                                   {k: v for k, v in info.properties.items() if k not in keys})
+        self._catalog.forget(collection_name)
+
     # -- partitions -----------------------------------------------------------------------
-    def create_partition(self, collection_name: str, partition_name: str) -> None:
+    def _no_partition_key(self, info: CollectionInfo, what: str) -> None:
+        if info.schema.partition_key is not None:
+            raise InvalidArgument(f"{what} is not allowed on collection {info.name!r}: its "
+                                  f"partition key {info.schema.partition_key.name!r} places the "
+                                  "rows (filter on it instead)")
+
+    def create_partition(self, collection_name: str, partition_name: str,
+                         timeout: float | None = None, **kwargs: Any) -> None:
         """Add a partition (rows go in with ``insert(..., partition_name=)``)."""
-        self._info(collection_name)
+        check_kwargs("create_partition", {"timeout": timeout, **kwargs})
+        self._no_partition_key(self._info(collection_name), "create_partition")
         args.name(partition_name, "partition name")
         with self._lease() as db, db.transaction():
             if partition_name in catalog.partitions(db, self.schema, collection_name):
@@ -264,19 +347,32 @@ class Client:
         self._catalog.forget(collection_name)
 
     @retried
-    def list_partitions(self, collection_name: str) -> list[str]:
+    def list_partitions(self, collection_name: str, timeout: float | None = None,
+                        **kwargs: Any) -> list[str]:
         """The collection's partitions, ``_default`` first."""
+        check_kwargs("list_partitions", {"timeout": timeout, **kwargs})
         self._info(collection_name)
         with self._lease() as db:
             return catalog.partitions(db, self.schema, collection_name)
 
-    def has_partition(self, collection_name: str, partition_name: str) -> bool:
+    def has_partition(self, collection_name: str, partition_name: str,
+                      timeout: float | None = None, **kwargs: Any) -> bool:
         """Whether the partition exists."""
+        check_kwargs("has_partition", {"timeout": timeout, **kwargs})
         return args.name(partition_name, "partition name") in self.list_partitions(
             collection_name)
 
-    def drop_partition(self, collection_name: str, partition_name: str) -> None:
+    def get_partition_stats(self, collection_name: str, partition_name: str,
+                            timeout: float | None = None, **kwargs: Any) -> dict[str, int]:
+        """``{"row_count": n}`` of one partition."""
+        check_kwargs("get_partition_stats", {"timeout": timeout, **kwargs})
+        self._catalog.partitions(self._info(collection_name), [partition_name])
+        return {"row_count": self.count(collection_name, partition_names=[partition_name])}
+
+    def drop_partition(self, collection_name: str, partition_name: str,
+                       timeout: float | None = None, **kwargs: Any) -> None:
         """Delete a partition and every row in it (``_default`` cannot be dropped)."""
+        check_kwargs("drop_partition", {"timeout": timeout, **kwargs})
         if args.name(partition_name, "partition name") == DEFAULT_PARTITION:
             raise InvalidArgument("the _default partition cannot be dropped")
         self._catalog.partitions(self._info(collection_name), [partition_name])
@@ -328,50 +424,66 @@ class Client:
             return tenancy.list_grants(db, info)
 
     # -- data -----------------------------------------------------------------------------
-    def insert(self, collection_name: str, data: Any, partition_name: str | None = None
-               ) -> dict[str, Any]:
-        """Insert rows (a list of dicts, or a dict of columns / numpy arrays).
+    def insert(self, collection_name: str, data: Any, timeout: float | None = None,
+               partition_name: str | None = "", **kwargs: Any) -> dict[str, Any]:
+        """Insert rows (a dict, a list of dicts, or a dict of columns / numpy arrays).
 
         All or nothing: a bad row or a duplicate key raises and writes nothing.
         Returns ``{"insert_count": n, "ids": [...]}``.
         """
+        check_kwargs("insert", {"timeout": timeout, **kwargs})
         return self._write(collection_name, data, partition_name, upsert=False)
 
-    def upsert(self, collection_name: str, data: Any, partition_name: str | None = None
-               ) -> dict[str, Any]:
-        """Insert rows, replacing whole rows whose primary key exists.
+    def upsert(self, collection_name: str, data: Any, timeout: float | None = None,
+               partition_name: str | None = "", **kwargs: Any) -> dict[str, Any]:
+        """Insert rows, replacing whole rows whose primary key exists; a key given twice in
+        one batch keeps its last row, as in Milvus. ``partial_update=True`` replaces only
+        the fields the rows give (every row must give the same fields, the key included).
         Returns ``{"upsert_count": n, "ids": [...]}``."""
-        return self._write(collection_name, data, partition_name, upsert=True)
+        kw = check_kwargs("upsert", {"timeout": timeout, **kwargs}, ("partial_update",))
+        partial = args.flag(kw.get("partial_update", False), "partial_update")
+        return self._write(collection_name, data, partition_name, upsert=True, partial=partial)
 
     def _write(self, collection_name: str, data: Any, partition_name: str | None,
-               *, upsert: bool) -> dict[str, Any]:
+               *, upsert: bool, partial: bool = False) -> dict[str, Any]:
         info = self._info(collection_name)
-        partition_name = args.optional_name(partition_name, "partition_name")
-        if partition_name:
+        partition_name = args.optional_name(partition_name or None, "partition_name")
+        if partition_name and partition_name != DEFAULT_PARTITION:
+            self._no_partition_key(info, "insert with partition_name")
             self._catalog.partitions(info, [partition_name])
+        if isinstance(data, dict) and ingest.is_one_row(info.schema, data):
+            data = [data]  # pymilvus takes one row as a dict (vecpg also a dict of columns)
         batch = ingest.prepare_batch(info.schema, data, partition=partition_name or
-                                     DEFAULT_PARTITION, require_pk=upsert)
+                                     DEFAULT_PARTITION, require_pk=upsert, last_wins=True,
+                                     partial=partial)
         with self._lease() as db:
             ids = rows.write(db, info, batch, ddl.companion_targets(info), self._companions,
-                               upsert=upsert)
+                             upsert=upsert, partial=partial)
         return {("upsert_count" if upsert else "insert_count"): batch.n, "ids": ids}
 
-    def delete(self, collection_name: str, ids: Any = None, filter: str = "",
-               partition_name: str | None = None) -> dict[str, int]:
+    def delete(self, collection_name: str, ids: Any = None, timeout: float | None = None,
+               filter: str = "", partition_name: str | None = "",
+               **kwargs: Any) -> dict[str, int]:
         """Delete rows by primary key or by filter. Returns ``{"delete_count": n}``."""
+        kw = check_kwargs("delete", {"timeout": timeout, **kwargs},
+                          ("filter_params", "expr_params", "pks"))
+        if ids is None and kw.get("pks") is not None:
+            ids = kw["pks"]
         info = self._info(collection_name)
         filter = args.text(filter, "filter")
         if ids is None and not filter.strip():
             raise InvalidArgument("delete needs ids or a filter")
-        args.optional_name(partition_name, "partition_name")
+        args.optional_name(partition_name or None, "partition_name")
         parts = self._catalog.partitions(info, [partition_name] if partition_name else None)
-        where, params = rows.row_filter(info, ids, filter, parts)
+        where, params = rows.row_filter(info, ids, filter, parts, _filter_params(kw))
         with self._lease() as db, db.transaction():
             return {"delete_count": rows.delete_rows(db, info, where, params)}
 
     def get(self, collection_name: str, ids: Any, output_fields: list[str] | None = None,
-            partition_names: list[str] | None = None) -> list[dict[str, Any]]:
+            timeout: float | None = None, partition_names: list[str] | None = None,
+            **kwargs: Any) -> list[dict[str, Any]]:
         """Rows by primary key (missing keys are skipped), in primary-key order."""
+        check_kwargs("get", {"timeout": timeout, **kwargs})
         if ids is None:  # would be every row: Milvus refuses it too
             raise InvalidArgument("get needs ids (a primary key or a list of them)")
         return self.query(collection_name, ids=ids, output_fields=output_fields,
@@ -379,45 +491,58 @@ class Client:
 
     @retried
     def query(self, collection_name: str, filter: str = "", output_fields: list[str] | None = None,
-              limit: int | None = None, offset: int = 0, ids: Any = None,
-              partition_names: list[str] | None = None) -> list[dict[str, Any]]:
-        """Rows matching a filter expression, ordered by primary key.
+              timeout: float | None = None, ids: Any = None,
+              partition_names: list[str] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        """Rows matching a filter expression, ordered by primary key; keywords ``limit``,
+        ``offset`` and ``filter_params`` (values for ``{name}`` placeholders in ``filter``).
 
         ``output_fields=["count(*)"]`` returns ``[{"count(*)": n}]``.
         """
+        kw = check_kwargs("query", {"timeout": timeout, **kwargs},
+                          ("limit", "offset", "filter_params", "expr_params"))
+        limit, offset = kw.get("limit"), kw.get("offset", 0)
         info = self._info(collection_name)
         filter = args.text(filter, "filter")
         output_fields = args.names(output_fields, "output_fields")
         parts = self._catalog.partitions(info, partition_names)
-        where, params = rows.row_filter(info, ids, filter, parts)
+        where, params = rows.row_filter(info, ids, filter, parts, _filter_params(kw))
         if output_fields == ["count(*)"]:
             with self._lease() as db:
                 return [{"count(*)": rows.count_rows(db, info, where, params)}]
         sel = select_fields(info.schema, output_fields, default_all=True)
-        if limit is not None:
+        if limit is not None and limit != -1:
             limit = args.integer(limit, "limit")
-        offset = args.integer(offset, "offset")
+        else:
+            limit = None
+        offset = args.integer(offset or 0, "offset")
         with self._lease() as db:
             return rows.select_rows(db, info, sel, where, params, limit, offset)
 
     def count(self, collection_name: str, filter: str = "",
-              partition_names: list[str] | None = None) -> int:
-        """Number of rows (matching ``filter``)."""
-        res = self.query(collection_name, filter, ["count(*)"], partition_names=partition_names)
+              partition_names: list[str] | None = None, **kwargs: Any) -> int:
+        """Number of rows (matching ``filter``; keyword ``filter_params`` as :meth:`query`)."""
+        kw = check_kwargs("count", kwargs, ("filter_params", "expr_params"))
+        res = self.query(collection_name, filter, ["count(*)"], partition_names=partition_names,
+                         **kw)
         return int(res[0]["count(*)"])
 
     # -- search ---------------------------------------------------------------------------
     @retried
-    def search(self, collection_name: str, data: Any, limit: int = 10, filter: str = "",
+    def search(self, collection_name: str, data: Any = None, filter: str = "", limit: int = 10,
                output_fields: list[str] | None = None,
-               search_params: dict[str, Any] | None = None, anns_field: str | None = None,
-               partition_names: list[str] | None = None, offset: int = 0, *,
-               recall: float | None = None, strategy: str | None = None) -> list[list[Hit]]:
-        """Nearest neighbours of each query vector in ``data``.
+               search_params: dict[str, Any] | None = None, timeout: float | None = None,
+               partition_names: list[str] | None = None, anns_field: str | None = None,
+               ranker: Any = None, function_chains: Any = None, highlighter: Any = None,
+               ids: Any = None, search_aggregation: Any = None,
+               **kwargs: Any) -> SearchResult:
+        """Nearest neighbours of each query vector in ``data`` (or, with ``ids``, of the
+        stored vectors of those rows), as pymilvus' ``search``.
 
-        Returns one list of :class:`Hit` per query, closest first: ``hit.id``,
-        ``hit.distance`` (see the metric conventions in :mod:`vecpg.metrics`) and
-        ``hit.entity`` with ``output_fields``.
+        Returns a :class:`SearchResult`: one :class:`Hits` per query, closest first; each
+        :class:`Hit` is ``{<primary field>: key, "distance": d, "entity": {...}}`` with
+        ``output_fields`` (distances follow Milvus: L2 is squared L2, see
+        :mod:`vecpg.metrics`). Keywords: ``offset``, ``round_decimal``, ``filter_params``,
+        and vecpg's ``recall`` and ``strategy``.
 
         The planner (:mod:`vecpg.planner`) picks the cheapest strategy and setting whose
         estimated recall@k reaches ``recall`` (default: the collection's ``recall``
@@ -427,10 +552,24 @@ class Client:
         ``{"nprobe": 16}`` for IVF, ``{"exact": True}`` for an exact scan. Whatever runs, a
         query gets ``limit`` hits whenever ``limit + offset`` rows match the filter.
         """
+        kw = check_kwargs("search", {"timeout": timeout, **kwargs}, (
+            "offset", "round_decimal", "recall", "strategy", "filter_params", "expr_params"))
+        for name, value in (("ranker", ranker), ("function_chains", function_chains),
+                            ("highlighter", highlighter),
+                            ("search_aggregation", search_aggregation)):
+            if value is not None:
+                raise NotSupported(f"search({name}=...) is not supported yet")
+        if ids is not None:
+            if data is not None:
+                raise InvalidArgument("search takes data or ids, not both")
+            data = self._vectors_of(collection_name, ids, anns_field)
+        if data is None:
+            raise InvalidArgument("search needs data (query vectors) or ids")
         req = SearchRequest.of(collection_name, limit=limit, filter=filter,
                                output_fields=output_fields, search_params=search_params,
                                anns_field=anns_field, partition_names=partition_names,
-                               offset=offset, recall=recall, strategy=strategy)
+                               offset=kw.get("offset", 0), recall=kw.get("recall"),
+                               strategy=kw.get("strategy"), filter_params=_filter_params(kw))
         info = self._info(collection_name)
         with self._lease() as db:
             plan = self._plans.get(req, info)
@@ -445,7 +584,25 @@ class Client:
             self._catalog.forget(collection_name)
         elif not self._planner.observe(plan, run.ms_per_query):
             self._plans.drop(req)  # its cost moved away from the estimate: plan again
-        return run.hits(plan)
+        result = run.hits(plan)
+        if kw.get("round_decimal", -1) not in (-1, None):
+            digits = args.integer(kw["round_decimal"], "round_decimal", 0, 15)
+            for hits in result:
+                for h in hits:
+                    dict.__setitem__(h, "distance", round(h.distance, digits))
+        return result
+
+    def _vectors_of(self, collection_name: str, ids: Any, anns_field: str | None) -> list[Any]:
+        """The stored vectors of rows ``ids`` (search by primary key), in the order given."""
+        info = self._info(collection_name)
+        f = info.vector_field(anns_field)
+        keys = rows.id_list(ids, info.schema.primary_field.dtype)
+        got = {r[info.schema.primary_field.name]: r[f.name] for r in self.query(
+            collection_name, ids=keys, output_fields=[f.name])}
+        missing = [k for k in keys if k not in got]
+        if missing:
+            raise NotFound(f"search ids {missing[:5]} are not in {collection_name!r}")
+        return [got[k] for k in keys]
 
     def _plan(self, db: Db, info: CollectionInfo, req: SearchRequest, *,
               fresh: bool = False) -> SearchPlan:
@@ -458,11 +615,12 @@ class Client:
                                   strategy=req.strategy, fresh=fresh)
 
     @retried
-    def explain(self, collection_name: str, data: Any = None, limit: int = 10, filter: str = "",
+    def explain(self, collection_name: str, data: Any = None, filter: str = "", limit: int = 10,
                 output_fields: list[str] | None = None,
-                search_params: dict[str, Any] | None = None, anns_field: str | None = None,
-                partition_names: list[str] | None = None, offset: int = 0, *,
-                recall: float | None = None, strategy: str | None = None) -> dict[str, Any]:
+                search_params: dict[str, Any] | None = None,
+                partition_names: list[str] | None = None, anns_field: str | None = None,
+                offset: int = 0, *, recall: float | None = None, strategy: str | None = None,
+                filter_params: dict[str, Any] | None = None) -> dict[str, Any]:
         """What :meth:`search` with these arguments would run, and why (statistics
         measured afresh; ``data``, optional, is validated as search would).
 
@@ -479,7 +637,8 @@ class Client:
         req = SearchRequest.of(collection_name, limit=limit, filter=filter,
                                output_fields=output_fields, search_params=search_params,
                                anns_field=anns_field, partition_names=partition_names,
-                               offset=offset, recall=recall, strategy=strategy)
+                               offset=offset, recall=recall, strategy=strategy,
+                               filter_params=filter_params)
         info = self._info(collection_name)
         with self._lease() as db:
             plan = self._plan(db, info, req, fresh=True)
@@ -531,15 +690,17 @@ class Client:
         return out
 
     # -- indexes --------------------------------------------------------------------------
-    def create_index(self, collection_name: str, index_params: IndexParams | None = None, *,
-                     field_name: str | None = None, index_type: str = "AUTOINDEX",
-                     metric_type: str | None = None, params: dict[str, Any] | None = None,
-                     index_name: str | None = None, progress: Progress | None = None) -> None:
-        """Build indexes: pymilvus style (``index_params`` from ``prepare_index_params()``)
-        or one index by keywords. ``progress`` receives build progress dicts (phase,
-        blocks/tuples done and total) while a long build runs. Vector indexes are then
-        calibrated for the planner."""
-        requests = args.requests(index_params, "index_params")
+    def create_index(self, collection_name: str, index_params: Any = None,
+                     timeout: float | None = None, *, field_name: str | None = None,
+                     index_type: str = "AUTOINDEX", metric_type: str | None = None,
+                     params: dict[str, Any] | None = None, index_name: str | None = None,
+                     progress: Progress | None = None, **kwargs: Any) -> None:
+        """Build indexes: pymilvus style (``index_params`` from ``prepare_index_params()``,
+        vecpg's or pymilvus') or one index by keywords. ``progress`` receives build
+        progress dicts (phase, blocks/tuples done and total) while a long build runs.
+        Vector indexes are then calibrated for the planner."""
+        check_kwargs("create_index", {"timeout": timeout, **kwargs}, ("sync",))
+        requests = args.requests(compat.index_requests(index_params), "index_params")
         if field_name is not None:
             requests.append(args.index_request(field_name, index_type, index_name, metric_type,
                                                params))
@@ -594,16 +755,22 @@ class Client:
         return {"rebuilt": True, "uncovered_share": share, **(cov or {}), "build": stats}
 
     @retried
-    def list_indexes(self, collection_name: str, field_name: str | None = None) -> list[str]:
+    def list_indexes(self, collection_name: str, field_name: str | None = "",
+                     **kwargs: Any) -> list[str]:
         """The collection's index names (on ``field_name`` only, when given)."""
+        check_kwargs("list_indexes", kwargs)
         info = self._info(collection_name, fresh=True)
-        field_name = args.optional_name(field_name, "field_name")
+        field_name = args.optional_name(field_name or None, "field_name")
         return [ix.index_name for ix in info.indexes
                 if field_name is None or ix.field_name == field_name]
 
     @retried
-    def describe_index(self, collection_name: str, index_name: str) -> dict[str, Any]:
-        """Type, metric, parameters, state and size of one index.
+    def describe_index(self, collection_name: str, index_name: str,
+                       timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Type, metric, parameters, state and size of one index, with pymilvus' keys
+        (``index_type``, ``metric_type``, the build parameters flattened, ``field_name``,
+        ``index_name``, ``total_rows``, ``indexed_rows``, ``pending_index_rows``, ``state``:
+        Finished / InProgress / Failed) and vecpg's (``params``, ``build_state``, sizes).
 
         Sizes: ``total_bytes`` (pgvector: the index relation; companion: codes table plus
         stored model) and ``bytes_per_vector``. A companion index also reports
@@ -611,13 +778,16 @@ class Client:
         this process holds for it, once loaded), ``build`` (build statistics, with
         ``model_memory_bytes``: the model's arrays in memory), ``coverage`` and
         ``build_running`` (a (re)build is running now, in any process)."""
+        check_kwargs("describe_index", {"timeout": timeout, **kwargs})
         info = self._info(collection_name, fresh=True)
         ix = info.index(index_name)
         with self._lease() as db:
             return ddl.describe_index(db, info, ix, self._companions)
 
-    def drop_index(self, collection_name: str, index_name: str) -> None:
+    def drop_index(self, collection_name: str, index_name: str, timeout: float | None = None,
+                   **kwargs: Any) -> None:
         """Drop an index (its Postgres index, or a companion index's tables and triggers)."""
+        check_kwargs("drop_index", {"timeout": timeout, **kwargs})
         info = self._info(collection_name, fresh=True)
         ix = info.index(index_name)
         try:
@@ -628,12 +798,222 @@ class Client:
         if dropped is not None:
             self._companions.forget(dropped)
 
+    # -- aliases --------------------------------------------------------------------------
+    def create_alias(self, collection_name: str, alias: str, timeout: float | None = None,
+                     **kwargs: Any) -> None:
+        """Another name for a collection, taken wherever a collection name is."""
+        check_kwargs("create_alias", {"timeout": timeout, **kwargs})
+        info = self._info(collection_name, fresh=True)
+        alias = check_name(alias, "alias")
+        with self._lease() as db, db.transaction():
+            db.lock(f"collection {self.schema}.{alias}")
+            if catalog.exists(db, self.schema, alias) or catalog.alias_target(
+                    db, self.schema, alias):
+                raise AlreadyExists(f"alias or collection {alias!r} exists already")
+            catalog.set_alias(db, self.schema, alias, info.name, create=True)
+        self._catalog.forget(alias)
+
+    def alter_alias(self, collection_name: str, alias: str, timeout: float | None = None,
+                    **kwargs: Any) -> None:
+        """Point an existing alias at another collection (atomically: no reader sees none)."""
+        check_kwargs("alter_alias", {"timeout": timeout, **kwargs})
+        info = self._info(collection_name, fresh=True)
+        alias = check_name(alias, "alias")
+        with self._lease() as db, db.transaction():
+            if catalog.alias_target(db, self.schema, alias) is None:
+                raise NotFound(f"alias {alias!r} does not exist")
+            catalog.set_alias(db, self.schema, alias, info.name, create=False)
+        self._catalog.forget(alias)
+
+    def drop_alias(self, alias: str, timeout: float | None = None, **kwargs: Any) -> None:
+        """Forget an alias (the collection stays)."""
+        check_kwargs("drop_alias", {"timeout": timeout, **kwargs})
+        alias = check_name(alias, "alias")
+        with self._lease() as db, db.transaction():
+            catalog.drop_alias(db, self.schema, alias)
+        self._catalog.forget(alias)
+
+    @retried
+    def describe_alias(self, alias: str, timeout: float | None = None,
+                       **kwargs: Any) -> dict[str, str]:
+        """``{"alias", "collection_name", "db_name"}`` of an alias."""
+        check_kwargs("describe_alias", {"timeout": timeout, **kwargs})
+        alias = check_name(alias, "alias")
+        with self._lease() as db:
+            target = catalog.alias_target(db, self.schema, alias)
+        if target is None:
+            raise NotFound(f"alias {alias!r} does not exist")
+        return {"alias": alias, "collection_name": target, "db_name": self.db_name}
+
+    @retried
+    def list_aliases(self, collection_name: str = "", timeout: float | None = None,
+                     **kwargs: Any) -> dict[str, Any]:
+        """``{"aliases": [...], "collection_name", "db_name"}``: the aliases of one
+        collection, or of every collection of the database."""
+        check_kwargs("list_aliases", {"timeout": timeout, **kwargs})
+        name = self._info(collection_name).name if collection_name else None
+        with self._lease() as db:
+            aliases = catalog.aliases_of(db, self.schema, name)
+        return {"aliases": aliases, "collection_name": collection_name, "db_name": self.db_name}
+
+    # -- databases (Postgres schemas) ----------------------------------------------------
+    @property
+    def db_name(self) -> str:
+        """The Milvus database this client uses: ``"default"`` for the schema it
+        connected to, else the name of the Postgres schema it switched to."""
+        return "default" if self.schema == self._default_schema else self.schema
+
+    def _database_schema(self, db_name: Any) -> str:
+        name = args.text(db_name, "db_name", optional=False)
+        return self._default_schema if name in ("", "default") else check_name(name, "db_name")
+
+    def create_database(self, db_name: str, properties: dict[str, Any] | None = None,
+                        timeout: float | None = None, **kwargs: Any) -> None:
+        """A new database: a Postgres schema of that name (``"default"`` is the schema the
+        client connected to)."""
+        check_kwargs("create_database", {"timeout": timeout, **kwargs})
+        schema = self._database_schema(db_name)
+        props = args.mapping(properties, "properties")
+        with self._lease() as db, db.transaction():
+            db.lock(f"database {schema}")
+            if schema == self._default_schema or db.value(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)):
+                raise AlreadyExists(f"database {db_name!r} exists already")
+            db.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+            catalog.add_database(db, schema, props)
+
+    @retried
+    def list_databases(self, timeout: float | None = None, **kwargs: Any) -> list[str]:
+        """``"default"`` and every database made by :meth:`create_database` (or holding
+        collections)."""
+        check_kwargs("list_databases", {"timeout": timeout, **kwargs})
+        with self._lease() as db:
+            names = set(catalog.databases(db)) | set(catalog.schemas_with_collections(db))
+        names.discard(self._default_schema)
+        return ["default", *sorted(names)]
+
+    @retried
+    def describe_database(self, db_name: str, timeout: float | None = None,
+                          **kwargs: Any) -> dict[str, Any]:
+        """``{"name": db_name, **properties}``."""
+        check_kwargs("describe_database", {"timeout": timeout, **kwargs})
+        schema = self._database_schema(db_name)
+        if db_name not in ("", "default") and db_name not in self.list_databases():
+            raise NotFound(f"database {db_name!r} does not exist")
+        with self._lease() as db:
+            props = catalog.database_properties(db, schema) or {}
+        return {"name": db_name or "default", **props}
+
+    def alter_database_properties(self, db_name: str, properties: dict[str, Any],
+                                  timeout: float | None = None, **kwargs: Any) -> None:
+        """Set a database's properties (kept and shown; they change nothing else here)."""
+        check_kwargs("alter_database_properties", {"timeout": timeout, **kwargs})
+        current = self.describe_database(db_name)
+        current.pop("name")
+        with self._lease() as db, db.transaction():
+            catalog.add_database(db, self._database_schema(db_name),
+                                 {**current, **args.mapping(properties, "properties")})
+
+    def drop_database_properties(self, db_name: str, property_keys: list[str],
+                                 timeout: float | None = None, **kwargs: Any) -> None:
+        """Remove database properties."""
+        check_kwargs("drop_database_properties", {"timeout": timeout, **kwargs})
+        keys = set(args.names(property_keys, "property_keys") or [])
+        current = self.describe_database(db_name)
+        current.pop("name")
+        with self._lease() as db, db.transaction():
+            catalog.add_database(db, self._database_schema(db_name),
+                                 {k: v for k, v in current.items() if k not in keys})
+
+    def use_database(self, db_name: str, **kwargs: Any) -> None:
+        """Work in another database (Postgres schema) from now on."""
+        check_kwargs("use_database", kwargs)
+        schema = self._database_schema(db_name)
+        if db_name not in ("", "default") and db_name not in self.list_databases():
+            raise NotFound(f"database {db_name!r} does not exist")
+        self.schema = schema
+        self._catalog = CatalogCache(self._session, schema)
+
+    def using_database(self, db_name: str, **kwargs: Any) -> None:
+        """pymilvus' older name of :meth:`use_database`."""
+        self.use_database(db_name, **kwargs)
+
+    def drop_database(self, db_name: str, timeout: float | None = None,
+                      **kwargs: Any) -> None:
+        """Drop an empty database (its schema); Milvus refuses a database with collections,
+        and so does vecpg. ``"default"`` cannot be dropped."""
+        check_kwargs("drop_database", {"timeout": timeout, **kwargs})
+        schema = self._database_schema(db_name)
+        if schema == self._default_schema:
+            raise InvalidArgument("the default database cannot be dropped")
+        with self._lease() as db, db.transaction():
+            if catalog.names(db, schema):
+                raise InvalidArgument(f"database {db_name!r} still has collections; drop "
+                                      "them first")
+            if not db.value("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)):
+                raise NotFound(f"database {db_name!r} does not exist")
+            db.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(schema)))
+            catalog.drop_database(db, schema)
+        if self.schema == schema:
+            self.use_database("default")
+
+    # -- maintenance ----------------------------------------------------------------------
+    def truncate_collection(self, collection_name: str, timeout: float | None = None,
+                            **kwargs: Any) -> None:
+        """Delete every row, keeping the collection, its indexes and partitions
+        (Postgres' TRUNCATE: companion pending lists are emptied by their trigger)."""
+        check_kwargs("truncate_collection", {"timeout": timeout, **kwargs})
+        info = self._info(collection_name, fresh=True)
+        with self._lease() as db, db.transaction():
+            db.execute(sql.SQL("TRUNCATE {}").format(info.table))
+
+    def compact(self, collection_name: str, is_clustering: bool = False, is_l0: bool = False,
+                timeout: float | None = None, **kwargs: Any) -> int:
+        """What compaction means here: ``VACUUM (ANALYZE)`` of the table (dead rows
+        reclaimed, statistics fresh) and a rebuild of companion indexes whose uncovered
+        share passed 10% (see :meth:`compact_index`). Returns a job id (always 0: it is done
+        when this returns; :meth:`get_compaction_state` says "Completed")."""
+        check_kwargs("compact", {"timeout": timeout, **kwargs}, ("target_size",
+                                                                  "target_size_unit"))
+        info = self._info(collection_name, fresh=True)
+        with self._lease() as db:
+            db.execute(sql.SQL("VACUUM (ANALYZE) {}").format(info.table))
+        for ix in info.indexes:
+            if ix.kind.companion:
+                self.compact_index(info.name, ix.index_name)
+        return 0
+
+    def get_compaction_state(self, job_id: int, timeout: float | None = None,
+                             **kwargs: Any) -> str:
+        """``"Completed"``: :meth:`compact` finishes before it returns."""
+        check_kwargs("get_compaction_state", {"timeout": timeout, **kwargs})
+        args.integer(job_id, "job_id")
+        return "Completed"
+
     # -- misc -----------------------------------------------------------------------------
+    def get_server_version(self, timeout: float | None = None, detail: bool = False,
+                           **kwargs: Any) -> str | dict[str, Any]:
+        """The Postgres server's version (``detail``: with pgvector's and vecpg's)."""
+        check_kwargs("get_server_version", {"timeout": timeout, **kwargs})
+        info = self.server_info()
+        if not args.flag(detail, "detail"):
+            return str(info.get("postgres", ""))
+        return {"version": info.get("postgres"), "pgvector": info.get("pgvector"),
+                "vecpg": __version__, "deploy_mode": "POSTGRES",
+                "vecpg_schema_revision": info.get("vecpg_schema_revision")}
+
     def server_info(self) -> dict[str, Any]:
         """Postgres and pgvector versions, and the database's vecpg revision."""
         with self._lease() as db:
             versions = server_versions(db)
         return {**versions, "dsn": _redact(self.dsn), "schema": self.schema}
+
+
+def _filter_params(kw: dict[str, Any]) -> dict[str, Any] | None:
+    """``filter_params`` (or pymilvus' older ``expr_params``): values for the filter's
+    ``{name}`` placeholders."""
+    value = kw.get("filter_params", kw.get("expr_params"))
+    return None if value is None else args.mapping(value, "filter_params")
 
 
 def _redact(dsn: str) -> str:

@@ -59,7 +59,7 @@ def _fixed_layout(c: Column, j: int) -> tuple[list[tuple[Any, ...]], _Fill] | No
         width, head = 4 + np.dtype(fe).itemsize * dim, (dim, 0)
     elif d is DT.BINARY_VECTOR:
         fields = [(L, ">i4"), (H, ">i4"), (V, "u1", (vals.shape[1],))]
-        width, head = 4 + vals.shape[1], (c.field.dim or 0) if c.field else 0
+        width, head = 4 + vals.shape[1], c.field.vector_dim if c.field else 0
     else:
         return None
 
@@ -84,7 +84,7 @@ def _cells(c: Column, enc: str) -> list[bytes]:
     if d is DT.JSON:  # jsonb's binary format: version 1, then the text
         return [_NULL if t is None else _cell(b"\x01" + t.encode(enc)) for t in vals]
     if d is DT.SPARSE_FLOAT_VECTOR:
-        dim = (c.field.dim or 0) if c.field else 0
+        dim = c.field.vector_dim if c.field else 0
         return [_cell(struct.pack(">iii", dim, len(i), 0) + i.astype(">i4").tobytes()
                       + v.astype(">f4").tobytes()) for i, v in vals]
     et = c.field.element_type if c.field else None  # ARRAY

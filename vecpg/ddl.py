@@ -97,9 +97,34 @@ def field_metrics(schema: CollectionSchema, metric_type: str | None) -> dict[str
     return metrics
 
 
+def set_partition_key(schema: CollectionSchema, field_name: Any) -> None:
+    """Make ``field_name`` the schema's partition key (create_collection's
+    ``partition_key_field``)."""
+    f = schema.field(args.name(field_name, "partition_key_field"))
+    if f.is_primary or f.dtype not in (DataType.INT64, DataType.VARCHAR):
+        raise SchemaError(f"partition key {f.name!r} must be a non-primary INT64 or VARCHAR field")
+    f.is_partition_key = True
+
+
+def collection_properties(schema: CollectionSchema, properties: Any,
+                          num_partitions: Any) -> dict[str, Any]:
+    """The catalog properties a new collection starts with: Milvus' ``properties`` as
+    given, and ``num_partitions`` of a partition key (Milvus' default 16; kept for
+    ``describe_collection``: rows are not split, the key's index finds them)."""
+    props = dict(args.mapping(properties, "properties"))
+    if num_partitions is not None:
+        if schema.partition_key is None:
+            raise InvalidArgument("num_partitions needs a partition key field")
+        props["num_partitions"] = args.integer(num_partitions, "num_partitions", 1, 4096)
+    elif schema.partition_key is not None:
+        props["num_partitions"] = 16
+    return props
+
+
 def create_collection(db: Db, schema_name: str, name: str, schema: CollectionSchema,
-                      metrics: dict[str, str]) -> None:
-    """The collection's table, its partition index and its catalog entry, at once."""
+                      properties: dict[str, Any]) -> None:
+    """The collection's table, its partition index (and partition key index) and its
+    catalog entry, at once."""
     table = sql.Identifier(schema_name, name)
     with db.transaction():
         db.lock(f"collection {schema_name}.{name}")
@@ -109,10 +134,11 @@ def create_collection(db: Db, schema_name: str, name: str, schema: CollectionSch
             raise AlreadyExists(f"a table {schema_name}.{name} exists already "
                                 "and is not a vecpg collection")
         db.execute(schema.create_table_sql(table))
-        db.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(
-            sql.Identifier(pg_index_name(name, PARTITION_COLUMN)), table,
-            sql.Identifier(PARTITION_COLUMN)))
-        catalog.add_collection(db, schema_name, name, schema, {"metrics": metrics})
+        for col in [PARTITION_COLUMN] + ([schema.partition_key.name] if schema.partition_key
+                                         else []):
+            db.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(
+                sql.Identifier(pg_index_name(name, col)), table, sql.Identifier(col)))
+        catalog.add_collection(db, schema_name, name, schema, properties)
 
 
 def rename_collection(db: Db, info: CollectionInfo, new_name: str) -> None:
@@ -305,20 +331,27 @@ def coverage_share(db: Db, info: CollectionInfo, ix: IndexInfo
     return share, cov
 
 
+_MILVUS_STATE = {"ready": "Finished", "building": "InProgress", "failed": "Failed"}
+
+
 def describe_index(db: Db, info: CollectionInfo, ix: IndexInfo,
                    companions: cmp.Companions) -> dict[str, Any]:
     """Type, metric, parameters, state and size of one index (see
     ``Client.describe_index``)."""
+    n = int(db.value(sql.SQL("SELECT count(*) FROM {}").format(info.table)))
+    # pymilvus' keys first: the build settings flattened, rows, a Milvus state name
     out: dict[str, Any] = {
-        "index_name": ix.index_name, "field_name": ix.field_name,
-        "index_type": ix.index_type, "metric_type": ix.metric_type, "params": ix.params,
-        "state": ix.state, "pg_index": ix.pg_index}
+        **{k: v for k, v in ix.params.items() if k not in ("index_type", "metric_type")},
+        "index_type": ix.index_type, "metric_type": ix.metric_type,
+        "field_name": ix.field_name, "index_name": ix.index_name,
+        "total_rows": n, "indexed_rows": n, "pending_index_rows": 0,
+        "state": _MILVUS_STATE.get(ix.state, ix.state),
+        "params": ix.params, "build_state": ix.state, "pg_index": ix.pg_index}
     if not ix.kind.companion:
-        size, n = 0, 0
+        size = 0
         if ix.pg_index:
             size = int(db.value("SELECT pg_relation_size(%s::regclass)",
                                 (sql.Identifier(info.schema_name, ix.pg_index).as_string(db.raw),)))
-            n = int(db.value(sql.SQL("SELECT count(*) FROM {}").format(info.table)))
         return {**out, "total_bytes": size, "bytes_per_vector": (size / n) if n else None}
     out["version"] = ix.version
     if ix.id is not None:
@@ -342,6 +375,8 @@ def describe_index(db: Db, info: CollectionInfo, ix: IndexInfo,
         "model_bytes": model_bytes, "codes_table_bytes": codes_bytes,
         "memory_bytes": state.memory_bytes() if state and state.version == ix.version else None,
         "build": stats, "coverage": cmp.coverage(db, t.table, t.pk, ix.id, ix.version)})
+    out["pending_index_rows"] = out["coverage"]["pending"]
+    out["indexed_rows"] = out["coverage"]["encoded"]
     return out
 
 

@@ -22,7 +22,7 @@ import psycopg
 
 from .companion import Companions
 from .query import SearchPlan
-from .results import Hit
+from .results import SearchResult
 from .session import Db
 
 
@@ -34,9 +34,9 @@ class Run:
     ms_per_query: float
     stale: bool = False  # the plan named objects that are gone: make it again
 
-    def hits(self, plan: SearchPlan) -> list[list[Hit]]:
+    def hits(self, plan: SearchPlan) -> SearchResult:
         """The rows as hits, one list per query, closest first."""
-        return [plan.to_hits(r) for r in self.rows]
+        return SearchResult(plan.to_hits(r) for r in self.rows)
 
 
 def run(db: Db, plan: SearchPlan, vectors: list[Any], companions: Companions) -> Run:

@@ -142,6 +142,21 @@ class Batch:
                 return c
         raise InvalidArgument(f"the batch has no column {name!r}; it has {self.columns}")
 
+    def take(self, rows: list[int]) -> None:
+        """Keep only ``rows`` (indices, in the order given), in every column."""
+        for c in self.cols:
+            if c.const is not None or c.values is None:
+                continue
+            if isinstance(c.values, np.ndarray):
+                c.values = c.values[rows]
+            else:
+                c.values = [c.values[i] for i in rows]
+            if c.nulls is not None:
+                c.nulls = c.nulls[rows]
+        if self.pk_values is not None:
+            self.pk_values = [self.pk_values[i] for i in rows]
+        self.n = len(rows)
+
     def set_ids(self, ids: Sequence[int] | np.ndarray) -> None:
         """Add the primary-key column from keys the caller allocated (auto_id)."""
         pk = self.pk_field
@@ -231,14 +246,18 @@ def _merge_meta(i: int, extra: dict[str, Any]) -> dict[str, Any]:
 # -- prepare -------------------------------------------------------------------------------
 
 def prepare_batch(schema: CollectionSchema, data: Sequence[Mapping[str, Any]] | Mapping[str, Any],
-                  *, partition: str = DEFAULT_PARTITION, require_pk: bool = False) -> Batch:
+                  *, partition: str = DEFAULT_PARTITION, require_pk: bool = False,
+                  last_wins: bool = False, partial: bool = False) -> Batch:
     """Validate ``data`` against ``schema`` and return it as a :class:`Batch`.
 
     Raises a :class:`~vecpg.errors.SchemaError` subclass naming the row and field of the
     first bad value, :class:`~vecpg.errors.DuplicateKey` for a key repeated in the batch.
     A field absent from every row is left out of the COPY, so the table's identity, DEFAULT
     or NULL applies; a field absent from some rows gets its ``default_value`` there.
-    ``require_pk`` demands the primary key even when it is auto_id (upsert).
+    ``require_pk`` demands the primary key even when it is auto_id (upsert); ``last_wins``
+    keeps the last row of a key given twice (Milvus' upsert) instead of raising;
+    ``partial`` leaves out every field the rows do not give, required or not (a partial
+    update changes only those).
 
     >>> prepare_batch(schema, {"id": np.arange(3), "vec": np.zeros((3, 8), np.float32)}).n
     3
@@ -252,25 +271,40 @@ def prepare_batch(schema: CollectionSchema, data: Sequence[Mapping[str, Any]] | 
     for f in schema.fields:
         v = raw.get(f.name, _MISSING)
         absent = v is _MISSING or (isinstance(v, list) and all(x is _MISSING for x in v))
-        if absent and ((f.auto_id and not require_pk)
-                       or (not f.is_primary and (f.nullable or f.default_value is not None))):
+        if absent and ((f.auto_id and not require_pk) or (not f.is_primary and (
+                partial or f.nullable or f.default_value is not None))):
             continue
         col = _field_column(f, v, n, partial_pk=f.auto_id and not absent)
         if f.is_primary:
-            pk_values = _check_unique(f.name, col.values)
+            pk_values = _check_unique(f.name, col.values, allow=last_wins)
         cols.append(col)
     cols.append(Column(PARTITION_COLUMN, "text", DT.VARCHAR, const=partition))
     if metas is not None:
         texts = _per_row(META_COLUMN, metas, _json_text)
         cols.append(Column(META_COLUMN, "jsonb", DT.JSON, texts))
-    return Batch(n, [c.name for c in cols], [c.pg_type for c in cols], pk_values, cols,
-                 schema.primary_field)
+    batch = Batch(n, [c.name for c in cols], [c.pg_type for c in cols], pk_values, cols,
+                  schema.primary_field)
+    if pk_values is not None and len(set(pk_values)) != n:  # last_wins: keep each key's last
+        last = {k: i for i, k in enumerate(pk_values)}
+        batch.take(sorted(last.values()))
+    return batch
 
 
-def _check_unique(name: str, values: Any) -> list[Any]:
-    """The primary keys as a list; raise DuplicateKey naming a repeated key and its rows."""
+def is_one_row(schema: CollectionSchema, data: Mapping[str, Any]) -> bool:
+    """Whether a dict is one row (pymilvus' form) rather than a dict of columns: its scalar
+    fields hold single values."""
+    for f in schema.scalar_fields:
+        if f.name in data:
+            v = data[f.name]
+            return not (isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.ndim))
+    return False
+
+
+def _check_unique(name: str, values: Any, allow: bool = False) -> list[Any]:
+    """The primary keys as a list; raise DuplicateKey naming a repeated key and its rows
+    (unless ``allow``)."""
     keys: list[Any] = values.tolist() if isinstance(values, np.ndarray) else values
-    if len(set(keys)) != len(keys):
+    if len(set(keys)) != len(keys) and not allow:
         seen: dict[Any, int] = {}
         for i, k in enumerate(keys):
             if k in seen:
@@ -468,7 +502,7 @@ def validate_vectors(f: FieldSchema, items: Any) -> Any:
 
 def _vectors_array(f: FieldSchema, a: np.ndarray) -> Any:
     """A 2-D ndarray of vectors, checked as a whole."""
-    d, dim = f.dtype, int(f.dim or 0)
+    d, dim = f.dtype, f.vector_dim
     if a.ndim != 2 or d is DT.SPARSE_FLOAT_VECTOR:
         if a.ndim == 1 or d is DT.SPARSE_FLOAT_VECTOR:
             return _vectors_list(f, list(a))
@@ -502,7 +536,7 @@ def _vectors_array(f: FieldSchema, a: np.ndarray) -> Any:
 
 def _vectors_list(f: FieldSchema, vals: list[Any]) -> Any:
     """Vectors given one object per row."""
-    d, dim = f.dtype, int(f.dim or 0)
+    d, dim = f.dtype, f.vector_dim
     if d is DT.SPARSE_FLOAT_VECTOR:
         return _per_row(f.name, vals, lambda v: _sparse(v, dim))
     if d is DT.BINARY_VECTOR:

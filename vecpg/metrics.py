@@ -7,7 +7,7 @@ SUPERSTRUCTURE return a distance (smaller = closer); IP and COSINE return a simi
 
 | metric         | vectors              | returned ``distance``                      |
 |----------------|----------------------|--------------------------------------------|
-| L2             | float, float16, sparse | Euclidean distance ``sqrt(sum((a-b)^2))`` |
+| L2             | float, float16, sparse | squared Euclidean distance ``sum((a-b)^2)`` |
 | IP             | float, float16, sparse | inner product ``sum(a*b)`` (similarity)   |
 | COSINE         | float, float16, sparse | cosine similarity ``a.b / (|a||b|)``       |
 | HAMMING        | binary               | number of differing bits                   |
@@ -172,7 +172,8 @@ def range_bounds(metric: Metric, radius: float | None, range_filter: float | Non
                  ) -> tuple[float | None, float | None]:
     """Milvus range search as bounds on pgvector's raw ordering key: ``lo <= key < hi``.
 
-    For distances (L2, HAMMING, JACCARD, TANIMOTO): ``range_filter <= distance < radius``.
+    For distances (L2, HAMMING, JACCARD, TANIMOTO): ``range_filter <= distance < radius``
+    (L2's distance is the squared one, as Milvus returns it).
     For similarities (IP, COSINE): ``radius < similarity <= range_filter``.
     """
     for name, v in (("radius", radius), ("range_filter", range_filter)):
@@ -198,6 +199,8 @@ def range_bounds(metric: Metric, radius: float | None, range_filter: float | Non
     if f is not None and f >= r:
         raise InvalidArgument(f"for {metric.value} (a distance) range_filter must be less "
                               f"than radius; got radius {r}, range_filter {f}")
+    if metric is Metric.L2:  # Milvus' bounds are on squared L2; pgvector's key is L2
+        return (None if f is None or f <= 0 else math.sqrt(f)), math.sqrt(max(r, 0.0))
     return f, r
 
 

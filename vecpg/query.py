@@ -26,7 +26,7 @@ from .filters import compile_filter
 from .indexes import check_search_knobs
 from .ingest import validate_vectors
 from .metrics import DistanceSQL, Metric, check_metric, distance_sql, returned_affine
-from .results import Hit, Selection, select_fields
+from .results import Hit, Hits, Selection, select_fields
 from .schema import PARTITION_COLUMN, DataType, FieldSchema
 
 MAX_TOPK = 16384  # rows a search ranks at most (limit + offset), as in Milvus
@@ -38,7 +38,7 @@ def query_vectors(f: FieldSchema, data: Any) -> list[Any]:
 
     ``data`` is a list of vectors (or a 2-D array); a single vector is taken as one query.
     """
-    dim = int(f.dim or 0)
+    dim = f.vector_dim
     rows = _float32_rows(data, dim) if f.dtype is DataType.FLOAT_VECTOR else None
     if rows is not None:
         # the common case, checked without the general machinery: float32 numpy rows
@@ -142,6 +142,26 @@ def _freeze(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
 
 
+class _Unhashed:
+    """A filter value kept as given (a list, say) inside the hashable request: equal and
+    hashed by its repr, which is what the plan cache needs."""
+
+    __slots__ = ("_key", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self._key = repr(value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Unhashed) and other._key == self._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __lt__(self, other: _Unhashed) -> bool:
+        return self._key < other._key
+
+
 @dataclass(frozen=True)
 class SearchRequest:
     """A search's arguments, checked for type and range, everything but the query vectors.
@@ -157,12 +177,14 @@ class SearchRequest:
     offset: int = 0
     recall: float | None = None
     strategy: str | None = None
+    filter_params: Any = ()          # frozen form of the filter's placeholder values
 
     @classmethod
     def of(cls, collection: str, *, limit: int = 10, filter: str = "",
            output_fields: Any = None, search_params: dict[str, Any] | None = None,
            anns_field: str | None = None, partition_names: Any = None, offset: int = 0,
-           recall: float | None = None, strategy: str | None = None) -> SearchRequest:
+           recall: float | None = None, strategy: str | None = None,
+           filter_params: dict[str, Any] | None = None) -> SearchRequest:
         """Validate the arguments of ``Client.search``."""
         limit = args.integer(limit, "limit", 1, MAX_TOPK)
         # Milvus' bound too: limit + offset rows are ranked, at most 16384
@@ -176,10 +198,12 @@ class SearchRequest:
         if recall is not None:
             recall = args.check_recall(recall)
         parse_search_params(search_params)  # shape errors now, not at planning
+        fp = args.mapping(filter_params, "filter_params")
         return cls(collection, limit, filter,
                    tuple(output_fields) if output_fields is not None else None,
                    _freeze(search_params or {}), anns_field, tuple(partition_names or ()),
-                   offset, recall, strategy)
+                   offset, recall, strategy,
+                   tuple(sorted((k, _Unhashed(v)) for k, v in fp.items())))
 
 
 @dataclass(frozen=True)
@@ -251,7 +275,8 @@ def compile_query(info: CollectionInfo, req: SearchRequest) -> Query:
             raise PartitionNotFound(f"partition {p!r} of {info.name!r} does not exist")
     return prepare_query(info, f, limit=req.limit, offset=req.offset, expr=req.filter,
                          selection=selection, partitions=list(req.partitions),
-                         search_params=_thaw(req.search_params))
+                         search_params=_thaw(req.search_params),
+                         filter_params={k: v.value for k, v in req.filter_params} or None)
 
 
 def _thaw(frozen: Any) -> dict[str, Any]:
@@ -264,7 +289,8 @@ def _thaw(frozen: Any) -> dict[str, Any]:
 
 def prepare_query(info: CollectionInfo, f: FieldSchema, *, limit: int, offset: int, expr: str,
                   selection: Selection, partitions: list[str] | None,
-                  search_params: dict[str, Any] | None) -> Query:
+                  search_params: dict[str, Any] | None,
+                  filter_params: dict[str, Any] | None = None) -> Query:
     """Validate a search's arguments and compile its filter."""
     metric_name, knobs = parse_search_params(search_params)
     if "offset" in knobs:  # Milvus takes the offset inside search_params too
@@ -275,7 +301,8 @@ def prepare_query(info: CollectionInfo, f: FieldSchema, *, limit: int, offset: i
     check_metric(metric, f.dtype, f.name)
     dist = distance_sql(metric, sql.Identifier(f.name), f.dtype, int(f.dim or 0),
                         knobs.get("radius"), knobs.get("range_filter"))
-    filt = compile_filter(expr or "", info.schema)
+    filt = (compile_filter(expr or "", info.schema, params=filter_params) if filter_params
+            else compile_filter(expr or "", info.schema))
     where: list[sql.Composable] = [filt.sql]
     where_params: list[Any] = list(filt.params)
     if partitions:
@@ -355,7 +382,7 @@ class SearchPlan:
             return [[v, *tail, *([v] * n)] for v in vectors]
         return [[v, *tail] for v in vectors]
 
-    def to_hits(self, rows: list[tuple[Any, ...]]) -> list[Hit]:
+    def to_hits(self, rows: list[tuple[Any, ...]]) -> Hits:
         """One query's rows as hits: the offset skipped, distances as the metric returns
         them, output fields in ``entity``."""
         q = self.query
@@ -363,13 +390,18 @@ class SearchPlan:
             rows = rows[q.offset:]
         sel = q.selection
         shift, scale = returned_affine(q.metric)
+        pk = sel.columns[0]
+        squared = q.metric is Metric.L2  # Milvus returns squared L2; pgvector orders by L2
         if sel.width == 1:  # only the primary key: the default, and the hot path
+            if squared:
+                return Hits(Hit(pk, r[0], r[1] * r[1]) for r in rows)
             if scale == 1.0:  # a distance: returned as it is
-                return [Hit(id=r[0], distance=r[1], entity={}) for r in rows]
-            return [Hit(id=r[0], distance=shift + scale * r[1], entity={}) for r in rows]
-        out = []
+                return Hits(Hit(pk, r[0], r[1]) for r in rows)
+            return Hits(Hit(pk, r[0], shift + scale * r[1]) for r in rows)
+        out = Hits()
         for r in rows:
             ent = sel.to_dict(r[:sel.width])
-            pk = ent.pop(sel.columns[0])
-            out.append(Hit(id=pk, distance=shift + scale * float(r[-1]), entity=ent))
+            key = ent[pk] if sel.pk_requested else ent.pop(pk)
+            d = float(r[-1])
+            out.append(Hit(pk, key, d * d if squared else shift + scale * d, ent))
         return out

@@ -87,6 +87,7 @@ from psycopg import sql
 
 from . import args
 from .catalog import exists as collection_exists
+from .compat import check_kwargs
 from .errors import (
     AlreadyExists,
     CollectionNotFound,
@@ -691,3 +692,156 @@ def remove_privileges_from_group(db: Db, schema: str, group_name: Any,
     """Not supported (see :func:`create_privilege_group`)."""
     args.text(group_name, "group_name", optional=False)
     raise NotSupported(_NO_GROUPS)
+
+
+class RbacMethods:
+    """The Client methods of Milvus' users, roles and privileges, on Postgres roles and
+    grants (each runs the function of this module of the same name in one transaction)."""
+
+    schema: str
+
+    def _lease(self) -> Any:  # provided by Client
+        raise NotImplementedError
+
+    def create_user(self, user_name: str, password: str, description: str | None = None,
+                    timeout: float | None = None, **kwargs: Any) -> None:
+        """Create a user: a Postgres LOGIN role with that password."""
+        check_kwargs("create_user", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            create_user(db, self.schema, user_name, password, description)
+
+    def drop_user(self, user_name: str, timeout: float | None = None, **kwargs: Any) -> None:
+        """Drop a user (its role)."""
+        check_kwargs("drop_user", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            drop_user(db, self.schema, user_name)
+
+    def update_password(self, user_name: str, old_password: str, new_password: str,
+                        reset_connection: bool = False, timeout: float | None = None,
+                        **kwargs: Any) -> None:
+        """Change a user's password (``old_password`` must be its password now)."""
+        check_kwargs("update_password", {"timeout": timeout, **kwargs})
+        args.flag(reset_connection, "reset_connection")
+        with self._lease() as db, db.transaction():
+            update_password(db, self.schema, user_name, old_password, new_password)
+
+    def list_users(self, timeout: float | None = None, **kwargs: Any) -> list[str]:
+        """The users (LOGIN roles), by name."""
+        check_kwargs("list_users", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            return list_users(db, self.schema)
+
+    def describe_user(self, user_name: str, timeout: float | None = None,
+                      **kwargs: Any) -> dict[str, Any]:
+        """``{"user_name", "roles", "description"}`` (``{}`` for no such user)."""
+        check_kwargs("describe_user", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            return describe_user(db, self.schema, user_name)
+
+    def create_role(self, role_name: str, description: str | None = None,
+                    timeout: float | None = None, **kwargs: Any) -> None:
+        """Create a role: a Postgres NOLOGIN role."""
+        check_kwargs("create_role", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            create_role(db, self.schema, role_name, description)
+
+    def drop_role(self, role_name: str, force_drop: bool = False, timeout: float | None = None,
+                  **kwargs: Any) -> None:
+        """Drop a role (``force_drop``: even while it holds privileges)."""
+        check_kwargs("drop_role", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            drop_role(db, self.schema, role_name, force_drop)
+
+    def list_roles(self, timeout: float | None = None, **kwargs: Any) -> list[str]:
+        """The roles, by name."""
+        check_kwargs("list_roles", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            return list_roles(db, self.schema)
+
+    def describe_role(self, role_name: str, timeout: float | None = None,
+                      **kwargs: Any) -> dict[str, Any]:
+        """The role's privileges, in pymilvus' shape, read back from Postgres' grants."""
+        check_kwargs("describe_role", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            return describe_role(db, self.schema, role_name)
+
+    def grant_role(self, user_name: str, role_name: str, timeout: float | None = None,
+                   **kwargs: Any) -> None:
+        """``GRANT role TO user``."""
+        check_kwargs("grant_role", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            grant_role(db, self.schema, user_name, role_name)
+
+    def revoke_role(self, user_name: str, role_name: str, timeout: float | None = None,
+                    **kwargs: Any) -> None:
+        """``REVOKE role FROM user``."""
+        check_kwargs("revoke_role", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            revoke_role(db, self.schema, user_name, role_name)
+
+    def grant_privilege(self, role_name: str, object_type: str, privilege: str, object_name: str,
+                        db_name: str = "", timeout: float | None = None, **kwargs: Any) -> None:
+        """Grant a Milvus privilege as the Postgres grants it maps to (see :mod:`vecpg.rbac`)."""
+        check_kwargs("grant_privilege", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            grant_privilege(db, self.schema, role_name, object_type, privilege, object_name,
+                            db_name)
+
+    def revoke_privilege(self, role_name: str, object_type: str, privilege: str, object_name: str,
+                         db_name: str = "", timeout: float | None = None, **kwargs: Any) -> None:
+        """Revoke what :meth:`grant_privilege` granted."""
+        check_kwargs("revoke_privilege", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            revoke_privilege(db, self.schema, role_name, object_type, privilege, object_name,
+                             db_name)
+
+    def grant_privilege_v2(self, role_name: str, privilege: str, collection_name: str,
+                           db_name: str | None = None, timeout: float | None = None,
+                           **kwargs: Any) -> None:
+        """Grant a privilege or built-in privilege group on a collection (``"*"``: all)."""
+        check_kwargs("grant_privilege_v2", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            grant_privilege_v2(db, self.schema, role_name, privilege, collection_name, db_name)
+
+    def revoke_privilege_v2(self, role_name: str, privilege: str, collection_name: str,
+                            db_name: str | None = None, timeout: float | None = None,
+                            **kwargs: Any) -> None:
+        """Revoke what :meth:`grant_privilege_v2` granted."""
+        check_kwargs("revoke_privilege_v2", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            revoke_privilege_v2(db, self.schema, role_name, privilege, collection_name, db_name)
+
+    def create_privilege_group(self, group_name: str, timeout: float | None = None,
+                               **kwargs: Any) -> None:
+        """Not supported: a role holding the grants is the group (create_role + grant_role)."""
+        check_kwargs("create_privilege_group", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            create_privilege_group(db, self.schema, group_name)
+
+    def drop_privilege_group(self, group_name: str, timeout: float | None = None,
+                             **kwargs: Any) -> None:
+        """Not supported (see :meth:`create_privilege_group`)."""
+        check_kwargs("drop_privilege_group", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            drop_privilege_group(db, self.schema, group_name)
+
+    def list_privilege_groups(self, timeout: float | None = None,
+                              **kwargs: Any) -> list[dict[str, Any]]:
+        """The built-in privilege groups and what they grant."""
+        check_kwargs("list_privilege_groups", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            return list_privilege_groups(db, self.schema)
+
+    def add_privileges_to_group(self, group_name: str, privileges: list[str],
+                                timeout: float | None = None, **kwargs: Any) -> None:
+        """Not supported (see :meth:`create_privilege_group`)."""
+        check_kwargs("add_privileges_to_group", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            add_privileges_to_group(db, self.schema, group_name, privileges)
+
+    def remove_privileges_from_group(self, group_name: str, privileges: list[str],
+                                     timeout: float | None = None, **kwargs: Any) -> None:
+        """Not supported (see :meth:`create_privilege_group`)."""
+        check_kwargs("remove_privileges_from_group", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            remove_privileges_from_group(db, self.schema, group_name, privileges)

@@ -1,7 +1,9 @@
 """Result shapes and output-field selection, shared by search, query and get.
 
-Every search returns ``list[list[Hit]]`` (one list per query vector, closest first), whatever
-the input shape; query and get return ``list[dict]``.
+Every search returns a :class:`SearchResult`, a list of :class:`Hits` (one per query vector,
+closest first) whatever the input shape; query and get return ``list[dict]``. Shapes and
+values are pymilvus': vectors come back as lists of floats (binary ones as bytes, sparse
+ones as ``{index: value}``), so results go into JSON as they are.
 """
 
 from __future__ import annotations
@@ -18,27 +20,103 @@ from .schema import META_COLUMN, CollectionSchema, DataType, check_name
 
 
 class Hit(dict[str, Any]):
-    """One search result: ``{"id": ..., "distance": ..., "entity": {...}}``.
+    """One search result, as pymilvus shapes it: ``{<primary field>: key, "distance": d,
+    "entity": {output fields}}``.
 
-    A dict (as in pymilvus), with attribute access: ``hit.id``, ``hit.distance``,
-    ``hit.entity``.
+    A dict whose lookups fall back to the entity (``hit["title"]``, ``hit.get("title")``,
+    ``hit.title``), with ``hit.id`` / ``hit.pk`` (the key), ``hit.distance`` / ``hit.score``
+    and ``hit.entity`` (the hit itself, as in pymilvus; ``hit.fields`` is the entity dict).
     """
+
+    __slots__ = ("_pk_name",)
+
+    def __init__(self, pk_name: str, pk: Any, distance: float,
+                 entity: dict[str, Any] | None = None) -> None:
+        super().__init__(((pk_name, pk), ("distance", distance), ("entity", entity or {})))
+        self._pk_name = pk_name
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return super().__getitem__(key)
+        except KeyError:
+            return super().__getitem__("entity")[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``hit[key]``, else ``default``."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __reduce__(self) -> Any:  # pickle (and copy) with the primary field's name
+        return (Hit, (self._pk_name, self.id, self.distance, self.fields))
 
     @property
     def id(self) -> Any:
         """The row's primary key (an int, or a str for a VARCHAR key)."""
-        return self["id"]
+        return dict.__getitem__(self, self._pk_name)
+
+    @property
+    def pk(self) -> Any:
+        """The row's primary key (pymilvus' alias of :attr:`id`)."""
+        return self.id
 
     @property
     def distance(self) -> float:
         """The metric's value for this row: a distance, or a similarity for IP and COSINE
         (see :mod:`vecpg.metrics`); always exact, whatever index found the row."""
-        return float(self["distance"])
+        return float(dict.__getitem__(self, "distance"))
 
     @property
-    def entity(self) -> dict[str, Any]:
+    def score(self) -> float:
+        """pymilvus' alias of :attr:`distance`."""
+        return self.distance
+
+    @property
+    def entity(self) -> Hit:
+        """The hit itself (pymilvus' ``hit.entity``: lookups reach the output fields)."""
+        return self
+
+    @property
+    def fields(self) -> dict[str, Any]:
         """The requested ``output_fields`` of the row (may be empty)."""
-        return self["entity"]
+        return dict.__getitem__(self, "entity")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict copy: ``{<primary field>: key, "distance": d, "entity": {...}}``."""
+        return {self._pk_name: self.id, "distance": self.distance, "entity": dict(self.fields)}
+
+
+class Hits(list[Hit]):
+    """One query's hits, closest first, with pymilvus' ``ids`` and ``distances``."""
+
+    @property
+    def ids(self) -> list[Any]:
+        """The primary keys, in order."""
+        return [h.id for h in self]
+
+    @property
+    def distances(self) -> list[float]:
+        """The distances (or similarities), in order."""
+        return [h.distance for h in self]
+
+
+class SearchResult(list[Hits]):
+    """What a search returns: one :class:`Hits` per query vector (pymilvus' shape, with its
+    ``extra`` and ``recalls`` attributes)."""
+
+    def __init__(self, hits: Any = ()) -> None:
+        super().__init__(hits)
+        self.extra: dict[str, Any] = {}
+        self.recalls: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +127,7 @@ class Selection:
     dynamic_keys: list[str]     # keys of _meta to output (empty: none)
     all_dynamic: bool           # output every dynamic key
     vector_types: dict[str, DataType]
+    pk_requested: bool = False  # output_fields named the primary key (or "*"): in a hit's entity
 
     def select_list(self, qualifier: str | None = None) -> list[sql.Composable]:
         """The columns to SELECT, then ``_meta`` when dynamic keys are output; with a
@@ -85,12 +164,12 @@ class Selection:
 
 
 def convert_vector(v: Any) -> Any:
-    """Vectors out of Postgres as Milvus users get them: float vectors as numpy float32
-    arrays, binary vectors as bytes, sparse vectors as ``{index: value}``."""
+    """Vectors out of Postgres as pymilvus gives them: float vectors as lists of floats
+    (float32 values), binary vectors as bytes, sparse vectors as ``{index: value}``."""
     if isinstance(v, (Vector, HalfVector)):
-        return np.asarray(v.to_numpy(), dtype=np.float32)
+        return np.asarray(v.to_numpy(), dtype=np.float32).tolist()
     if isinstance(v, np.ndarray):
-        return v.astype(np.float32, copy=False)
+        return v.astype(np.float32, copy=False).tolist()
     if isinstance(v, str):  # bit columns arrive as '0101...' text
         v = Bit(v)
     if isinstance(v, Bit):
@@ -120,9 +199,11 @@ def select_fields(schema: CollectionSchema, output_fields: list[str] | None, *,
     cols = [pk]
     keys: list[str] = []
     all_dynamic = False
+    pk_requested = False
     for name in output_fields:
         if not isinstance(name, str):
             raise SchemaError(f"output_fields must be strings, got {name!r}")
+        pk_requested = pk_requested or name in ("*", pk)
         if name == "*":
             cols += [f.name for f in schema.fields if f.name not in cols]
             all_dynamic = schema.enable_dynamic_field
@@ -134,4 +215,4 @@ def select_fields(schema: CollectionSchema, output_fields: list[str] | None, *,
         else:
             raise SchemaError(f"unknown output field {name!r}; fields are "
                               f"{[f.name for f in schema.fields]}")
-    return Selection(cols, keys, all_dynamic, vector_types)
+    return Selection(cols, keys, all_dynamic, vector_types, pk_requested)

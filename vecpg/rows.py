@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from . import args
 from .args import INT64_MAX
 from .catalog import CollectionInfo
 from .companion import Companions, Target
-from .errors import InvalidArgument
+from .errors import DuplicateKey, InvalidArgument
 from .filters import compile_filter
 from .ingest import Batch, copy_batch
 from .results import Selection
@@ -24,9 +25,10 @@ from .session import Db
 
 
 def write(db: Db, info: CollectionInfo, batch: Batch, targets: list[Target],
-          companions: Companions, *, upsert: bool) -> list[Any]:
-    """Insert (or upsert) a validated batch, auto ids drawn first, companion codes written
-    in the same transaction; returns the primary keys in row order."""
+          companions: Companions, *, upsert: bool, partial: bool = False) -> list[Any]:
+    """Insert (or upsert, ``partial``: only the fields given) a validated batch, auto ids
+    drawn first, companion codes written in the same transaction; returns the primary keys
+    in row order."""
     pk = info.schema.primary_field
     table = info.table
     with db.transaction():
@@ -37,49 +39,67 @@ def write(db: Db, info: CollectionInfo, batch: Batch, targets: list[Target],
                 "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (seq, batch.n))])
         encoding = companions.before_write(db, targets) if targets else []
         if upsert:
-            _upsert(db, info, batch)
-        elif not info.sees_all:
-            _insert(db, info, batch)  # Postgres refuses COPY FROM under row-level security
+            _upsert(db, info, batch, partial=partial)
         else:
-            copy_batch(db, table, batch)
+            try:
+                # in a savepoint: a key that exists already turns the insert into a replace,
+                # as in Milvus (where the newest row of a key is the one every read sees)
+                with db.transaction():
+                    if info.sees_all:
+                        copy_batch(db, table, batch)
+                    else:  # Postgres refuses COPY FROM under row-level security
+                        _insert(db, info, batch)
+            except (psycopg.errors.UniqueViolation, DuplicateKey):
+                _upsert(db, info, batch)
         for t, version in encoding:
             companions.encode_rows(db, t, version, batch.pk_values or [],
                                    batch.column(t.vec.name).values)
     return list(batch.pk_values or [])
 
 
-def _staged(db: Db, info: CollectionInfo, batch: Batch) -> tuple[sql.Identifier, list[str]]:
-    """COPY the batch into a temporary table like the collection's; returns it and the
-    columns to carry over."""
+def _staged(db: Db, info: CollectionInfo, batch: Batch) -> sql.Identifier:
+    """COPY the batch into a temporary table with the batch's columns (typed as the
+    collection's, without its constraints: a partial update gives only some of them)."""
     tmp = sql.Identifier("_vecpg_staged")
-    db.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP")
-               .format(tmp, info.table))
+    db.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA")
+               .format(tmp, _idents(batch.columns), info.table))
     copy_batch(db, tmp, batch)
-    cols = [f.name for f in info.schema.fields] + [PARTITION_COLUMN]
-    if info.schema.enable_dynamic_field:
-        cols.append(META_COLUMN)
-    return tmp, cols
+    return tmp
+
+
+def _idents(names: list[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(c) for c in names)
 
 
 def _insert(db: Db, info: CollectionInfo, batch: Batch) -> None:
     """COPY into a temporary table, then one INSERT (which row-level security checks)."""
-    tmp, cols = _staged(db, info, batch)
-    ident = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+    tmp = _staged(db, info, batch)
+    cols = _idents(batch.columns)
     db.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-        info.table, ident, ident, tmp))
+        info.table, cols, cols, tmp))
 
 
-def _upsert(db: Db, info: CollectionInfo, batch: Batch) -> None:
-    """COPY into a temporary table, then one INSERT ... ON CONFLICT that replaces whole
-    rows (as Milvus does)."""
-    tmp, cols = _staged(db, info, batch)
+def _upsert(db: Db, info: CollectionInfo, batch: Batch, *, partial: bool = False) -> None:
+    """COPY into a temporary table, then one INSERT ... ON CONFLICT that replaces whole rows
+    (as Milvus does: the fields a batch leaves out get their default), or with ``partial``
+    only the fields the batch gives (dynamic fields merged into the row's)."""
+    tmp = _staged(db, info, batch)
     pk = info.schema.primary_field.name
-    ident = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-    sets = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
-                              for c in cols if c != pk)
+    given = [c for c in batch.columns if c != pk]
+    sets: list[sql.Composable] = [
+        sql.SQL("{0} = {1}.{0} || EXCLUDED.{0}").format(sql.Identifier(c), info.table)
+        if partial and c == META_COLUMN else sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+        for c in given]
+    if not partial:
+        everything = [f.name for f in info.schema.fields if not f.is_primary]
+        if info.schema.enable_dynamic_field:
+            everything.append(META_COLUMN)
+        sets += [sql.SQL("{} = DEFAULT").format(sql.Identifier(c))
+                 for c in everything if c not in given]
+    cols = _idents(batch.columns)
     db.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) "
-                       "DO UPDATE SET {}").format(info.table, ident, ident, tmp,
-                                                  sql.Identifier(pk), sets))
+                       "DO UPDATE SET {}").format(info.table, cols, cols, tmp,
+                                                  sql.Identifier(pk), sql.SQL(", ").join(sets)))
 
 
 def id_list(ids: Any, dtype: DataType) -> list[Any]:
@@ -97,7 +117,8 @@ def id_list(ids: Any, dtype: DataType) -> list[Any]:
     return out
 
 
-def row_filter(info: CollectionInfo, ids: Any, expr: str, partitions: list[str] | None
+def row_filter(info: CollectionInfo, ids: Any, expr: str, partitions: list[str] | None,
+               filter_params: dict[str, Any] | None = None
                ) -> tuple[sql.Composable, list[Any]]:
     """The WHERE clause (and its parameters) selecting rows by key, filter and partition."""
     parts: list[sql.Composable] = []
@@ -109,7 +130,8 @@ def row_filter(info: CollectionInfo, ids: Any, expr: str, partitions: list[str] 
         params.append(id_list(ids, pk.dtype))
     expr = args.text(expr, "filter")
     if expr.strip():
-        frag = compile_filter(expr, info.schema)
+        frag = (compile_filter(expr, info.schema, params=filter_params) if filter_params
+                else compile_filter(expr, info.schema))
         parts.append(sql.SQL("({})").format(frag.sql))
         params += frag.params
     if partitions:

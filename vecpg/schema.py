@@ -26,6 +26,7 @@ from .errors import InvalidArgument, InvalidName, SchemaError
 META_COLUMN = "_meta"
 PARTITION_COLUMN = "_partition"
 DEFAULT_PARTITION = "_default"
+SPARSE_MAX_DIM = 1_000_000_000  # pgvector's sparsevec limit: the dimension of "any"
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_NAME = 63  # Postgres truncates identifiers beyond 63 bytes; refuse instead.
@@ -146,6 +147,9 @@ class FieldSchema:
     nullable: bool = False
     default_value: Any = None
     description: str = ""
+    # Milvus' partition key: rows are told apart (tenants, say) by this INT64/VARCHAR field;
+    # vecpg indexes it and refuses explicit partitions on the collection, as Milvus does
+    is_partition_key: bool = False
 
     def __post_init__(self) -> None:
         check_name(self.name, "field name", allow_underscore=False)
@@ -163,15 +167,20 @@ class FieldSchema:
                 raise SchemaError("a primary key cannot be nullable")
         elif self.auto_id:
             raise SchemaError(f"auto_id is only for the primary key, not {self.name!r}")
+        if self.is_partition_key and (self.is_primary or d not in (DataType.INT64,
+                                                                    DataType.VARCHAR)):
+            raise SchemaError(f"partition key {self.name!r} must be a non-primary INT64 or "
+                              "VARCHAR field")
         if d is DataType.VARCHAR:
             if self.max_length is None:
                 self.max_length = 65535
             _positive_int(self.max_length, f"max_length of {self.name!r}")
         if d.is_vector:
-            if self.dim is None:
+            if self.dim is None and d is not DataType.SPARSE_FLOAT_VECTOR:
                 raise SchemaError(f"vector field {self.name!r} needs dim")
-            _positive_int(self.dim, f"dim of {self.name!r}")
-            if self.dim > _MAX_DIM[d]:
+            if self.dim is not None:
+                _positive_int(self.dim, f"dim of {self.name!r}")
+            if self.dim is not None and self.dim > _MAX_DIM[d]:
                 raise SchemaError(f"dim of {self.name!r} is {self.dim}; {d.value} allows at most "
                                   f"{_MAX_DIM[d]}")
             if self.nullable or self.is_primary:
@@ -185,12 +194,23 @@ class FieldSchema:
             if self.max_capacity is not None:
                 _positive_int(self.max_capacity, f"max_capacity of {self.name!r}")
 
+    @property
+    def vector_dim(self) -> int:
+        """The dimension vectors of this field have: ``dim``, or pgvector's largest sparse
+        dimension for a sparse field without one (Milvus needs no dim for sparse vectors),
+        0 for scalars."""
+        if self.dim is None and self.dtype is DataType.SPARSE_FLOAT_VECTOR:
+            return SPARSE_MAX_DIM
+        return int(self.dim or 0)
+
     # -- Postgres -----------------------------------------------------------------------
     def pg_type(self) -> sql.Composable:
         """The column type, e.g. ``vector(384)``, ``varchar(200)``, ``bigint[]``."""
         d = self.dtype
         if d.is_vector:
-            return sql.SQL("{}({})").format(sql.SQL(_PG_VECTOR[d]), sql.Literal(int(self.dim or 0)))
+            if self.dim is None:  # a sparse vector of any dimension (Milvus needs none)
+                return sql.SQL(_PG_VECTOR[d])
+            return sql.SQL("{}({})").format(sql.SQL(_PG_VECTOR[d]), sql.Literal(int(self.dim)))
         if d is DataType.VARCHAR:
             return sql.SQL("varchar({})").format(sql.Literal(int(self.max_length or 0)))
         if d is DataType.ARRAY:
@@ -259,6 +279,8 @@ class CollectionSchema:
         pks = [f for f in self.fields if f.is_primary]
         if len(pks) != 1:
             raise SchemaError(f"a collection needs exactly one primary key field, got {len(pks)}")
+        if sum(f.is_partition_key for f in self.fields) > 1:
+            raise SchemaError("a collection has at most one partition key field")
         if not self.vector_fields:
             raise SchemaError("a collection needs at least one vector field")
 
@@ -269,6 +291,11 @@ class CollectionSchema:
             if f.is_primary:
                 return f
         raise SchemaError("schema has no primary key")
+
+    @property
+    def partition_key(self) -> FieldSchema | None:
+        """The partition key field, if the schema has one."""
+        return next((f for f in self.fields if f.is_partition_key), None)
 
     @property
     def vector_fields(self) -> list[FieldSchema]:

@@ -33,7 +33,8 @@ from .session import Db
 POLICY = "vecpg_tenant"
 # what a tenant may read of vecpg's own tables (their policies show it only its share; the
 # schema revision, so that connect() sees it has nothing to migrate)
-READABLE = ("alembic_version", "collections", "indexes", "partitions", "tenants")
+READABLE = ("alembic_version", "collections", "indexes", "partitions", "tenants", "aliases",
+            "databases")
 
 
 def _check_field(info: CollectionInfo, field_name: Any) -> str:

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS vecpg.aliases;
+DROP TABLE IF EXISTS vecpg.databases;
