@@ -74,6 +74,17 @@ plausible: dict[str, st.SearchStrategy[Any]] = {
     "role": st.sampled_from(["postgres", "no_such_role", ""]),
     "values": st.sampled_from([["a"], [1, 2], "a", 7, [], [2**63], None]),
     "write": st.sampled_from([False, True]),
+    "alias": st.sampled_from(["al_fz", NAME, "1bad"]),
+    "db_name": st.sampled_from(["default", "", "nope_db"]),
+    "user_name": st.sampled_from(["fz_user", "root"]),
+    "role_name": st.sampled_from(["fz_role", "public", "admin"]),
+    "password": st.sampled_from(["pw-12345", ""]),
+    "property_keys": st.sampled_from([["recall"], ["mmap.enabled"], []]),
+    "data_type": st.sampled_from(["INT64", "VARCHAR", "FLOAT_VECTOR", "nope"]),
+    "privilege": st.sampled_from(["Search", "Insert", "All", "Nope"]),
+    "object_type": st.sampled_from(["Collection", "Global", "User"]),
+    "object_name": st.sampled_from([NAME, "*"]),
+    "batch_size": st.sampled_from([10, 0, -1]),
 }
 
 
@@ -104,15 +115,30 @@ def _ensure(client: vecpg.Client) -> None:
     client.create_partition(NAME, "p1")
 
 
+def _roles_and_schemas(dsn: str) -> tuple[set[str], set[str]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return ({r[0] for r in conn.execute("SELECT rolname FROM pg_roles")},
+                {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace")})
+
+
 @pytest.fixture(scope="module")
 def fuzz_client(dsn: str) -> Iterator[vecpg.Client]:
     schema = "fz_" + uuid.uuid4().hex[:8]
+    roles, schemas = _roles_and_schemas(dsn)
     with vecpg.connect(dsn, schema=schema, pool_size=2, pool_timeout=10) as c:
         yield c
+        c.use_database("default")
         for name in c.list_collections():
             c.drop_collection(name)
+    # what the calls made (create_user, create_database, ...) goes again
+    new_roles, new_schemas = _roles_and_schemas(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        for s in (new_schemas - schemas) | {schema}:
+            conn.execute(sql.SQL("DELETE FROM vecpg.collections WHERE schema_name = %s"), (s,))
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(s)))
+        for r in new_roles - roles:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(r)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(r)))
 
 
 @pytest.mark.parametrize("method", METHODS)

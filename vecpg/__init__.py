@@ -39,13 +39,13 @@ from .schema import CollectionSchema, DataType, FieldSchema
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # type checkers see the real signatures; at run time they load lazily
-    from .client import Client, IndexParams, connect
+    from .client import Client, IndexParams, MilvusClient, connect
 
 
 def __getattr__(name: str) -> object:
     # The client pulls in the filter parser, numpy and alembic; import it on first use
     # so `import vecpg.datasets` stays light.
-    if name in ("Client", "IndexParams", "connect"):
+    if name in ("Client", "IndexParams", "MilvusClient", "connect"):
         from . import client
 
         return getattr(client, name)
@@ -55,7 +55,7 @@ __all__ = [
     "AlreadyExists", "Client", "CollectionNotFound", "CollectionSchema", "DataType",
     "DimensionMismatch", "DuplicateKey", "FieldSchema", "FieldTypeError", "FilterError", "Hit",
     "IndexNotFound", "IndexNotReady", "IndexParams", "InvalidArgument", "InvalidName",
-    "InvalidVector", "Metric", "MetricMismatch", "NotFound", "NotSupported", "PartitionNotFound",
-    "PermissionDenied", "PoolTimeout", "SchemaError", "ServerError", "ServerUnavailable",
-    "UnsupportedServer", "ValueTooLong", "VecpgError", "connect",
+    "InvalidVector", "Metric", "MetricMismatch", "MilvusClient", "NotFound", "NotSupported",
+    "PartitionNotFound", "PermissionDenied", "PoolTimeout", "SchemaError", "ServerError",
+    "ServerUnavailable", "UnsupportedServer", "ValueTooLong", "VecpgError", "connect",
 ]

@@ -169,6 +169,12 @@ def add_collection(db: Db, schema_name: str, name: str, schema: CollectionSchema
     add_partition(db, schema_name, name, DEFAULT_PARTITION)
 
 
+def set_schema(db: Db, schema_name: str, name: str, schema: CollectionSchema) -> None:
+    """Replace a collection's schema (a field was added)."""
+    db.execute("UPDATE vecpg.collections SET schema = %s WHERE schema_name = %s AND name = %s",
+               (Jsonb(schema.to_dict()), schema_name, name))
+
+
 def set_properties(db: Db, schema_name: str, name: str, properties: dict[str, Any]) -> None:
     """Replace a collection's properties (metrics per field, recall target, ...)."""
     db.execute("UPDATE vecpg.collections SET properties = %s WHERE schema_name = %s AND name = %s",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -42,11 +43,12 @@ from .errors import (
     translate,
 )
 from .migrate import server_versions, upgrade
+from .milvus_api import UnsupportedMethods
 from .planner import DEFAULT_RECALL, PlanCache, Planner
 from .query import SearchPlan, SearchRequest, compile_query, query_vectors
 from .rbac import RbacMethods
 from .results import SearchResult, select_fields
-from .schema import DEFAULT_PARTITION, CollectionSchema, check_name
+from .schema import DEFAULT_PARTITION, CollectionSchema, DataType, FieldSchema, check_name
 from .server import resolve_dsn, revive
 from .session import Db, Session, Tracer, _Lease, retried
 from .stats import StatsCache
@@ -66,7 +68,7 @@ class IndexParams(list[dict[str, Any]]):
                      "params": dict(params or {}, **kwargs)})
 
 
-class Client(RbacMethods):
+class Client(RbacMethods, UnsupportedMethods):
     """A connection pool to one Postgres and the collections in one of its schemas.
 
     ``dsn``: a libpq connection string; default ``$VECPG_DSN``, else the embedded server in
@@ -142,9 +144,19 @@ class Client(RbacMethods):
         return CollectionSchema(**kwargs)
 
     @staticmethod
-    def prepare_index_params() -> IndexParams:
-        """An empty list of index requests for :meth:`create_index`."""
-        return IndexParams()
+    def create_field_schema(name: str, data_type: Any, desc: str = "",
+                            **kwargs: Any) -> FieldSchema:
+        """A :class:`FieldSchema` (pymilvus' ``create_field_schema``)."""
+        return FieldSchema(name, DataType.parse(data_type), description=desc, **kwargs)
+
+    @staticmethod
+    def prepare_index_params(field_name: str = "", **kwargs: Any) -> IndexParams:
+        """A list of index requests for :meth:`create_index`: empty, or with one index on
+        ``field_name`` (keywords as :meth:`IndexParams.add_index`)."""
+        params = IndexParams()
+        if field_name:
+            params.add_index(field_name, **kwargs)
+        return params
 
     def create_collection(self, collection_name: str, dimension: int | None = None,
                           primary_field_name: str = "id", id_type: str = "int",
@@ -459,7 +471,8 @@ class Client(RbacMethods):
         with self._lease() as db:
             ids = rows.write(db, info, batch, ddl.companion_targets(info), self._companions,
                              upsert=upsert, partial=partial)
-        return {("upsert_count" if upsert else "insert_count"): batch.n, "ids": ids}
+        given = batch.given_pks if batch.given_pks is not None else ids  # as Milvus counts
+        return {("upsert_count" if upsert else "insert_count"): len(given), "ids": list(given)}
 
     def delete(self, collection_name: str, ids: Any = None, timeout: float | None = None,
                filter: str = "", partition_name: str | None = "",
@@ -968,13 +981,13 @@ class Client(RbacMethods):
             db.execute(sql.SQL("TRUNCATE {}").format(info.table))
 
     def compact(self, collection_name: str, is_clustering: bool = False, is_l0: bool = False,
+                target_size: Any = None, target_size_unit: Any = None,
                 timeout: float | None = None, **kwargs: Any) -> int:
         """What compaction means here: ``VACUUM (ANALYZE)`` of the table (dead rows
         reclaimed, statistics fresh) and a rebuild of companion indexes whose uncovered
         share passed 10% (see :meth:`compact_index`). Returns a job id (always 0: it is done
         when this returns; :meth:`get_compaction_state` says "Completed")."""
-        check_kwargs("compact", {"timeout": timeout, **kwargs}, ("target_size",
-                                                                  "target_size_unit"))
+        check_kwargs("compact", {"timeout": timeout, **kwargs})
         info = self._info(collection_name, fresh=True)
         with self._lease() as db:
             db.execute(sql.SQL("VACUUM (ANALYZE) {}").format(info.table))
@@ -982,6 +995,36 @@ class Client(RbacMethods):
             if ix.kind.companion:
                 self.compact_index(info.name, ix.index_name)
         return 0
+
+    def optimize(self, collection_name: str, target_size: Any = None, wait: bool = True,
+                 timeout: float | None = None, **kwargs: Any) -> int:
+        """As :meth:`compact` (Milvus 3's name for a compaction it waits for)."""
+        check_kwargs("optimize", {"timeout": timeout, **kwargs})
+        return self.compact(collection_name)
+
+    def flush_all(self, timeout: float | None = None, **kwargs: Any) -> None:
+        """Nothing to do: every write is durable when it returns."""
+        check_kwargs("flush_all", {"timeout": timeout, **kwargs})
+
+    def get_flush_all_state(self, timeout: float | None = None, **kwargs: Any) -> bool:
+        """Always True (see :meth:`flush_all`)."""
+        check_kwargs("get_flush_all_state", {"timeout": timeout, **kwargs})
+        return True
+
+    def add_collection_field(self, collection_name: str, field_name: str, data_type: Any,
+                             desc: str = "", timeout: float | None = None,
+                             **kwargs: Any) -> None:
+        """Add a scalar field to an existing collection (``ALTER TABLE ... ADD COLUMN``):
+        as in Milvus it must be ``nullable=True`` or have a ``default_value``, which
+        existing rows then hold. Keywords as :class:`FieldSchema`'s."""
+        kw = check_kwargs("add_collection_field", {"timeout": timeout, **kwargs}, (
+            "nullable", "default_value", "max_length", "element_type", "max_capacity"))
+        info = self._info(collection_name, fresh=True)
+        f = FieldSchema(args.name(field_name, "field_name"), DataType.parse(data_type),
+                        description=args.text(desc, "desc"), **kw)
+        with self._lease() as db:
+            ddl.add_field(db, info, f)
+        self._catalog.forget(collection_name, info.name)
 
     def get_compaction_state(self, job_id: int, timeout: float | None = None,
                              **kwargs: Any) -> str:
@@ -1001,6 +1044,10 @@ class Client(RbacMethods):
         return {"version": info.get("postgres"), "pgvector": info.get("pgvector"),
                 "vecpg": __version__, "deploy_mode": "POSTGRES",
                 "vecpg_schema_revision": info.get("vecpg_schema_revision")}
+
+    def get_server_type(self) -> str:
+        """``"vecpg"`` (pymilvus says "milvus" or "zilliz")."""
+        return "vecpg"
 
     def server_info(self) -> dict[str, Any]:
         """Postgres and pgvector versions, and the database's vecpg revision."""
@@ -1033,3 +1080,46 @@ def connect(dsn: str | None = None, *, data_dir: str | None = None, schema: str 
     return Client(dsn, data_dir=data_dir, schema=schema, pool_size=pool_size,
                   pool_timeout=pool_timeout, tracer=tracer)
 
+
+
+class MilvusClient(Client):
+    """vecpg's :class:`Client` under pymilvus' name and constructor, so Milvus code runs
+    with only its import changed: ``MilvusClient(uri, user, password, db_name, token)``.
+
+    ``uri``: a ``postgresql://`` DSN; or a local path, as Milvus Lite takes one
+    (``MilvusClient("./milvus_demo.db")``): the embedded Postgres keeps its data in that
+    directory; or ``""`` for ``$VECPG_DSN`` / the default embedded server. ``user`` and
+    ``password`` (or ``token="user:password"``) log in as that role; ``db_name`` picks the
+    database (a Postgres schema; ``"default"`` is ``public``).
+    """
+
+    def __init__(self, uri: str = "", user: str = "", password: str = "", db_name: str = "",
+                 token: str = "", timeout: float | None = None, **kwargs: Any) -> None:
+        check_kwargs("MilvusClient", {"timeout": timeout, **kwargs},
+                     ("pool_size", "pool_timeout", "tracer"))
+        uri = args.text(uri, "uri")
+        if token and not (user or password):
+            user, _, password = args.text(token, "token").partition(":")
+        dsn, data_dir = None, None
+        if uri.startswith(("postgresql://", "postgres://")) or "=" in uri:
+            dsn = uri
+        elif uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:")):
+            raise InvalidArgument(
+                f"uri {uri!r} names a Milvus server; vecpg.MilvusClient talks to Postgres: pass "
+                "a postgresql:// DSN or a local directory (as Milvus Lite takes a file)")
+        elif uri:
+            if os.path.isfile(uri):
+                raise InvalidArgument(f"{uri!r} is a file (a Milvus Lite database?); vecpg keeps "
+                                      "an embedded Postgres in a directory: give a new path")
+            data_dir = uri
+        if user or password:
+            dsn = psycopg.conninfo.make_conninfo(resolve_dsn(dsn, data_dir=data_dir),
+                                                 **({"user": user} if user else {}),
+                                                 **({"password": password} if password else {}))
+            data_dir = None
+        schema = "public" if db_name in ("", "default") else check_name(db_name, "db_name")
+        super().__init__(dsn, data_dir=data_dir, schema=schema,
+                         pool_size=int(kwargs.get("pool_size", 10)),
+                         pool_timeout=float(kwargs.get("pool_timeout", 30.0)),
+                         tracer=kwargs.get("tracer"))
+        self._default_schema = "public"

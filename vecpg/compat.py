@@ -99,8 +99,12 @@ def field_from_pymilvus(f: Any) -> FieldSchema:
     for key in ("dim", "max_length", "max_capacity"):
         if params.get(key) is not None:
             kw[key] = int(params[key])
-    if raw.get("default_value") is not None:
-        kw["default_value"] = raw["default_value"]
+    default = raw.get("default_value", getattr(f, "default_value", None))
+    if default is not None and hasattr(default, "WhichOneof"):  # pymilvus' protobuf ValueField
+        kind = default.WhichOneof("data")
+        default = getattr(default, kind) if kind else None
+    if default is not None:
+        kw["default_value"] = default
     return FieldSchema(f.name, dtype, **kw)
 
 
@@ -169,8 +173,11 @@ def data_type(dt: DataType) -> Any:
 
 def loaded_state() -> Any:
     """pymilvus' ``LoadState.Loaded`` when pymilvus is installed, else ``"Loaded"``."""
-    enum = _pymilvus_enum("LoadState")
-    return enum.Loaded if enum is not None else "Loaded"
+    try:
+        from pymilvus.client.types import LoadState
+    except ImportError:
+        return "Loaded"
+    return LoadState.Loaded
 
 
 # collection properties vecpg keeps for itself (not shown as Milvus properties)

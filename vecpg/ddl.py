@@ -32,7 +32,7 @@ from .indexes import (
     request_kind,
 )
 from .metrics import Metric, check_metric, default_metric
-from .schema import PARTITION_COLUMN, CollectionSchema, DataType, check_name
+from .schema import PARTITION_COLUMN, CollectionSchema, DataType, FieldSchema, check_name
 from .session import Db
 
 Progress = Callable[[dict[str, Any]], None]
@@ -130,6 +130,9 @@ def create_collection(db: Db, schema_name: str, name: str, schema: CollectionSch
         db.lock(f"collection {schema_name}.{name}")
         if catalog.exists(db, schema_name, name):
             raise AlreadyExists(f"collection {name!r} already exists")
+        if catalog.alias_target(db, schema_name, name) is not None:
+            raise AlreadyExists(f"{name!r} is an alias of a collection; Milvus refuses a "
+                                "collection of that name too")
         if db.value("SELECT to_regclass(%s)", (table.as_string(db.raw),)):
             raise AlreadyExists(f"a table {schema_name}.{name} exists already "
                                 "and is not a vecpg collection")
@@ -139,6 +142,28 @@ def create_collection(db: Db, schema_name: str, name: str, schema: CollectionSch
             db.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(
                 sql.Identifier(pg_index_name(name, col)), table, sql.Identifier(col)))
         catalog.add_collection(db, schema_name, name, schema, properties)
+
+
+def add_field(db: Db, info: CollectionInfo, f: FieldSchema) -> None:
+    """Add a nullable (or defaulted) scalar field to a collection's table and schema."""
+    if f.dtype.is_vector or f.is_primary or f.is_partition_key:
+        raise SchemaError("add_collection_field adds scalar fields (not vectors, keys or "
+                          "partition keys)")
+    if not f.nullable and f.default_value is None:
+        raise SchemaError(f"field {f.name!r} added to existing rows must be nullable=True or "
+                          "have a default_value")
+    if info.schema.get(f.name) is not None:
+        raise AlreadyExists(f"field {f.name!r} exists already")
+    schema = CollectionSchema([*info.schema.fields, f], info.schema.enable_dynamic_field,
+                              info.schema.description)
+    col = [sql.Identifier(f.name), f.pg_type()]
+    if f.default_value is not None:
+        col.append(sql.SQL("DEFAULT {}").format(sql.Literal(f.default_value)))
+    with db.transaction():
+        db.lock(f"collection {info.schema_name}.{info.name}")
+        db.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(info.table,
+                                                                sql.SQL(" ").join(col)))
+        catalog.set_schema(db, info.schema_name, info.name, schema)
 
 
 def rename_collection(db: Db, info: CollectionInfo, new_name: str) -> None:

@@ -316,6 +316,13 @@ def request_kind(index_type: str | None, field: FieldSchema) -> IndexKind:
     name = str(index_type or "AUTOINDEX").strip().upper()
     if name == "AUTOINDEX" and not field.dtype.is_vector:
         return KINDS["INVERTED"]
+    if name == "BRUTE_FORCE":  # Milvus Lite's exact index
+        return KINDS["BIN_FLAT" if field.dtype is DataType.BINARY_VECTOR else "FLAT"]
+    if field.dtype is DataType.SPARSE_FLOAT_VECTOR and name in (
+            "AUTOINDEX", "SPARSE_INVERTED_INDEX", "SPARSE_WAND"):
+        # Milvus' sparse indexes: pgvector's HNSW when the field has a dimension (it needs
+        # one), else an exact scan
+        return KINDS["HNSW" if field.dim is not None else "FLAT"]
     return kind_of(name)
 
 

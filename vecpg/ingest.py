@@ -134,6 +134,7 @@ class Batch:
     pk_values: list[Any] | None
     cols: list[Column] = field(default_factory=list)
     pk_field: FieldSchema | None = None
+    given_pks: list[Any] | None = None  # every row's key as given (a repeated key: each time)
 
     def column(self, name: str) -> Column:
         """The validated column ``name``, e.g. a vector field's ``(n, dim)`` array."""
@@ -284,6 +285,7 @@ def prepare_batch(schema: CollectionSchema, data: Sequence[Mapping[str, Any]] | 
         cols.append(Column(META_COLUMN, "jsonb", DT.JSON, texts))
     batch = Batch(n, [c.name for c in cols], [c.pg_type for c in cols], pk_values, cols,
                   schema.primary_field)
+    batch.given_pks = pk_values
     if pk_values is not None and len(set(pk_values)) != n:  # last_wins: keep each key's last
         last = {k: i for i, k in enumerate(pk_values)}
         batch.take(sorted(last.values()))

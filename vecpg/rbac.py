@@ -413,9 +413,9 @@ def drop_role(db: Db, schema: str, role_name: Any, force_drop: Any = False) -> N
     """Drop a role. While it holds privileges, only with ``force_drop`` (which revokes them
     first, as Milvus does); a role that owns objects is never dropped here."""
     force = args.flag(force_drop, "force_drop")
-    if role_name in BUILTIN_ROLES:
-        raise InvalidArgument(f"{role_name!r} is a built-in role; it cannot be dropped")
     name = _name(role_name, "role name")
+    if name in BUILTIN_ROLES:
+        raise InvalidArgument(f"{name!r} is a built-in role; it cannot be dropped")
     row = _role_row(db, name)
     if row is None or row[1]:
         what = "is a user (it can log in): drop_user" if row else "does not exist"
@@ -703,8 +703,8 @@ class RbacMethods:
     def _lease(self) -> Any:  # provided by Client
         raise NotImplementedError
 
-    def create_user(self, user_name: str, password: str, description: str | None = None,
-                    timeout: float | None = None, **kwargs: Any) -> None:
+    def create_user(self, user_name: str, password: str, timeout: float | None = None,
+                    description: str | None = None, **kwargs: Any) -> None:
         """Create a user: a Postgres LOGIN role with that password."""
         check_kwargs("create_user", {"timeout": timeout, **kwargs})
         with self._lease() as db, db.transaction():
@@ -718,7 +718,7 @@ class RbacMethods:
 
     def update_password(self, user_name: str, old_password: str, new_password: str,
                         reset_connection: bool = False, timeout: float | None = None,
-                        **kwargs: Any) -> None:
+                        description: str | None = None, **kwargs: Any) -> None:
         """Change a user's password (``old_password`` must be its password now)."""
         check_kwargs("update_password", {"timeout": timeout, **kwargs})
         args.flag(reset_connection, "reset_connection")
@@ -738,8 +738,8 @@ class RbacMethods:
         with self._lease() as db, db.transaction():
             return describe_user(db, self.schema, user_name)
 
-    def create_role(self, role_name: str, description: str | None = None,
-                    timeout: float | None = None, **kwargs: Any) -> None:
+    def create_role(self, role_name: str, timeout: float | None = None,
+                    description: str | None = None, **kwargs: Any) -> None:
         """Create a role: a Postgres NOLOGIN role."""
         check_kwargs("create_role", {"timeout": timeout, **kwargs})
         with self._lease() as db, db.transaction():
@@ -763,7 +763,12 @@ class RbacMethods:
         """The role's privileges, in pymilvus' shape, read back from Postgres' grants."""
         check_kwargs("describe_role", {"timeout": timeout, **kwargs})
         with self._lease() as db, db.transaction():
-            return describe_role(db, self.schema, role_name)
+            out = describe_role(db, self.schema, role_name)
+        default = getattr(self, "_default_schema", None)  # Milvus' name for it: "default"
+        for p in out.get("privileges", []):
+            if p.get("db_name") == default:
+                p["db_name"] = "default"
+        return out
 
     def grant_role(self, user_name: str, role_name: str, timeout: float | None = None,
                    **kwargs: Any) -> None:

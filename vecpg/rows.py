@@ -86,6 +86,9 @@ def _upsert(db: Db, info: CollectionInfo, batch: Batch, *, partial: bool = False
     tmp = _staged(db, info, batch)
     pk = info.schema.primary_field.name
     given = [c for c in batch.columns if c != pk]
+    if partial:
+        _partial_update(db, info, batch, tmp, given)
+        return
     sets: list[sql.Composable] = [
         sql.SQL("{0} = {1}.{0} || EXCLUDED.{0}").format(sql.Identifier(c), info.table)
         if partial and c == META_COLUMN else sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
@@ -100,6 +103,25 @@ def _upsert(db: Db, info: CollectionInfo, batch: Batch, *, partial: bool = False
     db.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) "
                        "DO UPDATE SET {}").format(info.table, cols, cols, tmp,
                                                   sql.Identifier(pk), sql.SQL(", ").join(sets)))
+
+
+def _partial_update(db: Db, info: CollectionInfo, batch: Batch, tmp: sql.Identifier,
+                    given: list[str]) -> None:
+    """Update the given fields of rows that exist, then insert the rows that do not (which
+    must give every required field): an INSERT ... ON CONFLICT would check the required
+    fields the batch leaves out before deciding to update."""
+    pk = sql.Identifier(info.schema.primary_field.name)
+    t = info.table
+    if given:
+        sets = sql.SQL(", ").join(
+            sql.SQL("{0} = {1}.{0} || s.{0}").format(sql.Identifier(c), t) if c == META_COLUMN
+            else sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in given)
+        db.execute(sql.SQL("UPDATE {t} SET {sets} FROM {tmp} s WHERE {t}.{pk} = s.{pk}").format(
+            t=t, sets=sets, tmp=tmp, pk=pk))
+    cols = _idents(batch.columns)
+    db.execute(sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM {tmp} s WHERE NOT EXISTS "
+                       "(SELECT 1 FROM {t} x WHERE x.{pk} = s.{pk})").format(
+        t=t, cols=cols, tmp=tmp, pk=pk))
 
 
 def id_list(ids: Any, dtype: DataType) -> list[Any]:
