@@ -695,3 +695,73 @@ def test_rbac_describe_role_db_name(client, roles: list[str]) -> None:
     client.grant_privilege_v2(role, "Search", "docs", db_name="default")
     privileges = client.describe_role(role)["privileges"]
     assert privileges and {p["db_name"] for p in privileges} == {"default"}
+
+
+# -- query order_by_fields and group_by_fields (Milvus 3.0) ------------------------------------
+
+def _scores(client) -> list[dict]:
+    s = client.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    s.add_field("g", DataType.VARCHAR, max_length=4)
+    s.add_field("x", DataType.INT64)
+    s.add_field("w", DataType.DOUBLE, nullable=True)
+    client.create_collection("o", schema=s)
+    rng = np.random.default_rng(3)
+    rows = [{"id": i, "v": [1.0, float(i)], "g": "rgb"[i % 3], "x": int(rng.integers(0, 5)),
+             "w": None if i % 7 == 0 else float(rng.random())} for i in range(40)]
+    client.insert("o", rows)
+    return rows
+
+
+def test_query_order_by_fields(client) -> None:
+    rows = _scores(client)
+    got = client.query("o", "id >= 0", output_fields=["x", "w"], limit=10,
+                       order_by_fields=[{"field": "x", "order": "desc"}, "w:asc"])
+    want = sorted(rows, key=lambda r: (-r["x"], r["w"] is None, r["w"] or 0, r["id"]))[:10]
+    assert [r["id"] for r in got] == [r["id"] for r in want]
+    assert [r["id"] for r in client.query("o", "id < 5", order_by="x")] == [
+        r["id"] for r in sorted(rows[:5], key=lambda r: (r["x"], r["id"]))]
+    with pytest.raises(vecpg.InvalidArgument):
+        client.query("o", "id >= 0", limit=3, order_by_fields=["v"])  # a vector
+    with pytest.raises(vecpg.InvalidArgument):
+        client.query("o", "id >= 0", limit=3, order_by_fields=["x:sideways"])
+
+
+def test_query_group_by_fields_with_aggregates(client) -> None:
+    rows = _scores(client)
+    got = client.query("o", "id >= 0", output_fields=["g", "count(*)", "sum(x)", "max(w)",
+                                                      "avg(x)"], group_by_fields=["g"])
+    for r in got:
+        mine = [x for x in rows if x["g"] == r["g"]]
+        assert r["count(*)"] == len(mine) and r["sum(x)"] == sum(x["x"] for x in mine)
+        assert isinstance(r["sum(x)"], int)
+        assert r["max(w)"] == pytest.approx(max(x["w"] for x in mine if x["w"] is not None))
+        assert r["avg(x)"] == pytest.approx(np.mean([x["x"] for x in mine]))
+    assert sorted(r["g"] for r in got) == ["b", "g", "r"]
+    with pytest.raises(vecpg.InvalidArgument):
+        client.query("o", "id >= 0", output_fields=["x"], group_by_fields=["g"])
+
+
+def test_grouping_search(client) -> None:
+    """search(group_by_field=, group_size=): the limit groups whose closest row is closest,
+    each with its group_size closest rows (checked against numpy)."""
+    rng = np.random.default_rng(5)
+    n = 300
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    doc = rng.integers(0, 40, n)
+    client.create_collection("gs", dimension=4, metric_type="L2")
+    client.insert("gs", {"id": np.arange(n), "vector": x, "doc": doc.tolist()})
+    q = rng.normal(size=4).astype(np.float32)
+    d = ((x - q) ** 2).sum(axis=1)
+    best = {}
+    for i in np.argsort(d, kind="stable"):
+        best.setdefault(int(doc[i]), []).append(int(i))
+    groups = sorted(best, key=lambda g: d[best[g][0]])[:5]
+    hits = client.search("gs", [q], limit=5, group_by_field="doc", group_size=2,
+                         output_fields=["doc"])[0]
+    assert [h.id for h in hits] == [i for g in groups for i in best[g][:2]]
+    assert all(h["doc"] == int(doc[h.id]) for h in hits)
+    np.testing.assert_allclose([h.distance for h in hits], d[[h.id for h in hits]], rtol=1e-5)
+    with pytest.raises(vecpg.InvalidArgument):
+        client.search("gs", [q], group_by_field="vector")

@@ -48,7 +48,14 @@ from .planner import DEFAULT_RECALL, PlanCache, Planner
 from .query import SearchPlan, SearchRequest, compile_query, query_vectors
 from .rbac import RbacMethods
 from .results import SearchResult, select_fields
-from .schema import DEFAULT_PARTITION, CollectionSchema, DataType, FieldSchema, check_name
+from .schema import (
+    DEFAULT_PARTITION,
+    META_COLUMN,
+    CollectionSchema,
+    DataType,
+    FieldSchema,
+    check_name,
+)
 from .server import resolve_dsn, revive
 from .session import Db, Session, Tracer, _Lease, retried
 from .stats import StatsCache
@@ -512,13 +519,24 @@ class Client(RbacMethods, UnsupportedMethods):
         ``output_fields=["count(*)"]`` returns ``[{"count(*)": n}]``.
         """
         kw = check_kwargs("query", {"timeout": timeout, **kwargs},
-                          ("limit", "offset", "filter_params", "expr_params"))
+                          ("limit", "offset", "filter_params", "expr_params",
+                           "order_by_fields", "order_by", "group_by_fields"))
         limit, offset = kw.get("limit"), kw.get("offset", 0)
         info = self._info(collection_name)
         filter = args.text(filter, "filter")
         output_fields = args.names(output_fields, "output_fields")
         parts = self._catalog.partitions(info, partition_names)
         where, params = rows.row_filter(info, ids, filter, parts, _filter_params(kw))
+        order = kw.get("order_by_fields", kw.get("order_by"))
+        order_by = rows.order_fields(info, order) if order else None
+        if kw.get("group_by_fields"):
+            group_by = args.names(kw["group_by_fields"], "group_by_fields") or []
+            lim = kw.get("limit")
+            with self._lease() as db:
+                return rows.aggregate_rows(
+                    db, info, group_by, output_fields or [*group_by, "count(*)"], where, params,
+                    None if lim in (None, -1) else args.integer(lim, "limit"),
+                    args.integer(kw.get("offset") or 0, "offset"), order_by)
         if output_fields == ["count(*)"]:
             with self._lease() as db:
                 return [{"count(*)": rows.count_rows(db, info, where, params)}]
@@ -529,7 +547,7 @@ class Client(RbacMethods, UnsupportedMethods):
             limit = None
         offset = args.integer(offset or 0, "offset")
         with self._lease() as db:
-            return rows.select_rows(db, info, sel, where, params, limit, offset)
+            return rows.select_rows(db, info, sel, where, params, limit, offset, order_by)
 
     def count(self, collection_name: str, filter: str = "",
               partition_names: list[str] | None = None, **kwargs: Any) -> int:
@@ -566,7 +584,8 @@ class Client(RbacMethods, UnsupportedMethods):
         query gets ``limit`` hits whenever ``limit + offset`` rows match the filter.
         """
         kw = check_kwargs("search", {"timeout": timeout, **kwargs}, (
-            "offset", "round_decimal", "recall", "strategy", "filter_params", "expr_params"))
+            "offset", "round_decimal", "recall", "strategy", "filter_params", "expr_params",
+            "group_by_field", "group_size", "strict_group_size"))
         for name, value in (("ranker", ranker), ("function_chains", function_chains),
                             ("highlighter", highlighter),
                             ("search_aggregation", search_aggregation)):
@@ -584,6 +603,8 @@ class Client(RbacMethods, UnsupportedMethods):
                                offset=kw.get("offset", 0), recall=kw.get("recall"),
                                strategy=kw.get("strategy"), filter_params=_filter_params(kw))
         info = self._info(collection_name)
+        if kw.get("group_by_field") is not None:
+            return self._grouped_search(info, req, data, kw)
         with self._lease() as db:
             plan = self._plans.get(req, info)
             if plan is None:
@@ -604,6 +625,34 @@ class Client(RbacMethods, UnsupportedMethods):
                 for h in hits:
                     dict.__setitem__(h, "distance", round(h.distance, digits))
         return result
+
+    def _grouped_search(self, info: CollectionInfo, req: SearchRequest, data: Any,
+                        kw: dict[str, Any]) -> SearchResult:
+        """Milvus' grouping search (``group_by_field``, ``group_size``): exact, in one
+        statement per query (:meth:`Query.grouped_statement`)."""
+        name = args.name(kw["group_by_field"], "group_by_field")
+        field = info.schema.get(name)
+        if field is None and info.schema.enable_dynamic_field:  # a dynamic field's value
+            group: sql.Composable = sql.SQL("({} -> {})").format(sql.Identifier(META_COLUMN),
+                                                                 sql.Literal(name))
+        else:
+            field = info.schema.field(name)
+            if field.dtype.is_vector or field.dtype in (DataType.JSON, DataType.ARRAY,
+                                                        DataType.FLOAT, DataType.DOUBLE):
+                raise InvalidArgument(f"cannot group by {field.dtype.value} field {name!r}")
+            group = sql.Identifier(name)
+        size = args.integer(kw.get("group_size") or 1, "group_size", 1, 1024)
+        args.flag(kw.get("strict_group_size", False), "strict_group_size")
+        if req.offset:
+            raise NotSupported("offset with group_by_field is not supported")
+        with self._lease() as db:
+            plan = self._planner.plan(db, compile_query(info, req), recall=1.0,
+                                      strategy="exact")
+            vectors = query_vectors(plan.field, data)
+            db.apply(plan.settings)
+            stmt = plan.query.grouped_statement(group, size)
+            found = db.run_many(stmt.as_string(db.raw), plan.bind(vectors))
+        return SearchResult(plan.to_hits(r) for r in found)
 
     def _vectors_of(self, collection_name: str, ids: Any, anns_field: str | None) -> list[Any]:
         """The stored vectors of rows ``ids`` (search by primary key), in the order given."""

@@ -258,6 +258,23 @@ class Query:
             stmt = sql.SQL("SELECT * FROM ({}) s ORDER BY _vecpg_d").format(stmt)
         return stmt
 
+    def grouped_statement(self, g: sql.Composable, group_size: int) -> sql.Composed:
+        """Milvus' grouping search, exact: the ``k`` groups of the value of ``g`` (a column
+        or a dynamic key) whose closest row is closest, each with its ``group_size``
+        closest rows, group by group (binds as :meth:`statement`: the query vector once,
+        then the filter's values)."""
+        cols = sql.SQL(", ").join(self.selection.select_list())
+        return sql.SQL(
+            "SELECT {cols}, _vecpg_d FROM (SELECT *, dense_rank() OVER (ORDER BY _vecpg_gd, "
+            "_vecpg_g) AS _vecpg_r FROM (SELECT *, row_number() OVER (PARTITION BY _vecpg_g "
+            "ORDER BY _vecpg_d) AS _vecpg_rn, min(_vecpg_d) OVER (PARTITION BY _vecpg_g) AS "
+            "_vecpg_gd FROM (SELECT {cols}, ({order} + 0) AS _vecpg_d, {g} AS _vecpg_g "
+            "FROM {table} WHERE {where} AND {g} IS NOT NULL) s0) s1 WHERE _vecpg_rn <= {n}) s2 "
+            "WHERE _vecpg_r <= {k} ORDER BY _vecpg_r, _vecpg_d").format(
+            cols=cols, order=self.dist.order, g=g, table=self.table,
+            where=sql.SQL(" AND ").join(self.where), n=sql.Literal(group_size),
+            k=sql.Literal(self.limit))
+
     def settings(self, settings: dict[str, str]) -> dict[str, str]:
         """``settings`` plus the plan cache mode every statement with filter values needs:
         a prepared generic plan could ignore the values' selectivity."""

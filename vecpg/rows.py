@@ -7,6 +7,7 @@ transaction, so a batch is all or nothing.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -183,9 +184,88 @@ def count_rows(db: Db, info: CollectionInfo, where: sql.Composable, params: list
 
 
 def select_rows(db: Db, info: CollectionInfo, sel: Selection, where: sql.Composable,
-                params: list[Any], limit: int | None, offset: int) -> list[dict[str, Any]]:
-    """The selected fields of the rows ``where`` selects, in primary-key order."""
+                params: list[Any], limit: int | None, offset: int,
+                order_by: list[tuple[str, bool]] | None = None) -> list[dict[str, Any]]:
+    """The selected fields of the rows ``where`` selects, ordered by ``order_by`` (field,
+    descending) and then by primary key."""
     stmt = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s").format(
-        sql.SQL(", ").join(sel.select_list()), info.table, where,
-        sql.Identifier(info.schema.primary_field.name))
+        sql.SQL(", ").join(sel.select_list()), info.table, where, _order(info, order_by))
     return [sel.to_dict(r) for r in db.execute(stmt, [*params, limit, offset]).fetchall()]
+
+
+def _order(info: CollectionInfo, order_by: list[tuple[str, bool]] | None) -> sql.Composable:
+    keys: list[sql.Composable] = [
+        sql.SQL("{} {}").format(sql.Identifier(f), sql.SQL("DESC NULLS LAST" if desc
+                                                           else "ASC NULLS LAST"))
+        for f, desc in order_by or []]
+    return sql.SQL(", ").join([*keys, sql.Identifier(info.schema.primary_field.name)])
+
+
+def order_fields(info: CollectionInfo, value: Any) -> list[tuple[str, bool]]:
+    """pymilvus' ``order_by_fields``: ``"f"``, ``"f:desc"``, ``{"field": f, "order":
+    "desc"}`` or a list of them, on scalar fields."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for item in items:
+        if isinstance(item, dict):
+            name, direction = item.get("field"), str(item.get("order", "asc"))
+        elif isinstance(item, str):
+            name, _, direction = item.partition(":")
+        else:
+            raise InvalidArgument(f"order_by_fields items are 'field[:asc|desc]' or "
+                                  f"{{'field': ..., 'order': ...}}, got {item!r}")
+        f = info.schema.field(args.name(name, "order_by field"))
+        if f.dtype.is_vector or f.dtype in (DataType.JSON, DataType.ARRAY):
+            raise InvalidArgument(f"cannot order by {f.dtype.value} field {f.name!r}")
+        if direction.strip().lower() not in ("", "asc", "desc"):
+            raise InvalidArgument(f"order must be asc or desc, got {direction!r}")
+        out.append((f.name, direction.strip().lower() == "desc"))
+    return out
+
+
+_AGGREGATES = {"count": "count", "sum": "sum", "min": "min", "max": "max", "avg": "avg"}
+
+
+def aggregate_rows(db: Db, info: CollectionInfo, group_by: list[str], outputs: list[str],
+                   where: sql.Composable, params: list[Any], limit: int | None, offset: int,
+                   order_by: list[tuple[str, bool]] | None = None) -> list[dict[str, Any]]:
+    """``query(group_by_fields=..., output_fields=[fields..., "count(*)", "sum(f)", ...])``:
+    one row per group, with the group's fields and the aggregates named as asked."""
+    cols: list[sql.Composable] = []
+    names: list[str] = []
+    for out in outputs:
+        head, _, rest = out.partition("(")
+        fn = _AGGREGATES.get(head.strip().lower()) if rest.endswith(")") else None
+        if fn is not None:
+            arg = rest[:-1].strip()
+            if arg == "*" and fn == "count":
+                cols.append(sql.SQL("count(*)"))
+            else:
+                f = info.schema.field(args.name(arg, "aggregated field"))
+                if fn != "count" and not f.dtype.is_number:
+                    raise InvalidArgument(f"{fn}() needs a number field, {f.name!r} is "
+                                          f"{f.dtype.value}")
+                cols.append(sql.SQL("{}({})").format(sql.SQL(fn), sql.Identifier(f.name)))
+        elif out in group_by:
+            cols.append(sql.Identifier(out))
+        else:
+            raise InvalidArgument(f"with group_by_fields, output_fields are the group fields "
+                                  f"and aggregates (count(*), sum(f), ...); got {out!r}")
+        names.append(out)
+    groups = [sql.Identifier(info.schema.field(args.name(g, "group_by field")).name)
+              for g in group_by]
+    order = sql.SQL(", ").join([*(sql.SQL("{} {}").format(sql.Identifier(f), sql.SQL(
+        "DESC" if d else "ASC")) for f, d in order_by or []), *groups])
+    stmt = sql.SQL("SELECT {} FROM {} WHERE {} GROUP BY {} ORDER BY {} LIMIT %s OFFSET %s"
+                   ).format(sql.SQL(", ").join(cols), info.table, where,
+                            sql.SQL(", ").join(groups), order)
+    rows = db.execute(stmt, [*params, limit, offset]).fetchall()
+    return [{n: _number(v, n) for n, v in zip(names, r)} for r in rows]
+
+
+def _number(v: Any, name: str) -> Any:
+    """Postgres' numeric aggregates as Python numbers: an int where the value is whole
+    (a sum of integers), a float otherwise (an average)."""
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() and not name.startswith("avg") else float(v)
+    return v
