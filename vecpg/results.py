@@ -207,6 +207,8 @@ def select_fields(schema: CollectionSchema, output_fields: list[str] | None, *,
         if name == "*":
             cols += [f.name for f in schema.fields if f.name not in cols]
             all_dynamic = schema.enable_dynamic_field
+        elif name == "$meta" and schema.enable_dynamic_field:  # Milvus: every dynamic field
+            all_dynamic = True
         elif schema.get(name) is not None:
             if name not in cols:
                 cols.append(name)
