@@ -124,8 +124,8 @@ def _roles_and_schemas(dsn: str) -> tuple[set[str], set[str]]:
 @pytest.fixture(scope="module")
 def fuzz_client(dsn: str) -> Iterator[vecpg.Client]:
     schema = "fz_" + uuid.uuid4().hex[:8]
-    roles, schemas = _roles_and_schemas(dsn)
     with vecpg.connect(dsn, schema=schema, pool_size=2, pool_timeout=10) as c:
+        roles, schemas = _roles_and_schemas(dsn)  # after connect() made schema vecpg
         yield c
         c.use_database("default")
         for name in c.list_collections():

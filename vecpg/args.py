@@ -43,6 +43,13 @@ def optional_name(value: Any, what: str) -> str | None:
     return None if value is None else check_name(value, what)
 
 
+def blank_name(value: Any, what: str) -> str | None:
+    """A name, or None for None or ``""`` (pymilvus' default for "none")."""
+    if value is None or (isinstance(value, str) and value == ""):
+        return None
+    return check_name(value, what)
+
+
 def names(value: Any, what: str) -> list[str] | None:
     """A list of strings, or None; one string is a list of one."""
     if value is None:

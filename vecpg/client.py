@@ -234,6 +234,7 @@ class Client(RbacMethods, UnsupportedMethods):
         """Rename a collection (its table, indexes and catalog entry); ``target_db`` must
         be this client's database (moving between schemas is not supported)."""
         check_kwargs("rename_collection", {"timeout": timeout, **kwargs})
+        target_db = args.text(target_db, "target_db")
         if target_db and self._database_schema(target_db) != self.schema:
             raise NotSupported("rename_collection cannot move a collection to another database;"
                                " ALTER TABLE ... SET SCHEMA does, outside vecpg")
@@ -466,8 +467,8 @@ class Client(RbacMethods, UnsupportedMethods):
     def _write(self, collection_name: str, data: Any, partition_name: str | None,
                *, upsert: bool, partial: bool = False) -> dict[str, Any]:
         info = self._info(collection_name)
-        partition_name = args.optional_name(partition_name or None, "partition_name")
-        if partition_name and partition_name != DEFAULT_PARTITION:
+        partition_name = args.blank_name(partition_name, "partition_name")
+        if partition_name is not None and partition_name != DEFAULT_PARTITION:
             self._no_partition_key(info, "insert with partition_name")
             self._catalog.partitions(info, [partition_name])
         if isinstance(data, dict) and ingest.is_one_row(info.schema, data):
@@ -493,8 +494,8 @@ class Client(RbacMethods, UnsupportedMethods):
         filter = args.text(filter, "filter")
         if ids is None and not filter.strip():
             raise InvalidArgument("delete needs ids or a filter")
-        args.optional_name(partition_name or None, "partition_name")
-        parts = self._catalog.partitions(info, [partition_name] if partition_name else None)
+        part = args.blank_name(partition_name, "partition_name")
+        parts = self._catalog.partitions(info, [part] if part else None)
         where, params = rows.row_filter(info, ids, filter, parts, _filter_params(kw))
         with self._lease() as db, db.transaction():
             return {"delete_count": rows.delete_rows(db, info, where, params)}
@@ -822,7 +823,7 @@ class Client(RbacMethods, UnsupportedMethods):
         """The collection's index names (on ``field_name`` only, when given)."""
         check_kwargs("list_indexes", kwargs)
         info = self._info(collection_name, fresh=True)
-        field_name = args.optional_name(field_name or None, "field_name")
+        field_name = args.blank_name(field_name, "field_name")
         return [ix.index_name for ix in info.indexes
                 if field_name is None or ix.field_name == field_name]
 
@@ -913,6 +914,7 @@ class Client(RbacMethods, UnsupportedMethods):
         """``{"aliases": [...], "collection_name", "db_name"}``: the aliases of one
         collection, or of every collection of the database."""
         check_kwargs("list_aliases", {"timeout": timeout, **kwargs})
+        collection_name = args.text(collection_name, "collection_name")
         name = self._info(collection_name).name if collection_name else None
         with self._lease() as db:
             aliases = catalog.aliases_of(db, self.schema, name)

@@ -215,6 +215,7 @@ def _existing_user(db: Db, user_name: Any) -> str:
 
 def _grantee(db: Db, role_name: Any) -> tuple[int, sql.Composable, str]:
     """OID (0 for PUBLIC), SQL spelling and name of a role privileges go to."""
+    role_name = args.text(role_name, "role name", optional=False)
     if role_name == PUBLIC:
         return 0, sql.SQL("PUBLIC"), PUBLIC
     if role_name == ADMIN:
@@ -438,6 +439,7 @@ def list_roles(db: Db, schema: str) -> list[str]:
 def grant_role(db: Db, schema: str, user_name: Any, role_name: Any) -> None:
     """Make a user a member of a role (``admin``: a superuser; ``public``: it is already)."""
     user = _existing_user(db, user_name)
+    role_name = args.text(role_name, "role name", optional=False)
     if role_name == PUBLIC:
         return
     if role_name == ADMIN:
@@ -450,6 +452,7 @@ def grant_role(db: Db, schema: str, user_name: Any, role_name: Any) -> None:
 def revoke_role(db: Db, schema: str, user_name: Any, role_name: Any) -> None:
     """Take a role away from a user (``admin``: no longer a superuser)."""
     user = _existing_user(db, user_name)
+    role_name = args.text(role_name, "role name", optional=False)
     if role_name == PUBLIC:
         raise InvalidArgument("every Postgres role is a member of PUBLIC; it cannot be revoked")
     if role_name == ADMIN:
@@ -617,6 +620,7 @@ def describe_role(db: Db, schema: str, role_name: Any, db_name: Any = "") -> dic
     """``{"role", "description", "privileges": [...]}`` as pymilvus returns it, each
     privilege a dict with object_type, object_name, db_name (the schema), role_name,
     privilege and grantor_name, read from Postgres' catalogs."""
+    role_name = args.text(role_name, "role name", optional=False)
     if role_name == ADMIN:
         return {"role": ADMIN, "description": "superusers", "privileges": []}
     oid, _, name = _grantee(db, role_name)
