@@ -765,3 +765,18 @@ def test_grouping_search(client) -> None:
     np.testing.assert_allclose([h.distance for h in hits], d[[h.id for h in hits]], rtol=1e-5)
     with pytest.raises(vecpg.InvalidArgument):
         client.search("gs", [q], group_by_field="vector")
+
+
+def test_what_pymilvus_examples_do(client) -> None:
+    """Calls pymilvus' own examples make, as Milvus answers them: a progress_bar keyword,
+    describe_collection through an alias, dropping a user or an index that is not there."""
+    client.create_collection("ex", dimension=2)
+    assert client.insert("ex", [{"id": 1, "vector": [1, 0]}], progress_bar=True)[
+        "insert_count"] == 1
+    client.create_alias("ex", "ex_alias")
+    assert client.describe_collection("ex_alias")["aliases"] == ["ex_alias"]
+    assert client.describe_collection("ex_alias") == client.describe_collection("ex")
+    client.drop_user("no_such_user_anywhere")  # no error, as in Milvus
+    client.drop_index("ex", "no_such_index")
+    with pytest.raises(vecpg.CollectionNotFound):
+        client.drop_index("nope", "no_such_index")

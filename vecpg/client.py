@@ -226,7 +226,7 @@ class Client(RbacMethods, UnsupportedMethods):
         check_kwargs("describe_collection", {"timeout": timeout, **kwargs})
         info = self._info(collection_name, fresh=True)
         with self._lease() as db:
-            aliases = catalog.aliases_of(db, self.schema, collection_name)
+            aliases = catalog.aliases_of(db, self.schema, info.name)
         return compat.describe_collection(info, aliases)
 
     def rename_collection(self, old_name: str, new_name: str, target_db: str = "",
@@ -852,6 +852,8 @@ class Client(RbacMethods, UnsupportedMethods):
         """Drop an index (its Postgres index, or a companion index's tables and triggers)."""
         check_kwargs("drop_index", {"timeout": timeout, **kwargs})
         info = self._info(collection_name, fresh=True)
+        if all(ix.index_name != args.name(index_name, "index_name") for ix in info.indexes):
+            return  # as in Milvus: dropping an index that is not there succeeds
         ix = info.index(index_name)
         try:
             with self._lease() as db:

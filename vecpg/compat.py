@@ -31,6 +31,7 @@ HARMLESS = frozenset({
     "ignore_growing", "replica_number", "refresh", "resource_groups", "load_fields",
     "skip_load_dynamic_field", "_refresh", "_resource_groups", "_load_fields",
     "_skip_load_dynamic_field", "num_shards", "shards_num", "sync", "check_task",
+    "progress_bar",
 })
 CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually", "Customized")
 

@@ -309,8 +309,13 @@ def _drop(db: Db, name: str, oid: int) -> None:
 
 
 def drop_user(db: Db, schema: str, user_name: Any) -> None:
-    """Drop a user, with the privileges granted to it directly."""
-    _drop(db, *_user(db, user_name))
+    """Drop a user, with the privileges granted to it directly; no error if there is none
+    (as in Milvus)."""
+    name = _name(user_name, "user name")
+    row = _role_row(db, name)
+    if row is None:
+        return
+    _drop(db, *_user(db, name))
 
 
 def _scram_matches(stored: str, password: str) -> bool:
