@@ -32,6 +32,7 @@ from .errors import (
     ValueTooLong,
     VecpgError,
 )
+from .fusion import AnnSearchRequest, RRFRanker, WeightedRanker
 from .metrics import Metric
 from .results import Hit
 from .schema import CollectionSchema, DataType, FieldSchema
@@ -52,10 +53,11 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'vecpg' has no attribute {name!r}")
 
 __all__ = [
-    "AlreadyExists", "Client", "CollectionNotFound", "CollectionSchema", "DataType",
-    "DimensionMismatch", "DuplicateKey", "FieldSchema", "FieldTypeError", "FilterError", "Hit",
-    "IndexNotFound", "IndexNotReady", "IndexParams", "InvalidArgument", "InvalidName",
-    "InvalidVector", "Metric", "MetricMismatch", "MilvusClient", "NotFound", "NotSupported",
-    "PartitionNotFound", "PermissionDenied", "PoolTimeout", "SchemaError", "ServerError",
-    "ServerUnavailable", "UnsupportedServer", "ValueTooLong", "VecpgError", "connect",
+    "AlreadyExists", "AnnSearchRequest", "Client", "CollectionNotFound", "CollectionSchema",
+    "DataType", "DimensionMismatch", "DuplicateKey", "FieldSchema", "FieldTypeError",
+    "FilterError", "Hit", "IndexNotFound", "IndexNotReady", "IndexParams", "InvalidArgument",
+    "InvalidName", "InvalidVector", "Metric", "MetricMismatch", "MilvusClient", "NotFound",
+    "NotSupported", "PartitionNotFound", "PermissionDenied", "PoolTimeout", "RRFRanker",
+    "SchemaError", "ServerError", "ServerUnavailable", "UnsupportedServer", "ValueTooLong",
+    "VecpgError", "WeightedRanker", "connect",
 ]

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import __version__, args, catalog, compat, ddl, executor, ingest, rows, tenancy
+from . import __version__, args, catalog, compat, ddl, executor, fusion, ingest, rows, tenancy
 from . import calibrate as cal
 from . import companion as cmp
 from .args import check_recall
@@ -47,7 +47,7 @@ from .milvus_api import UnsupportedMethods
 from .planner import DEFAULT_RECALL, PlanCache, Planner
 from .query import SearchPlan, SearchRequest, compile_query, query_vectors
 from .rbac import RbacMethods
-from .results import SearchResult, select_fields
+from .results import Hit, Hits, SearchResult, select_fields
 from .schema import (
     DEFAULT_PARTITION,
     META_COLUMN,
@@ -625,6 +625,56 @@ class Client(RbacMethods, UnsupportedMethods):
             for hits in result:
                 for h in hits:
                     dict.__setitem__(h, "distance", round(h.distance, digits))
+        return result
+
+    def hybrid_search(self, collection_name: str, reqs: list[Any], ranker: Any = None,
+                      limit: int = 10, output_fields: list[str] | None = None,
+                      timeout: float | None = None, partition_names: list[str] | None = None,
+                      **kwargs: Any) -> SearchResult:
+        """Several searches of one collection (``reqs``: ``AnnSearchRequest`` s, vecpg's or
+        pymilvus', each with its own field, parameters, limit and filter), fused by
+        ``ranker`` (``RRFRanker(k)``, the default, or ``WeightedRanker(*weights)``; see
+        :mod:`vecpg.fusion`): ``limit`` hits per query whose ``distance`` is the fused
+        score, best first. Each search is planned as :meth:`search` plans it. Keywords:
+        ``offset``, ``round_decimal``."""
+        kw = check_kwargs("hybrid_search", {"timeout": timeout, **kwargs},
+                          ("offset", "round_decimal"))
+        if not isinstance(reqs, (list, tuple)) or not reqs:
+            raise InvalidArgument("hybrid_search needs a non-empty list of AnnSearchRequest")
+        requests = [fusion.request(r) for r in reqs]
+        strategy, params = fusion.ranker(ranker, len(requests))
+        limit = args.integer(limit, "limit", 1, 16384)
+        offset = args.integer(kw.get("offset") or 0, "offset", 0, 16384 - limit)
+        info = self._info(collection_name)
+        runs, metrics = [], []
+        for r in requests:
+            sp = dict(r.param)
+            f = info.vector_field(r.anns_field)
+            metrics.append(sp.get("metric_type") or info.metric(f.name))
+            runs.append(self.search(collection_name, r.data, filter=r.expr or "",
+                                    limit=r.limit, search_params=sp,
+                                    partition_names=partition_names, anns_field=r.anns_field,
+                                    filter_params=r.expr_params))
+        nq = {len(x) for x in runs}
+        if len(nq) != 1:
+            raise InvalidArgument(f"every request of a hybrid search needs as many query "
+                                  f"vectors; got {sorted(nq)}")
+        pk = info.schema.primary_field.name
+        fused = [fusion.fuse(strategy, params, [[(h.id, h.distance) for h in run[q]]
+                                                for run in runs], metrics,
+                             limit + offset)[offset:] for q in range(nq.pop())]
+        wanted = args.names(output_fields, "output_fields")
+        entities: dict[Any, dict[str, Any]] = {}
+        keys = list({key for hits in fused for key, _ in hits})
+        if wanted and keys:
+            for row in self.query(info.name, ids=keys, output_fields=wanted):
+                key = row[pk] if pk in wanted or "*" in wanted else row.pop(pk)
+                entities[key] = row
+        digits = kw.get("round_decimal", -1)
+        result = SearchResult()
+        for hits in fused:
+            result.append(Hits(Hit(pk, key, round(s, digits) if digits not in (-1, None)
+                                   else s, dict(entities.get(key, {}))) for key, s in hits))
         return result
 
     def _grouped_search(self, info: CollectionInfo, req: SearchRequest, data: Any,

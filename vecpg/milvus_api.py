@@ -62,7 +62,7 @@ STATUS: dict[str, tuple[str, str]] = {
     "get": ("works", ""),
     "query": ("works", "filter_params, order_by_fields, group_by_fields with aggregates"),
     "search": ("works", "planned (exact, HNSW, IVF, quantized companions); group_by_field exact"),
-    "hybrid_search": ("not_supported", "not built yet: run the searches and fuse the ranks"),
+    "hybrid_search": ("works", "RRF and weighted fusion of planned searches"),
     "query_iterator": ("works", "on a consistent snapshot"),
     "search_iterator": ("works", "on a consistent snapshot, exact"),
     "run_analyzer": ("not_supported", "analyzers are not built yet"),
