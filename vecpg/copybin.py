@@ -1,11 +1,13 @@
 """Binary COPY of a validated :class:`~vecpg.ingest.Batch` into a table.
 
 The COPY stream is built here, not by ``Copy.write_row``: fixed-width columns (numbers,
-``vector``, ``halfvec``, ``bit``, the partition) are laid out as one numpy structured array
+``timestamptz``, ``vector`` — also for INT8 and BFLOAT16 vectors —, ``halfvec``, ``bit``,
+the partition) are laid out as one numpy structured array
 with big-endian fields per chunk of rows; variable-width cells (text, jsonb, arrays,
 sparsevec, NULLs) are interleaved with ``bytes.join``. pgvector's binary formats: vector =
 int16 dim, int16 0, float4[dim]; halfvec = the same with float2; bit = int32 length, bytes;
-sparsevec = int32 dim, int32 nnz, int32 0, int32 indices[nnz] (0-based), float4 values[nnz].
+sparsevec = int32 dim, int32 nnz, int32 0, int32 indices[nnz] (0-based), float4 values[nnz];
+Postgres' timestamptz = int64 microseconds since 2000-01-01 UTC.
 Measured: 1.2-1.3x the rows/s of psycopg's ``write_row`` with pgvector's dumpers.
 """
 
@@ -19,7 +21,7 @@ import numpy as np
 from psycopg import sql
 
 from .errors import FieldTypeError, InvalidArgument, translate
-from .schema import DataType
+from .schema import AS_FLOAT32, DataType
 
 if TYPE_CHECKING:
     from .ingest import Batch, Column
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
 
 DT = DataType
 _BE = {DT.BOOL: "u1", DT.INT8: ">i2", DT.INT16: ">i2", DT.INT32: ">i4", DT.INT64: ">i8",
-       DT.FLOAT: ">f4", DT.DOUBLE: ">f8"}  # wire format of each fixed-width scalar
+       DT.FLOAT: ">f4", DT.DOUBLE: ">f8",
+       DT.TIMESTAMPTZ: ">i8"}  # wire format of each fixed-width scalar
 _ELEM_OID = {DT.BOOL: 16, DT.INT8: 21, DT.INT16: 21, DT.INT32: 23, DT.INT64: 20,
              DT.FLOAT: 700, DT.DOUBLE: 701, DT.VARCHAR: 1043}  # array element type oids
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # binary COPY header: signature, flags, ext
@@ -53,8 +56,8 @@ def _fixed_layout(c: Column, j: int) -> tuple[list[tuple[Any, ...]], _Fill] | No
         fields, width = [(L, ">i4"), (V, "u1", (vals.size,))], vals.size
     elif d in _BE and c.nulls is None:
         fields, width = [(L, ">i4"), (V, _BE[d])], np.dtype(_BE[d]).itemsize
-    elif d in (DT.FLOAT_VECTOR, DT.FLOAT16_VECTOR):
-        fe, dim = (">f4" if d is DT.FLOAT_VECTOR else ">f2"), vals.shape[1]
+    elif d in AS_FLOAT32 or d is DT.FLOAT16_VECTOR:
+        fe, dim = (">f4" if d in AS_FLOAT32 else ">f2"), vals.shape[1]
         fields = [(L, ">i4"), (H, ">i2", (2,)), (V, fe, (dim,))]
         width, head = 4 + np.dtype(fe).itemsize * dim, (dim, 0)
     elif d is DT.BINARY_VECTOR:

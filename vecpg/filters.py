@@ -49,18 +49,33 @@ Semantics chosen where Milvus is loose:
   them, tuples and numpy values too — as a literal, bound as a parameter; the SQL text
   depends on the expression only. A missing name or another type is a FilterError.
 - The ``json_contains*`` and ``array_contains*`` functions take ARRAY and JSON fields alike.
+- TIMESTAMPTZ fields compare with ``ISO "2025-01-01T00:00:00Z"`` literals (Plan.g4's ``ISO``
+  token; ``ISO {t}`` too), with datetime templates and with plain strings, all read as ISO
+  8601 (``T`` or a space, an offset, ``Z`` or none: then the ``timezone`` argument's, UTC by
+  default) and bound as timestamptz parameters: ``ts >= ISO "2025-01-01T00:00:00+08:00"``,
+  ``ISO "2025-01-01 08:00:00" < ts``, ``ts in [ISO "...", ...]``, ranges; a date alone
+  is not a time (FilterError).
+  ``ts + INTERVAL "P1DT2H" > ISO "..."`` (Plan.g4's ``INTERVAL``: ISO 8601 durations
+  ``PnYnMnWnDTnHnMnS`` in whole units, or a timedelta template) adds on the UTC calendar
+  (months before days before hours, as Postgres: 2025-01-31 + P1M is 2025-02-28), whatever
+  the session's TimeZone; more than 4000 years of intervals is a FilterError, so no row
+  can leave Postgres' range. As in Milvus, the interval goes with the field; beyond
+  Plan.g4, a chain of intervals and either side of the comparison are allowed.
 """
 
 from __future__ import annotations
 
 import ast
+import datetime as _dt
 import math
 import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from lark import Lark, Token, Tree
 from lark.exceptions import (
     UnexpectedCharacters,
@@ -71,8 +86,16 @@ from lark.exceptions import (
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from .errors import FilterError
-from .schema import META_COLUMN, CollectionSchema, DataType, FieldSchema
+from .errors import FilterError, InvalidArgument
+from .schema import (
+    META_COLUMN,
+    UTC,
+    CollectionSchema,
+    DataType,
+    FieldSchema,
+    parse_timestamp,
+    time_zone,
+)
 
 MAX_LENGTH = 65536
 MAX_DEPTH = 200
@@ -86,6 +109,12 @@ _INT_RANGE = {DataType.INT8: 2**15, DataType.INT16: 2**15, DataType.INT32: 2**31
 _REAL_MAX = 3.4028234663852886e38
 _INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
 MAX_PARAM_DEPTH = 32  # nesting of lists in a template value
+# ISO 8601 durations as Milvus' parser takes them (whole numbers of each unit; weeks too)
+_DURATION_RE = re.compile(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?"
+                          r"(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?\Z")
+# |intervals| added to one time, at most: 4000 years keeps every result of a stored time
+# (years 1-9999) inside Postgres' timestamp range, so the query cannot fail on a row
+_MAX_INTERVAL_DAYS = 4000 * 366
 
 _GRAMMAR = r"""
 ?start: or_expr
@@ -107,8 +136,10 @@ _GRAMMAR = r"""
 ?product: unary | product MUL_OP unary -> arith
 ?unary: power | MINUS unary -> neg | PLUS unary | BNOT unary -> bnot
 ?power: atom | atom POW unary -> pow
-?atom: literal | path | call | list | template | exists | "(" or_expr ")"
+?atom: literal | path | call | list | template | exists | iso | interval | "(" or_expr ")"
 exists: EXISTS atom
+iso: ISO (STRING | RAW_STRING | template)
+interval: INTERVAL (STRING | RAW_STRING | template)
 template: "{" NAME "}"
 call: NAME "(" [or_expr ("," or_expr)* [","]] ")"
 path: (NAME | META) ("[" (STRING | RAW_STRING | INT) "]")*
@@ -125,6 +156,8 @@ NULL.2: /(?i:null)(?![A-Za-z0-9_])/
 TRUE.2: /(?i:true)(?![A-Za-z0-9_])/
 FALSE.2: /(?i:false)(?![A-Za-z0-9_])/
 EXISTS.2: /(?i:exists)(?![A-Za-z0-9_])/
+ISO.2: /(?i:iso)(?=\s*([rR]?["']|\{))/
+INTERVAL.2: /(?i:interval)(?=\s*([rR]?["']|\{))/
 COMP_OP: "==" | "!=" | "<=" | ">=" | "<" | ">"
 SHIFT_OP.2: "<<" | ">>"
 BAND: "&"
@@ -158,7 +191,8 @@ class Fragment:
     params: list[Any] = field(default_factory=list)
 
 
-# value kinds: "bool", "num", "str", "json", "array", "null"; literals keep their value
+# value kinds: "bool", "num", "str", "json", "array", "null", "time" (TIMESTAMPTZ fields, ISO
+# literals, datetimes), "interval" (INTERVAL literals, timedeltas); literals keep their value
 @dataclass
 class _Expr:
     sql: sql.Composable
@@ -174,6 +208,10 @@ class _Expr:
     # None where only the row can tell (JSON values, powers), False otherwise (floats, /)
     integral: bool | None = False
     key_path: bool = False       # a JSON value at a key path (what ``exists`` tests)
+    # a "time" whose SQL is a timestamp without time zone in UTC (time ± interval, computed
+    # on the UTC calendar whatever the session's TimeZone) rather than a timestamptz
+    utc_naive: bool = False
+    days: float = 0.0            # an interval's size in days (bounded: _MAX_INTERVAL_DAYS)
 
 
 _PG_ELEM = {DataType.BOOL: "boolean", DataType.INT8: "smallint", DataType.INT16: "smallint",
@@ -192,20 +230,25 @@ def _kind_of(dt: DataType) -> str:
         return "json"
     if dt is DataType.ARRAY:
         return "array"
+    if dt is DataType.TIMESTAMPTZ:
+        return "time"
     return "vector"
 
 
 def compile_filter(expression: str, schema: CollectionSchema, *,
                    qualifier: str | None = None,
-                   params: Mapping[str, Any] | None = None) -> Fragment:
+                   params: Mapping[str, Any] | None = None,
+                   timezone: str | None = None) -> Fragment:
     """Compile a Milvus filter expression for a table of ``schema``.
 
     ``qualifier`` prefixes columns with a table alias. ``params`` gives the values of the
     expression's ``{name}`` placeholders (Milvus' ``filter_params``), e.g.
     ``compile_filter("age > {low} and id in {ids}", schema, params={"low": 20, "ids": [1, 2]})``;
-    they are bound as parameters like literals. Raises :class:`FilterError` with the
-    position and text of the offending token.
+    they are bound as parameters like literals. ``timezone`` (an IANA name, default UTC:
+    Milvus' collection or query ``timezone``) places ISO times written without an offset.
+    Raises :class:`FilterError` with the position and text of the offending token.
     """
+    time_zone(timezone)  # an unknown zone is the caller's error, raised before parsing
     if params is not None and not isinstance(params, Mapping):
         raise FilterError(f"filter params must be a dict, got {type(params).__name__}")
     if expression is None or not str(expression).strip():
@@ -240,7 +283,7 @@ def compile_filter(expression: str, schema: CollectionSchema, *,
     except UnexpectedInput as e:  # pragma: no cover - the above cover LALR errors
         raise FilterError("cannot parse filter", expression=expression,
                           position=getattr(e, "pos_in_stream", None)) from None
-    c = _Compiler(expression, schema, qualifier, params or {})
+    c = _Compiler(expression, schema, qualifier, params or {}, timezone)
     try:
         out = c.compile(tree, 0)
     except RecursionError:
@@ -354,11 +397,12 @@ def _elem_fits(dtype: DataType, v: Any) -> bool:
 
 class _Compiler:
     def __init__(self, expression: str, schema: CollectionSchema, qualifier: str | None,
-                 params: Mapping[str, Any]) -> None:
+                 params: Mapping[str, Any], timezone: str | None = None) -> None:
         self.expr = expression
         self.schema = schema
         self.qualifier = qualifier
         self.params = params
+        self.timezone = timezone
 
     # -- helpers ------------------------------------------------------------------------
     def fail(self, msg: str, node: Any) -> FilterError:
@@ -421,13 +465,15 @@ class _Compiler:
 
     def _coerce_pair(self, a: _Expr, b: _Expr, op: Any) -> tuple[_Expr, _Expr]:
         """Bring two operands to one comparable kind, or raise."""
+        if "time" in (a.kind, b.kind):
+            return self._time_pair(a, b)
         if a.kind == "json" and b.kind == "json":
             return a, b
         if a.kind == "json":
             a = self.json_as(a, self._target(b, op))
         if b.kind == "json":
             b = self.json_as(b, self._target(a, op))
-        if a.kind != b.kind or a.kind in ("array", "vector", "null"):
+        if a.kind != b.kind or a.kind in ("array", "vector", "null", "interval"):
             bad = b if b.is_literal or a.kind in ("num", "str", "bool") else a
             raise self.fail(f"cannot compare {a.kind} {a.text!r} with {b.kind} {b.text!r}", bad)
         if a.numeric != b.numeric and a.kind == "num":
@@ -440,6 +486,106 @@ class _Compiler:
         if a.is_literal and b.is_literal:
             a = self._literal_sql(a, a.kind)
         return a, b
+
+    # -- TIMESTAMPTZ ----------------------------------------------------------------------
+    def _time_value(self, v: Any, where: Any) -> _dt.datetime:
+        """A literal as an aware datetime: ISO strings are read in the filter's timezone."""
+        try:
+            return parse_timestamp(v, self.timezone)
+        except InvalidArgument as e:
+            raise self.fail(str(e), where) from None
+
+    def _time_pair(self, a: _Expr, b: _Expr) -> tuple[_Expr, _Expr]:
+        """Two times to compare: a TIMESTAMPTZ field (or ``field ± INTERVAL``) and an ISO
+        literal, a datetime template or a string (read as an ISO time). A plain field with
+        a literal stays ``col < %s::timestamptz``, so a btree index serves it; beside
+        ``field ± INTERVAL`` (a UTC timestamp) every side is a UTC timestamp."""
+        for e, other in ((a, b), (b, a)):
+            if e.kind == "time" or (e.kind == "str" and e.is_literal):
+                continue
+            raise self.fail(f"cannot compare {e.kind} {e.text!r} with a time "
+                            f"{other.text!r}", e)
+        naive = a.utc_naive or b.utc_naive
+        out = []
+        for e in (a, b):
+            if e.is_literal:
+                t = self._time_value(e.value, e)
+                if naive:
+                    v: Any = t.astimezone(UTC).replace(tzinfo=None)
+                    e = _Expr(sql.SQL("%s::timestamp"), [v], "time", e.pos, e.text, value=t,
+                              is_literal=True, utc_naive=True)
+                else:
+                    e = _Expr(sql.SQL("%s::timestamptz"), [t], "time", e.pos, e.text, value=t,
+                              is_literal=True)
+            elif naive and not e.utc_naive:
+                e = _Expr(sql.SQL("({} AT TIME ZONE 'UTC')").format(e.sql), e.params, "time",
+                          e.pos, e.text, utc_naive=True)
+            out.append(e)
+        return out[0], out[1]
+
+    def _interval_value(self, v: Any, where: Any) -> tuple[Any, float]:
+        """An interval literal's parameter (Postgres takes ISO 8601 durations as interval
+        input; a timedelta binds as one) and its size in days."""
+        if isinstance(v, _dt.timedelta):
+            return v, abs(v.total_seconds()) / 86400
+        if not isinstance(v, str):
+            raise self.fail(f"INTERVAL takes an ISO 8601 duration such as \"P1DT2H\" or a "
+                            f"timedelta, got {type(v).__name__}", where)
+        m = _DURATION_RE.match(v.strip())
+        if m is None:
+            raise self.fail(f"{v!r} is not an ISO 8601 duration such as \"P1Y2M3DT4H5M6S\" "
+                            "(whole numbers of each unit)", where)
+        parts = [int(g) if g and len(g) <= 12 else (10**12 if g else 0) for g in m.groups()]
+        y, mo, w, d, h, mi, sec = parts
+        days = y * 366 + mo * 31 + w * 7 + d + (h * 3600 + mi * 60 + sec) / 86400
+        text = f"P{y}Y{mo}M{w * 7 + d}DT{h}H{mi}M{sec}S"
+        return text, days
+
+    def _time_arith(self, n: Tree, parts: list[tuple[str, _Expr]]) -> _Expr:
+        """``ts + INTERVAL "P1D" - INTERVAL "PT2H"``: calendar arithmetic on the UTC clock
+        (months and days as Postgres adds them to a timestamp: 2025-01-31 + P1M is
+        2025-02-28), a UTC timestamp for :meth:`_time_pair`."""
+        (op0, base), rest = parts[0], parts[1:]
+        if base.kind != "time" or op0 != "+" or not rest or any(
+                e.kind != "interval" for _, e in rest):
+            bad = next((e for _, e in parts if e.kind not in ("time", "interval")), base)
+            raise self.fail("time arithmetic is a TIMESTAMPTZ plus or minus intervals: "
+                            "ts + INTERVAL \"P1D\" - INTERVAL \"PT2H\"", bad)
+        if base.is_literal:
+            t = self._time_value(base.value, base)
+            s: sql.Composable = sql.SQL("%s::timestamp")
+            params: list[Any] = [t.astimezone(UTC).replace(tzinfo=None)]
+        elif base.utc_naive:
+            s, params = base.sql, list(base.params)
+        else:
+            s, params = sql.SQL("({} AT TIME ZONE 'UTC')").format(base.sql), list(base.params)
+        if sum(e.days for _, e in rest) > _MAX_INTERVAL_DAYS:
+            raise self.fail("intervals add up to more than 4000 years", rest[0][1])
+        for op, e in rest:
+            s = sql.SQL("({} {} {})").format(s, sql.SQL(op), e.sql)
+            params += e.params
+        return self._mk(n, s, params, "time", utc_naive=True)
+
+    def t_iso(self, n: Tree, d: int) -> _Expr:
+        """``ISO "2025-01-01T00:00:00Z"`` (or ``ISO {t}``): a time, bound as a parameter; one
+        without an offset is in the filter's timezone (Milvus' rule)."""
+        arg = n.children[1]
+        if isinstance(arg, Token):
+            v: Any = self._string(arg)
+        else:
+            v = self.compile(arg, d).value
+        t = self._time_value(v, arg)
+        return self._mk(n, sql.SQL("%s::timestamptz"), [t], "time", value=t, is_literal=True)
+
+    def t_interval(self, n: Tree, d: int) -> _Expr:
+        """``INTERVAL "P1DT2H"`` (or ``INTERVAL {d}`` with a duration string or timedelta):
+        an ISO 8601 duration, bound as a parameter, to add to or subtract from a time."""
+        arg = n.children[1]
+        raw = self._string(arg) if isinstance(arg, Token) else self.compile(arg, d).value
+        v, days = self._interval_value(raw, arg)
+        if days > _MAX_INTERVAL_DAYS:
+            raise self.fail("an interval of more than 4000 years", arg)
+        return self._mk(n, sql.SQL("%s::interval"), [v], "interval", days=days)
 
     def _as_numeric(self, e: _Expr) -> _Expr:
         """A number as SQL numeric (literals are bound as numeric later, when compared)."""
@@ -576,7 +722,13 @@ class _Compiler:
         v = self._param_value(self.params[name], n, name, 0)
         if isinstance(v, list):
             return self._mk(n, sql.SQL("%s"), [], "list", value=v, is_literal=True)
-        kind = "bool" if isinstance(v, bool) else "str" if isinstance(v, str) else "num"
+        if isinstance(v, _dt.timedelta):
+            iv, days = self._interval_value(v, n)
+            if days > _MAX_INTERVAL_DAYS:
+                raise self.fail(f"placeholder {{{name}}}: an interval of more than 4000 years", n)
+            return self._mk(n, sql.SQL("%s::interval"), [iv], "interval", days=days)
+        kind = ("bool" if isinstance(v, bool) else "str" if isinstance(v, str) else
+                "time" if isinstance(v, _dt.datetime) else "num")
         return self._mk(n, sql.SQL("%s"), [v], kind, value=v, is_literal=True)
 
     def _param_value(self, v: Any, n: Tree, name: str, depth: int) -> Any:
@@ -584,6 +736,10 @@ class _Compiler:
         (tuples and numpy values too); anything else is a :class:`FilterError`."""
         if depth > MAX_PARAM_DEPTH:
             raise self.fail(f"placeholder {{{name}}}: lists nest too deeply", n)
+        if isinstance(v, (_dt.datetime, np.datetime64)):  # a time for TIMESTAMPTZ fields
+            return self._time_value(v, n)
+        if isinstance(v, _dt.timedelta):
+            return v
         if not isinstance(v, (str, bytes, list, tuple)) and callable(getattr(v, "tolist", None)):
             v = v.tolist()  # numpy scalars and arrays
         if isinstance(v, bool):
@@ -607,7 +763,7 @@ class _Compiler:
         if isinstance(v, (list, tuple)):
             return [self._param_value(x, n, name, depth + 1) for x in v]
         raise self.fail(f"placeholder {{{name}}} has a value of type {type(v).__name__}; expected"
-                        " bool, int, float, str or a list of them", n)
+                        " bool, int, float, str, datetime, timedelta or a list of them", n)
 
     def t_list(self, n: Tree, d: int) -> _Expr:
         """``[1, 2, 3]``: literals only, kept as values for ``in`` and the array functions."""
@@ -720,6 +876,18 @@ class _Compiler:
             return self._mk(n, sql.SQL("TRUE" if negate else "FALSE"), [], "bool")
         if a.kind == "json":
             return self._json_in(n, a, values, negate)
+        if a.kind == "time":
+            times = [self._time_value(v, lst) for v in values]
+            if a.utc_naive:
+                naive = [t.astimezone(UTC).replace(tzinfo=None) for t in times]
+                s = sql.SQL("({} = ANY(%s::timestamp[]))").format(a.sql)
+                out = self._mk(n, s, a.params + [naive], "bool")
+            else:
+                s = sql.SQL("({} = ANY(%s::timestamptz[]))").format(a.sql)
+                out = self._mk(n, s, a.params + [times], "bool")
+            if negate:
+                out = self._mk(n, sql.SQL("(NOT {})").format(out.sql), out.params, "bool")
+            return out
         if a.kind not in ("num", "str", "bool"):
             raise self.fail(f"'in' needs a scalar on its left, got {a.kind}", a)
         cast = self._list_cast(a.kind, values, lst)
@@ -858,7 +1026,10 @@ class _Compiler:
     def t_arith(self, n: Tree, d: int) -> _Expr:
         """``+ - * / %`` on numeric: exact; division and modulo by zero, and results beyond the
         double range, are unknown for that row instead of an error for the query."""
-        items = [(op, self._num(self.compile(c, d))) for op, c in self._arith_chain(n)]
+        parts = [(op, self.compile(c, d)) for op, c in self._arith_chain(n)]
+        if any(e.kind in ("time", "interval") for _, e in parts):
+            return self._time_arith(n, parts)
+        items = [(op, self._num(e)) for op, e in parts]
         params: list[Any] = []
         if items[0][0] in ("+", "-"):
             # numeric addition is exact, so a balanced tree is the same sum, and stays

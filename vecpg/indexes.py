@@ -268,7 +268,8 @@ def _indexable(metric: Metric | None, field: FieldSchema) -> Metric:
 
 def _check_dims(field: FieldSchema, method: str, max_bit: int, max_half: int) -> None:
     limit = {DataType.BINARY_VECTOR: max_bit, DataType.FLOAT16_VECTOR: max_half,
-             DataType.FLOAT_VECTOR: 2000}.get(field.dtype)
+             DataType.FLOAT_VECTOR: 2000, DataType.BFLOAT16_VECTOR: 2000,
+             DataType.INT8_VECTOR: 2000}.get(field.dtype)  # the last two are float32 vector
     if limit is not None and (field.dim or 0) > limit:
         raise InvalidArgument(f"pgvector {method} indexes {field.dtype.value} up to {limit} "
                               f"dimensions; {field.name!r} has {field.dim}")

@@ -47,10 +47,13 @@ from .schema import (
     INT_RANGES,
     META_COLUMN,
     PARTITION_COLUMN,
+    PG_EPOCH_US,
     CollectionSchema,
     DataType,
     FieldSchema,
     check_name,
+    time_zone,
+    timestamp_us,
 )
 
 __all__ = ["Batch", "Column", "copy_batch", "prepare_batch"]
@@ -109,8 +112,10 @@ def _first(bad_rows: np.ndarray) -> int | None:
 
 @dataclass
 class Column:
-    """One validated column. ``values`` is an ndarray for numbers and dense/bit vectors
-    (vectors as ``(n, dim)`` float32 / float16 / packed uint8), else a list: str for VARCHAR,
+    """One validated column. ``values`` is an ndarray for numbers, TIMESTAMPTZ (int64
+    microseconds since 2000-01-01 UTC, Postgres' own count) and dense/bit vectors (vectors
+    as ``(n, dim)`` float32 — also for INT8 and BFLOAT16 vectors, whose values float32
+    holds exactly — float16 or packed uint8), else a list: str for VARCHAR,
     JSON text for JSON and ``_meta``, lists for ARRAY, ``(indices, values)`` for sparse.
     ``nulls`` marks the NULL rows of a numeric column (lists hold None); ``const`` is the
     value of every row (the partition)."""
@@ -248,7 +253,8 @@ def _merge_meta(i: int, extra: dict[str, Any]) -> dict[str, Any]:
 
 def prepare_batch(schema: CollectionSchema, data: Sequence[Mapping[str, Any]] | Mapping[str, Any],
                   *, partition: str = DEFAULT_PARTITION, require_pk: bool = False,
-                  last_wins: bool = False, partial: bool = False) -> Batch:
+                  last_wins: bool = False, partial: bool = False,
+                  timezone: str | None = None) -> Batch:
     """Validate ``data`` against ``schema`` and return it as a :class:`Batch`.
 
     Raises a :class:`~vecpg.errors.SchemaError` subclass naming the row and field of the
@@ -258,12 +264,14 @@ def prepare_batch(schema: CollectionSchema, data: Sequence[Mapping[str, Any]] | 
     ``require_pk`` demands the primary key even when it is auto_id (upsert); ``last_wins``
     keeps the last row of a key given twice (Milvus' upsert) instead of raising;
     ``partial`` leaves out every field the rows do not give, required or not (a partial
-    update changes only those).
+    update changes only those). ``timezone`` (an IANA name, default UTC: Milvus' collection
+    ``timezone``) places TIMESTAMPTZ values given without an offset.
 
     >>> prepare_batch(schema, {"id": np.arange(3), "vec": np.zeros((3, 8), np.float32)}).n
     3
     """
     check_name(partition, "partition name")
+    time_zone(timezone)  # an unknown name fails here, not in some row
     n, raw, metas = _columns_of(schema, data)
     if n == 0:
         raise InvalidArgument("no rows to insert")
@@ -275,7 +283,7 @@ def prepare_batch(schema: CollectionSchema, data: Sequence[Mapping[str, Any]] | 
         if absent and ((f.auto_id and not require_pk) or (not f.is_primary and (
                 partial or f.nullable or f.default_value is not None))):
             continue
-        col = _field_column(f, v, n, partial_pk=f.auto_id and not absent)
+        col = _field_column(f, v, n, partial_pk=f.auto_id and not absent, timezone=timezone)
         if f.is_primary:
             pk_values = _check_unique(f.name, col.values, allow=last_wins)
         cols.append(col)
@@ -316,7 +324,8 @@ def _check_unique(name: str, values: Any, allow: bool = False) -> list[Any]:
     return keys
 
 
-def _field_column(f: FieldSchema, v: Any, n: int, partial_pk: bool = False) -> Column:
+def _field_column(f: FieldSchema, v: Any, n: int, partial_pk: bool = False,
+                  timezone: str | None = None) -> Column:
     """Validate one field's values: an ndarray, or a list that may hold _MISSING / None."""
     d = f.dtype
     col = Column(f.name, f.pg_type_name(), d, field=f)
@@ -324,7 +333,12 @@ def _field_column(f: FieldSchema, v: Any, n: int, partial_pk: bool = False) -> C
     if plain and (d.is_vector or d in _NP):
         col.values = _vectors_array(f, v) if d.is_vector else _scalar_array(f, v)
         return col
-    vals = [_MISSING] * n if v is _MISSING else v.tolist() if plain else list(v)
+    if plain and d is DT.TIMESTAMPTZ and v.dtype.kind == "M":
+        vals = list(v)  # numpy datetime64 scalars (tolist() would make some of them ints)
+    else:
+        vals = [_MISSING] * n if v is _MISSING else v.tolist() if plain else list(v)
+    if d is DT.TIMESTAMPTZ:  # NaT is a missing time: a null
+        vals = [None if isinstance(x, np.datetime64) and np.isnat(x) else x for x in vals]
     nulls: list[int] = []
     for i, x in enumerate(vals):
         if x is None or x is _MISSING:
@@ -349,9 +363,23 @@ def _field_column(f: FieldSchema, v: Any, n: int, partial_pk: bool = False) -> C
         if nulls:
             col.nulls = np.zeros(n, np.bool_)
             col.nulls[nulls] = True
+    elif d is DT.TIMESTAMPTZ:
+        col.values = np.array(_per_row(f.name, vals, lambda x: 0 if x is None else
+                                       _timestamp(x, timezone)), np.int64)
+        if nulls:
+            col.nulls = np.zeros(n, np.bool_)
+            col.nulls[nulls] = True
     else:
         col.values = _check_values(f, vals)
     return col
+
+
+def _timestamp(v: Any, timezone: str | None) -> int:
+    """One TIMESTAMPTZ value as Postgres' microseconds since 2000-01-01 UTC."""
+    try:
+        return timestamp_us(v, timezone) - PG_EPOCH_US
+    except InvalidArgument as e:
+        raise _Bad(FieldTypeError, str(e)) from None
 
 
 def _number_list(f: FieldSchema, vals: list[Any]) -> np.ndarray:
@@ -522,6 +550,10 @@ def _vectors_array(f: FieldSchema, a: np.ndarray) -> Any:
         return np.packbits(a.astype(np.uint8), axis=1)
     if a.shape[1] != dim:
         raise DimensionMismatch(f"{_at(0, f.name)}: expected dim {dim}, got {a.shape[1]}")
+    if d is DT.INT8_VECTOR:
+        return _int8_array(f, a)
+    if d is DT.BFLOAT16_VECTOR:
+        return _bf16_array(f, a)
     if a.dtype.kind not in "iuf":
         raise FieldTypeError(f"{_at(0, f.name)}: expected numbers, got a {a.dtype} array")
     half = d is DT.FLOAT16_VECTOR
@@ -543,6 +575,8 @@ def _vectors_list(f: FieldSchema, vals: list[Any]) -> Any:
         return _per_row(f.name, vals, lambda v: _sparse(v, dim))
     if d is DT.BINARY_VECTOR:
         return _pad_bits(np.stack(_per_row(f.name, vals, lambda v: _bits(v, dim))), dim)
+    if d in (DT.INT8_VECTOR, DT.BFLOAT16_VECTOR):
+        vals = _per_row(f.name, vals, lambda v: _byte_vector(d, v, dim))
     types = set(map(type, vals))
     if types == {np.ndarray} and {v.shape for v in vals} == {(dim,)}:
         return _vectors_array(f, np.stack(vals))  # far faster than np.array on arrays
@@ -558,6 +592,76 @@ def _vectors_list(f: FieldSchema, vals: list[Any]) -> Any:
         _per_row(f.name, items, _numeric)  # raises for the first row that is not numbers
         a = np.array(items, dtype=np.float64)  # numbers of mixed Python and numpy types
     return _vectors_array(f, a)
+
+
+def _int8_array(f: FieldSchema, a: np.ndarray) -> np.ndarray:
+    """INT8 vectors, checked (integers in [-128, 127]) and widened to float32, which holds
+    them exactly."""
+    if a.dtype.kind not in "iu":
+        raise FieldTypeError(f"{_at(0, f.name)}: INT8_VECTOR takes integers in [-128, 127] "
+                             f"(numpy int8 arrays, lists of ints or bytes), got a {a.dtype} "
+                             "array")
+    outside = np.asarray(((a < -128) | (a > 127)).any(axis=1))
+    if a.dtype != np.int8 and a.size and (i := _first(outside)) is not None:
+        raise FieldTypeError(f"{_at(i, f.name)}: a value is outside [-128, 127], the INT8 range")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _bf16_array(f: FieldSchema, a: np.ndarray) -> np.ndarray:
+    """BFLOAT16 vectors as float32 (which holds every bfloat16 exactly): ml_dtypes' bfloat16
+    arrays as they are, other numbers rounded to the nearest bfloat16 (ties to even, as
+    ml_dtypes and Milvus' float32-to-bfloat16 conversion do)."""
+    if a.dtype.name == "bfloat16":  # ml_dtypes' type, read by its bits: no import needed
+        bits = np.ascontiguousarray(a).view(np.uint16).astype(np.uint32) << 16
+        out = bits.view(np.float32)
+    elif a.dtype.kind in "iuf":
+        with np.errstate(over="ignore", invalid="ignore"):
+            wide = np.ascontiguousarray(a, dtype=np.float32)
+            infinite = np.asarray(~np.isfinite(wide).all(axis=1))
+            if (i := _first(infinite)) is not None:
+                raise InvalidVector(f"{_at(i, f.name)}: the vector holds NaN or infinity (or "
+                                    "a value beyond the float32 range)")
+            b: np.ndarray = wide.view(np.uint32).astype(np.uint64)
+            b = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000
+            out = b.astype(np.uint32).view(np.float32)
+    else:
+        raise FieldTypeError(f"{_at(0, f.name)}: BFLOAT16_VECTOR takes numbers (bfloat16, "
+                             f"float32 or float64 arrays, lists) or bytes, got a {a.dtype} "
+                             "array")
+    nonfinite = np.asarray(~np.isfinite(out).all(axis=1))
+    if (i := _first(nonfinite)) is not None:
+        raise InvalidVector(f"{_at(i, f.name)}: the vector holds NaN or infinity, or a value "
+                            "beyond the BFLOAT16 range (about ±3.39e38)")
+    return out
+
+
+def _byte_vector(d: DataType, v: Any, dim: int) -> Any:
+    """One INT8 / BFLOAT16 vector given as pymilvus' bytes (``dim`` int8 bytes; ``2 * dim``
+    little-endian bfloat16 bytes) or a bfloat16 array, as a numpy row; anything else as it
+    is (a list of ints for INT8 is checked for bools, which numpy would take as 0/1)."""
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        width = dim if d is DT.INT8_VECTOR else 2 * dim
+        if len(v) != width:
+            raise _Bad(DimensionMismatch, f"expected dim {dim} ({width} bytes), got "
+                                          f"{len(v)} bytes")
+        if d is DT.INT8_VECTOR:
+            return np.frombuffer(bytes(v), np.int8)
+        bits = np.frombuffer(bytes(v), "<u2").astype(np.uint32) << 16
+        return bits.view(np.float32)
+    if isinstance(v, np.ndarray) and v.dtype.name == "bfloat16" and v.ndim == 1:
+        return (np.ascontiguousarray(v).view(np.uint16).astype(np.uint32) << 16
+                ).view(np.float32)
+    if isinstance(v, np.ndarray) and v.dtype.kind not in ("iu" if d is DT.INT8_VECTOR
+                                                          else "iuf"):
+        raise _Bad(FieldTypeError, f"{d.value} takes "
+                                   f"{'integers' if d is DT.INT8_VECTOR else 'numbers'}, got a "
+                                   f"{v.dtype} array")
+    bad = (next((x for x in v if not _is_int(x)), _MISSING)
+           if d is DT.INT8_VECTOR and isinstance(v, (list, tuple)) else _MISSING)
+    if bad is not _MISSING:
+        raise _Bad(FieldTypeError, f"INT8_VECTOR takes integers in [-128, 127], got "
+                                   f"{_tname(bad)} {bad!r}")
+    return v
 
 
 def _dense(v: Any, dim: int) -> Any:

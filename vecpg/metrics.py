@@ -7,9 +7,9 @@ SUPERSTRUCTURE return a distance (smaller = closer); IP and COSINE return a simi
 
 | metric         | vectors              | returned ``distance``                      |
 |----------------|----------------------|--------------------------------------------|
-| L2             | float, float16, sparse | squared Euclidean distance ``sum((a-b)^2)`` |
-| IP             | float, float16, sparse | inner product ``sum(a*b)`` (similarity)   |
-| COSINE         | float, float16, sparse | cosine similarity ``a.b / (|a||b|)``       |
+| L2             | float*, sparse       | squared Euclidean distance ``sum((a-b)^2)`` |
+| IP             | float*, sparse       | inner product ``sum(a*b)`` (similarity)    |
+| COSINE         | float*, sparse       | cosine similarity ``a.b / (|a||b|)``       |
 | HAMMING        | binary               | number of differing bits                   |
 | JACCARD        | binary               | ``1 - |a&b| / |a|b|`` (0/0 → 1)            |
 | TANIMOTO       | binary               | ``1 - tanimoto(a, b)``; same as JACCARD     |
@@ -17,6 +17,8 @@ SUPERSTRUCTURE return a distance (smaller = closer); IP and COSINE return a simi
 |                |                      | distance ``1 - tanimoto`` among them       |
 | SUPERSTRUCTURE | binary               | rows whose fingerprint is contained in the |
 |                |                      | query; distance ``1 - tanimoto`` among them|
+
+float* = the dense non-binary types: float, float16, bfloat16 and int8 vectors.
 """
 
 from __future__ import annotations
@@ -70,11 +72,12 @@ class Metric(str, enum.Enum):
 _FLOAT = frozenset({Metric.L2, Metric.IP, Metric.COSINE})
 _BINARY = frozenset({Metric.HAMMING, Metric.JACCARD, Metric.TANIMOTO, Metric.SUBSTRUCTURE,
                      Metric.SUPERSTRUCTURE})
-_FLOAT_TYPES = (DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR, DataType.SPARSE_FLOAT_VECTOR)
+_FLOAT_TYPES = (DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR,
+                DataType.INT8_VECTOR, DataType.SPARSE_FLOAT_VECTOR)
 
 
 def default_metric(dtype: DataType) -> Metric:
-    """COSINE for float vectors (as Milvus 2.4+), HAMMING for binary vectors."""
+    """COSINE for float (and int8) vectors (as Milvus 2.4+), HAMMING for binary vectors."""
     return Metric.HAMMING if dtype is DataType.BINARY_VECTOR else Metric.COSINE
 
 
@@ -100,7 +103,8 @@ _OPERATOR = {
     Metric.SUPERSTRUCTURE: "<%%>",
 }
 
-# operator class suffix for index builds (prefix vector_/halfvec_/sparsevec_/bit_)
+# operator class suffix for index builds (prefix vector_/halfvec_/sparsevec_/bit_); INT8 and
+# BFLOAT16 vectors are stored as float32 ``vector``s, so they use vector's operators
 _OPCLASS = {
     Metric.L2: "l2_ops",
     Metric.IP: "ip_ops",
@@ -110,8 +114,10 @@ _OPCLASS = {
     Metric.TANIMOTO: "jaccard_ops",
 }
 _TYPE_PREFIX = {DataType.FLOAT_VECTOR: "vector", DataType.FLOAT16_VECTOR: "halfvec",
+                DataType.BFLOAT16_VECTOR: "vector", DataType.INT8_VECTOR: "vector",
                 DataType.SPARSE_FLOAT_VECTOR: "sparsevec", DataType.BINARY_VECTOR: "bit"}
 _CAST = {DataType.FLOAT_VECTOR: "vector", DataType.FLOAT16_VECTOR: "halfvec",
+         DataType.BFLOAT16_VECTOR: "vector", DataType.INT8_VECTOR: "vector",
          DataType.SPARSE_FLOAT_VECTOR: "sparsevec"}
 
 

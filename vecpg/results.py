@@ -2,13 +2,16 @@
 
 Every search returns a :class:`SearchResult`, a list of :class:`Hits` (one per query vector,
 closest first) whatever the input shape; query and get return ``list[dict]``. Shapes and
-values are pymilvus': vectors come back as lists of floats (binary ones as bytes, sparse
-ones as ``{index: value}``), so results go into JSON as they are.
+values are pymilvus': vectors come back as lists of floats (binary, INT8 and BFLOAT16 ones as
+the bytes pymilvus carries for them, sparse ones as ``{index: value}``) and TIMESTAMPTZ
+values as Milvus' RFC 3339 strings (``"2025-01-01T00:00:00Z"``), so results go into JSON
+as they are.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as _dt
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,7 +19,7 @@ from pgvector import Bit, HalfVector, SparseVector, Vector
 from psycopg import sql
 
 from .errors import SchemaError
-from .schema import META_COLUMN, CollectionSchema, DataType, check_name
+from .schema import META_COLUMN, CollectionSchema, DataType, check_name, format_timestamp, time_zone
 
 
 class Hit(dict[str, Any]):
@@ -128,6 +131,8 @@ class Selection:
     all_dynamic: bool           # output every dynamic key
     vector_types: dict[str, DataType]
     pk_requested: bool = False  # output_fields named the primary key (or "*"): in a hit's entity
+    timestamp_fields: frozenset[str] = field(default_factory=frozenset)  # TIMESTAMPTZ columns
+    timezone: str | None = None  # where TIMESTAMPTZ values are shown (None: UTC)
 
     def select_list(self, qualifier: str | None = None) -> list[sql.Composable]:
         """The columns to SELECT, then ``_meta`` when dynamic keys are output; with a
@@ -148,11 +153,19 @@ class Selection:
 
     def to_dict(self, values: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
         """One output row from the values of :meth:`select_list`: vectors as Milvus returns
-        them (:func:`convert_vector`) and the requested dynamic keys lifted out of _meta."""
+        them (:func:`convert_vector`), TIMESTAMPTZ values as Milvus' strings in
+        :attr:`timezone`, and the requested dynamic keys lifted out of _meta."""
         out: dict[str, Any] = {}
         for name, v in zip(self.columns, values):
             dt = self.vector_types.get(name)
-            out[name] = convert_vector(v) if dt is not None and v is not None else v
+            if v is None:
+                out[name] = v
+            elif dt is not None:
+                out[name] = convert_vector(v, dt)
+            elif name in self.timestamp_fields and isinstance(v, _dt.datetime):
+                out[name] = format_timestamp(v, self.timezone)
+            else:
+                out[name] = v
         if self.dynamic_keys or self.all_dynamic:
             meta = values[len(self.columns)] or {}
             if self.all_dynamic:
@@ -163,9 +176,16 @@ class Selection:
         return out
 
 
-def convert_vector(v: Any) -> Any:
+def convert_vector(v: Any, dtype: DataType | None = None) -> Any:
     """Vectors out of Postgres as pymilvus gives them: float vectors as lists of floats
-    (float32 values), binary vectors as bytes, sparse vectors as ``{index: value}``."""
+    (float32 values), binary vectors as bytes, sparse vectors as ``{index: value}``; INT8
+    vectors as ``dim`` int8 bytes and BFLOAT16 vectors as ``2 * dim`` little-endian
+    bfloat16 bytes (pymilvus' buffers: ``np.frombuffer(b, np.int8)`` reads one back)."""
+    if dtype is DataType.INT8_VECTOR and isinstance(v, Vector):
+        return np.asarray(v.to_numpy(), dtype=np.float32).astype(np.int8).tobytes()
+    if dtype is DataType.BFLOAT16_VECTOR and isinstance(v, Vector):
+        bits = np.asarray(v.to_numpy(), dtype=np.float32).view(np.uint32) >> 16  # exact
+        return bits.astype("<u2").tobytes()
     if isinstance(v, (Vector, HalfVector)):
         return np.asarray(v.to_numpy(), dtype=np.float32).tolist()
     if isinstance(v, np.ndarray):
@@ -180,20 +200,25 @@ def convert_vector(v: Any) -> Any:
 
 
 def select_fields(schema: CollectionSchema, output_fields: list[str] | None, *,
-                  default_all: bool) -> Selection:
+                  default_all: bool, timezone: str | None = None) -> Selection:
     """Resolve ``output_fields`` against the schema.
 
     ``None`` means all scalar fields and dynamic keys when ``default_all`` (query, get), else
     only the primary key (search). ``"*"`` means every field, vectors included. A name that
     is not a field is a dynamic key when the schema has dynamic fields, else an error.
+    ``timezone`` (an IANA name, default UTC) is where TIMESTAMPTZ values are shown.
     """
+    time_zone(timezone)  # an unknown name fails here, not at the first row
     pk = schema.primary_field.name
     vector_types = {f.name: f.dtype for f in schema.vector_fields}
+    times = frozenset(f.name for f in schema.fields if f.dtype is DataType.TIMESTAMPTZ)
     if output_fields is None:
         if not default_all:
-            return Selection([pk], [], False, vector_types)
+            return Selection([pk], [], False, vector_types, timestamp_fields=times,
+                             timezone=timezone)
         cols = [f.name for f in schema.scalar_fields]
-        return Selection(cols, [], schema.enable_dynamic_field, vector_types)
+        return Selection(cols, [], schema.enable_dynamic_field, vector_types,
+                         timestamp_fields=times, timezone=timezone)
     if isinstance(output_fields, str):
         output_fields = [output_fields]
     cols = [pk]
@@ -217,4 +242,4 @@ def select_fields(schema: CollectionSchema, output_fields: list[str] | None, *,
         else:
             raise SchemaError(f"unknown output field {name!r}; fields are "
                               f"{[f.name for f in schema.fields]}")
-    return Selection(cols, keys, all_dynamic, vector_types, pk_requested)
+    return Selection(cols, keys, all_dynamic, vector_types, pk_requested, times, timezone)

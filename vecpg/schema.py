@@ -14,11 +14,14 @@ Example::
 
 from __future__ import annotations
 
+import datetime as _dt
 import enum
 import re
+import zoneinfo
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 from psycopg import sql
 
 from .errors import InvalidArgument, InvalidName, SchemaError
@@ -45,8 +48,11 @@ class DataType(str, enum.Enum):
     VARCHAR = "VARCHAR"
     JSON = "JSON"
     ARRAY = "ARRAY"
+    TIMESTAMPTZ = "TIMESTAMPTZ"
     FLOAT_VECTOR = "FLOAT_VECTOR"
     FLOAT16_VECTOR = "FLOAT16_VECTOR"
+    BFLOAT16_VECTOR = "BFLOAT16_VECTOR"
+    INT8_VECTOR = "INT8_VECTOR"
     BINARY_VECTOR = "BINARY_VECTOR"
     SPARSE_FLOAT_VECTOR = "SPARSE_FLOAT_VECTOR"
 
@@ -72,7 +78,7 @@ class DataType(str, enum.Enum):
 
     @property
     def is_vector(self) -> bool:
-        """True for the four vector types (float, float16, binary, sparse)."""
+        """True for the vector types (float, float16, bfloat16, int8, binary, sparse)."""
         return self in _VECTOR_TYPES
 
     @property
@@ -87,7 +93,11 @@ class DataType(str, enum.Enum):
 
 
 _VECTOR_TYPES = frozenset({DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR,
+                           DataType.BFLOAT16_VECTOR, DataType.INT8_VECTOR,
                            DataType.BINARY_VECTOR, DataType.SPARSE_FLOAT_VECTOR})
+# Vector types stored in pgvector's float32 ``vector``: their values are exactly float32
+# values (int8 and bfloat16 are subsets), so the column holds them faithfully.
+AS_FLOAT32 = frozenset({DataType.FLOAT_VECTOR, DataType.BFLOAT16_VECTOR, DataType.INT8_VECTOR})
 
 # Scalar types as Postgres spells them. INT8 is a smallint with a range check.
 _PG_SCALAR = {
@@ -99,9 +109,12 @@ _PG_SCALAR = {
     DataType.FLOAT: "real",
     DataType.DOUBLE: "double precision",
     DataType.JSON: "jsonb",
+    DataType.TIMESTAMPTZ: "timestamptz",
 }
 _PG_VECTOR = {
     DataType.FLOAT_VECTOR: "vector",
+    DataType.BFLOAT16_VECTOR: "vector",
+    DataType.INT8_VECTOR: "vector",
     DataType.FLOAT16_VECTOR: "halfvec",
     DataType.BINARY_VECTOR: "bit",
     DataType.SPARSE_FLOAT_VECTOR: "sparsevec",
@@ -114,7 +127,111 @@ INT_RANGES = {
 }
 # pgvector's limits on stored dimensions.
 _MAX_DIM = {DataType.FLOAT_VECTOR: 16000, DataType.FLOAT16_VECTOR: 16000,
+            DataType.BFLOAT16_VECTOR: 16000, DataType.INT8_VECTOR: 16000,
             DataType.BINARY_VECTOR: 83886080, DataType.SPARSE_FLOAT_VECTOR: 1_000_000_000}
+
+
+# -- TIMESTAMPTZ values ---------------------------------------------------------------------
+# Milvus keeps a TIMESTAMPTZ as UTC microseconds; Postgres' timestamptz is the same thing
+# counted from 2000-01-01. Inputs are ISO 8601 strings (an offset or ``Z`` makes them
+# absolute; naive ones are read in the collection's timezone, UTC by default), datetimes
+# (naive ones likewise) and numpy datetime64 (a count from the Unix epoch in UTC, as numpy
+# defines it). Output is Milvus' string: RFC 3339 in the target timezone, ``Z`` for a zero
+# offset, microseconds without trailing zeros (``2025-01-01T08:00:00.5+08:00``).
+UTC = _dt.timezone.utc
+DEFAULT_TIMEZONE = "UTC"
+UNIX_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=UTC)
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 (Postgres' epoch) in Unix microseconds
+_US = _dt.timedelta(microseconds=1)
+MIN_TS_US = (_dt.datetime(1, 1, 2, tzinfo=UTC) - UNIX_EPOCH) // _US  # Python's range, with
+MAX_TS_US = (_dt.datetime(9999, 12, 30, tzinfo=UTC) - UNIX_EPOCH) // _US  # room for offsets
+_OFFSETS = (_dt.timedelta(hours=-12), _dt.timedelta(hours=14))  # Milvus' valid UTC offsets
+_TS_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+                    r"(Z|[+-]\d{2}(?::?\d{2})?)?\Z")
+
+
+def time_zone(name: str | None) -> _dt.tzinfo:
+    """The IANA time zone called ``name`` (None: UTC); :class:`InvalidArgument` if unknown."""
+    if name is None or name in ("UTC", "Z"):
+        return UTC
+    try:
+        return zoneinfo.ZoneInfo(str(name))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise InvalidArgument(f"unknown timezone {name!r}; use an IANA name such as "
+                              "'UTC' or 'Asia/Shanghai'") from None
+
+
+def parse_timestamp(value: Any, timezone: str | None = None) -> _dt.datetime:
+    """A TIMESTAMPTZ value as an aware datetime, e.g. ``parse_timestamp("2025-05-01
+    23:59:59+08:00")``. ``timezone`` places naive strings and datetimes (default UTC).
+    Raises :class:`InvalidArgument` for anything else, a malformed string, an offset
+    outside -12:00..+14:00 (as Milvus) or a time outside years 1-9999."""
+    if isinstance(value, np.datetime64):
+        if np.isnat(value):
+            raise InvalidArgument("NaT is not a time (give None for a null)")
+        us = int(value.astype("datetime64[us]").astype(np.int64))
+        if not MIN_TS_US <= us <= MAX_TS_US:
+            raise InvalidArgument(f"{value} is outside years 1-9999")
+        return UNIX_EPOCH + _dt.timedelta(microseconds=us)
+    if isinstance(value, _dt.datetime):
+        out = value
+        if value.tzinfo is None or value.utcoffset() is None:
+            out = value.replace(tzinfo=time_zone(timezone))
+    elif isinstance(value, str):
+        m = _TS_RE.match(value.strip())
+        if m is None:
+            raise InvalidArgument(f"{value!r} is not an ISO 8601 time such as "
+                                  "'2025-01-01T00:00:00Z' or '2025-01-01 08:00:00+08:00'")
+        y, mo, d, h, mi, sec, frac, off = m.groups()
+        us = int((frac or "")[:6].ljust(6, "0"))  # Milvus keeps microseconds, truncated
+        if off is None:
+            tz = time_zone(timezone)
+        elif off == "Z":
+            tz = UTC
+        else:
+            digits = off[1:].replace(":", "")
+            delta = _dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+            tz = _dt.timezone(-delta if off[0] == "-" else delta)
+        try:
+            out = _dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(sec), us,
+                               tzinfo=tz)
+        except ValueError as e:
+            raise InvalidArgument(f"{value!r} is not a valid time: {e}") from None
+    else:
+        raise InvalidArgument(f"expected an ISO 8601 string, a datetime or a numpy "
+                              f"datetime64, got {type(value).__name__}")
+    offset = out.utcoffset() or _dt.timedelta(0)
+    if not _OFFSETS[0] <= offset <= _OFFSETS[1]:
+        raise InvalidArgument(f"{value!r}: UTC offset {offset} is outside -12:00..+14:00")
+    try:
+        us = (out - UNIX_EPOCH) // _US
+    except OverflowError:
+        us = MIN_TS_US - 1
+    if not MIN_TS_US <= us <= MAX_TS_US:
+        raise InvalidArgument(f"{value!r} is outside years 1-9999")
+    return out
+
+
+def timestamp_us(value: Any, timezone: str | None = None) -> int:
+    """A TIMESTAMPTZ value (see :func:`parse_timestamp`) as Unix microseconds (UTC)."""
+    return (parse_timestamp(value, timezone) - UNIX_EPOCH) // _US
+
+
+def format_timestamp(value: _dt.datetime, timezone: str | None = None) -> str:
+    """A time as Milvus returns a TIMESTAMPTZ: RFC 3339 in ``timezone`` (default UTC),
+    ``Z`` for a zero offset, microseconds without trailing zeros."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    t = value.astimezone(time_zone(timezone))
+    text = (f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:"
+            f"{t.second:02d}")
+    if t.microsecond:
+        text += "." + f"{t.microsecond:06d}".rstrip("0")
+    off = int((t.utcoffset() or _dt.timedelta(0)).total_seconds()) // 60  # Go drops seconds
+    if off == 0:
+        return text + "Z"
+    sign, off = ("-", -off) if off < 0 else ("+", off)
+    return f"{text}{sign}{off // 60:02d}:{off % 60:02d}"
 
 
 def check_name(name: Any, what: str = "name", *, allow_underscore: bool = True) -> str:
@@ -175,6 +292,13 @@ class FieldSchema:
             if self.max_length is None:
                 self.max_length = 65535
             _positive_int(self.max_length, f"max_length of {self.name!r}")
+        if d is DataType.TIMESTAMPTZ and self.default_value is not None:
+            # stored as an absolute time in UTC, so the DDL's DEFAULT never depends on the
+            # session's TimeZone (a naive default is UTC, the default collection timezone)
+            try:
+                self.default_value = format_timestamp(parse_timestamp(self.default_value))
+            except InvalidArgument as e:
+                raise SchemaError(f"default_value of {self.name!r}: {e}") from None
         if d.is_vector:
             if self.dim is None and d is not DataType.SPARSE_FLOAT_VECTOR:
                 raise SchemaError(f"vector field {self.name!r} needs dim")
@@ -187,7 +311,8 @@ class FieldSchema:
                 raise SchemaError(f"vector field {self.name!r} cannot be nullable or primary")
         if d is DataType.ARRAY:
             et = self.element_type
-            if et is None or et.is_vector or et in (DataType.JSON, DataType.ARRAY):
+            if et is None or et.is_vector or et in (DataType.JSON, DataType.ARRAY,
+                                                    DataType.TIMESTAMPTZ):
                 raise SchemaError(f"array field {self.name!r} needs a scalar element_type")
             if et is DataType.VARCHAR and self.max_length is None:
                 self.max_length = 65535
