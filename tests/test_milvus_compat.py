@@ -780,3 +780,19 @@ def test_what_pymilvus_examples_do(client) -> None:
     client.drop_index("ex", "no_such_index")
     with pytest.raises(vecpg.CollectionNotFound):
         client.drop_index("nope", "no_such_index")
+
+
+def test_collection_timezone_reads_and_shows_naive_times(client) -> None:
+    """Milvus' collection property ``timezone``: naive TIMESTAMPTZ values are read there and
+    every value is shown there."""
+    s = client.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    s.add_field("ts", DataType.TIMESTAMPTZ)
+    client.create_collection("tz", schema=s, properties={"timezone": "Asia/Tokyo"})
+    client.insert("tz", [{"id": 1, "v": [1, 0], "ts": "2025-01-01T09:00:00"},
+                         {"id": 2, "v": [0, 1], "ts": "2025-01-01T00:00:00Z"}])
+    got = {r["id"]: r["ts"] for r in client.query("tz", "id > 0", output_fields=["ts"])}
+    assert got[1] == got[2]  # 09:00 in Tokyo is 00:00 UTC
+    assert got[1].startswith("2025-01-01T09:00:00") and got[1].endswith("+09:00")
+    assert client.count("tz", filter='ts == ISO "2025-01-01T09:00:00"') == 2

@@ -79,6 +79,13 @@ class CollectionInfo:
     tenants: tuple[str, ...] | None = None
 
     @property
+    def timezone(self) -> str | None:
+        """The collection's ``timezone`` property (Milvus'): where naive TIMESTAMPTZ values
+        are read and where they are shown (None: UTC)."""
+        tz = self.properties.get("timezone")
+        return str(tz) if tz else None
+
+    @property
     def tenant_field(self) -> str | None:
         """The scalar field whose value says which tenant a row belongs to, if any."""
         name = self.properties.get("tenant_field")

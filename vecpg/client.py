@@ -475,7 +475,7 @@ class Client(RbacMethods, UnsupportedMethods):
             data = [data]  # pymilvus takes one row as a dict (vecpg also a dict of columns)
         batch = ingest.prepare_batch(info.schema, data, partition=partition_name or
                                      DEFAULT_PARTITION, require_pk=upsert, last_wins=True,
-                                     partial=partial)
+                                     partial=partial, timezone=info.timezone)
         with self._lease() as db:
             ids = rows.write(db, info, batch, ddl.companion_targets(info), self._companions,
                              upsert=upsert, partial=partial)
@@ -541,7 +541,8 @@ class Client(RbacMethods, UnsupportedMethods):
         if output_fields == ["count(*)"]:
             with self._lease() as db:
                 return [{"count(*)": rows.count_rows(db, info, where, params)}]
-        sel = select_fields(info.schema, output_fields, default_all=True)
+        sel = select_fields(info.schema, output_fields, default_all=True,
+                            timezone=info.timezone)
         if limit is not None and limit != -1:
             limit = args.integer(limit, "limit")
         else:

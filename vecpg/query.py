@@ -286,7 +286,8 @@ def compile_query(info: CollectionInfo, req: SearchRequest) -> Query:
     """Compile ``req`` against ``info``: the vector field, metric, filter and selection."""
     f = info.vector_field(req.anns_field)
     selection = select_fields(info.schema, list(req.output_fields)
-                              if req.output_fields is not None else None, default_all=False)
+                              if req.output_fields is not None else None, default_all=False,
+                              timezone=info.timezone)
     for p in req.partitions:
         if p not in info.partitions:
             raise PartitionNotFound(f"partition {p!r} of {info.name!r} does not exist")
@@ -318,8 +319,8 @@ def prepare_query(info: CollectionInfo, f: FieldSchema, *, limit: int, offset: i
     check_metric(metric, f.dtype, f.name)
     dist = distance_sql(metric, sql.Identifier(f.name), f.dtype, int(f.dim or 0),
                         knobs.get("radius"), knobs.get("range_filter"))
-    filt = (compile_filter(expr or "", info.schema, params=filter_params) if filter_params
-            else compile_filter(expr or "", info.schema))
+    filt = compile_filter(expr or "", info.schema, params=filter_params,
+                          timezone=info.timezone)
     where: list[sql.Composable] = [filt.sql]
     where_params: list[Any] = list(filt.params)
     if partitions:

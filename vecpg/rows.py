@@ -153,8 +153,7 @@ def row_filter(info: CollectionInfo, ids: Any, expr: str, partitions: list[str] 
         params.append(id_list(ids, pk.dtype))
     expr = args.text(expr, "filter")
     if expr.strip():
-        frag = (compile_filter(expr, info.schema, params=filter_params) if filter_params
-                else compile_filter(expr, info.schema))
+        frag = compile_filter(expr, info.schema, params=filter_params, timezone=info.timezone)
         parts.append(sql.SQL("({})").format(frag.sql))
         params += frag.params
     if partitions:
