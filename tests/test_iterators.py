@@ -27,12 +27,12 @@ N = 300
 # The two ways in: through these helpers, so the tests switch to client.query_iterator /
 # client.search_iterator by changing one line each.
 def query_iterator(client: vecpg.Client, collection_name: str, **kwargs: Any) -> QueryIterator:
-    return _made(QueryIterator(client, collection_name, **kwargs))
+    return _made(client.query_iterator(collection_name, **kwargs))
 
 
 def search_iterator(client: vecpg.Client, collection_name: str, data: Any,
                     **kwargs: Any) -> SearchIterator:
-    return _made(SearchIterator(client, collection_name, data, **kwargs))
+    return _made(client.search_iterator(collection_name, data, **kwargs))
 
 
 # iterators a test made (weakly: a dropped one must go), closed before the fixtures drop

@@ -68,8 +68,8 @@ def test_unknown_keywords_are_refused_not_dropped(client: vecpg.Client) -> None:
     client.create_collection("c", dimension=2)
     client.insert("c", [{"id": 1, "vector": [1, 0]}], timeout=5)
     assert client.has_collection("c", timeout=1.5)
-    with pytest.raises(vecpg.NotSupported, match="group_by_field"):
-        client.search("c", [[1, 0]], group_by_field="id")
+    with pytest.raises(vecpg.NotSupported, match="no_such_keyword"):
+        client.search("c", [[1, 0]], no_such_keyword="id")
     with pytest.raises(vecpg.InvalidArgument, match="consistency_level"):
         client.search("c", [[1, 0]], consistency_level="Sometimes")
     assert client.search("c", [[1, 0]], consistency_level="Strong")[0].ids == [1]

@@ -42,6 +42,7 @@ from .errors import (
     VecpgError,
     translate,
 )
+from .iterators import QueryIterator, SearchIterator
 from .migrate import server_versions, upgrade
 from .milvus_api import UnsupportedMethods
 from .planner import DEFAULT_RECALL, PlanCache, Planner
@@ -913,6 +914,43 @@ class Client(RbacMethods, UnsupportedMethods):
             self._catalog.forget(collection_name)
         if dropped is not None:
             self._companions.forget(dropped)
+
+    # -- iterators ------------------------------------------------------------------------
+    def query_iterator(self, collection_name: str, batch_size: int = 1000, limit: int = -1,
+                       filter: str = "", output_fields: list[str] | None = None,
+                       partition_names: list[str] | None = None,
+                       timeout: float | None = None, **kwargs: Any) -> QueryIterator:
+        """Rows matching ``filter`` in primary-key order, ``batch_size`` at a time, ``limit``
+        in all (-1: every one), every batch read from one snapshot (see
+        :mod:`vecpg.iterators`): ``it.next()`` until it returns an empty batch; ``close()``
+        (or a ``with`` block) to stop early. Keywords ``offset`` and ``filter_params``."""
+        kw = check_kwargs("query_iterator", {"timeout": timeout, **kwargs},
+                          ("offset", "filter_params", "expr_params"))
+        return QueryIterator(self, collection_name, batch_size, limit, filter, output_fields,
+                             partition_names, offset=kw.get("offset", 0),
+                             filter_params=_filter_params(kw))
+
+    def search_iterator(self, collection_name: str, data: Any, batch_size: int = 1000,
+                        filter: str = "", limit: int = -1,
+                        output_fields: list[str] | None = None,
+                        search_params: dict[str, Any] | None = None,
+                        timeout: float | None = None,
+                        partition_names: list[str] | None = None,
+                        anns_field: str | None = None, round_decimal: int = -1, *,
+                        external_filter_func: Callable[[Hits], Any] | None = None,
+                        **kwargs: Any) -> SearchIterator:
+        """The hits of one query vector, closest first, ``batch_size`` at a time, ``limit``
+        in all (-1: every matching row): an exact search over one snapshot (see
+        :mod:`vecpg.iterators`), so the batches together equal
+        ``search(..., search_params={"exact": True})``. Keywords ``filter_params`` and
+        ``external_filter_func`` (pymilvus' client-side filter of each page)."""
+        kw = check_kwargs("search_iterator", {"timeout": timeout, **kwargs},
+                          ("offset", "filter_params", "expr_params"))
+        return SearchIterator(self, collection_name, data, batch_size, filter, limit,
+                              output_fields, search_params, partition_names, anns_field,
+                              round_decimal, offset=kw.get("offset", 0),
+                              filter_params=_filter_params(kw),
+                              external_filter_func=external_filter_func)
 
     # -- aliases --------------------------------------------------------------------------
     def create_alias(self, collection_name: str, alias: str, timeout: float | None = None,
