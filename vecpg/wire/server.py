@@ -1,0 +1,69 @@
+"""Start and stop ``vecpg serve``: a grpcio server with :class:`MilvusService`.
+
+    server = serve("127.0.0.1", 19530, dsn="postgresql://me@db/app")
+    ...                                   # pymilvus.MilvusClient("http://127.0.0.1:19530")
+    server.stop(grace=5)
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from typing import Any
+
+import grpc
+from pymilvus.grpc_gen import milvus_pb2_grpc
+
+from ..errors import InvalidArgument
+from .service import MilvusService
+
+_log = logging.getLogger("vecpg.wire")
+# pymilvus sends messages up to its own limit (2 GiB - 1): accept the same
+_MAX_MESSAGE = 2**31 - 1
+
+
+def serve(host: str = "127.0.0.1", port: int = 19530, dsn: str | None = None,
+          data_dir: str | None = None, workers: int = 16, *,
+          handle_signals: bool = False) -> Any:
+    """Start a gRPC server speaking Milvus' protocol on ``host:port`` (``port=0``: a free
+    port, read back from ``server.port``), translating onto Postgres at ``dsn`` (default
+    ``$VECPG_DSN``, else the embedded server in ``data_dir``); returns the started
+    ``grpc.Server``. With ``handle_signals``, SIGTERM and SIGINT stop it gracefully
+    (in-flight requests get 5 seconds); call from the main thread then."""
+    if workers < 1:
+        raise InvalidArgument(f"workers must be at least 1, got {workers}")
+    service = MilvusService(dsn, data_dir=data_dir, pool_size=max(workers, 4))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers,
+                                                    thread_name_prefix="vecpg-serve"),
+                         options=[("grpc.max_send_message_length", _MAX_MESSAGE),
+                                  ("grpc.max_receive_message_length", _MAX_MESSAGE)])
+    milvus_pb2_grpc.add_MilvusServiceServicer_to_server(service, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        service.close()
+        raise InvalidArgument(f"cannot listen on {host}:{port}")
+    server.port = bound
+    server.service = service
+    server.start()
+    stop = server.stop
+
+    def stop_and_close(grace: float | None = None) -> Any:
+        event = stop(grace)
+
+        def close_when_stopped() -> None:
+            event.wait()
+            service.close()
+        threading.Thread(target=close_when_stopped, daemon=True).start()
+        return event
+
+    server.stop = stop_and_close
+    if handle_signals:
+        def on_signal(signum: int, frame: Any) -> None:
+            _log.info("signal %s: stopping (grace 5 s)", signum)
+            stop_and_close(5.0)
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    _log.info("vecpg serve: Milvus gRPC on %s:%s -> %s", host, bound, service.dsn_redacted)
+    return server

@@ -1,0 +1,709 @@
+"""Milvus' ``MilvusService`` on a :class:`vecpg.Client`: each RPC is translated onto the
+client method of the same meaning, and vecpg's errors become the Milvus statuses pymilvus
+turns into the exceptions it raises against Milvus.
+
+Requests run as a Postgres role: ``token="user:password"`` (or user and password) arrives
+base64-encoded in the ``authorization`` metadata, as pymilvus' interceptor sends it, and the
+request runs on a client logged in as that role (one client per role and database,
+cached); without credentials, on the server's own DSN. The Milvus database (``db_name`` in
+the request or ``dbname`` in the metadata) is the client's database (a Postgres schema).
+
+RPCs not translated here answer ``UNIMPLEMENTED``, naming the RPC.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import itertools
+import logging
+import re
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import psycopg
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
+
+from .. import __version__, fusion
+from ..client import Client
+from ..errors import (
+    AlreadyExists,
+    CollectionNotFound,
+    IndexNotFound,
+    InvalidArgument,
+    NotFound,
+    NotSupported,
+    PartitionNotFound,
+    PermissionDenied,
+    PoolTimeout,
+    ServerUnavailable,
+    VecpgError,
+)
+from ..schema import CollectionSchema, DataType, FieldSchema
+from ..server import resolve_dsn
+from . import convert
+
+_log = logging.getLogger("vecpg.wire")
+_OK = common_pb2.Status(code=0, error_code=common_pb2.Success)
+_INDEX_STATE = {"Finished": common_pb2.Finished, "InProgress": common_pb2.InProgress,
+                "Failed": common_pb2.Failed}
+
+
+def _hybrid_ts() -> int:
+    """A Milvus hybrid timestamp for now: milliseconds shifted past 18 logical bits."""
+    return int(time.time() * 1000) << 18
+
+
+def _collection_id(name: str) -> int:
+    return zlib.crc32(name.encode()) + 1
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+def status_of(e: VecpgError, request: Any = None) -> Any:
+    """The Milvus Status for a vecpg error: the ``code`` (Milvus' merr codes) and legacy
+    ``error_code`` Milvus sets, and a message in Milvus' form where pymilvus or users match
+    on it (``collection not found[database=...][collection=...]``)."""
+    db = getattr(request, "db_name", "") or "default"
+    coll = getattr(request, "collection_name", "")
+    reason = str(e)
+    input_error = False
+    if isinstance(e, CollectionNotFound):
+        code, legacy = 100, common_pb2.CollectionNotExists
+        reason = f"collection not found[database={db}][collection={coll}]" if coll else reason
+    elif isinstance(e, IndexNotFound):
+        code, legacy = 700, common_pb2.IndexNotExist
+        reason = f"index not found[collection={coll}]: {e}" if coll else reason
+    elif isinstance(e, PartitionNotFound):
+        code, legacy = 200, common_pb2.UnexpectedError
+        reason = f"partition not found: {e}"
+    elif isinstance(e, NotFound):
+        code, legacy = 1100, common_pb2.IllegalArgument
+    elif isinstance(e, (InvalidArgument, AlreadyExists)):
+        code, legacy, input_error = 1100, common_pb2.IllegalArgument, True
+        reason = f"{e}: invalid parameter"
+    elif isinstance(e, PermissionDenied):
+        code, legacy = 1401, common_pb2.PermissionDenied
+        reason = f"{e}: permission deny"
+    elif isinstance(e, NotSupported):
+        code, legacy = 10, common_pb2.UnexpectedError
+        reason = f"{e}: service unimplemented"
+    elif isinstance(e, ServerUnavailable):
+        code, legacy = 2, common_pb2.UnexpectedError
+    elif isinstance(e, PoolTimeout):
+        code, legacy = 4, common_pb2.UnexpectedError
+    else:
+        code, legacy = 5, common_pb2.UnexpectedError
+    status = common_pb2.Status(code=code, error_code=legacy, reason=reason)
+    if input_error:
+        status.extra_info["is_input_error"] = "true"
+    return status
+
+
+def rpc(reply: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wrap an RPC handler: log it at debug level, and turn a vecpg error into ``reply``
+    carrying its status (``reply`` is the response message class, or Status itself)."""
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def handler(self: MilvusService, request: Any, context: Any) -> Any:
+            if _log.isEnabledFor(logging.DEBUG):
+                _log.debug("%s %s", fn.__name__, _brief(request))
+            try:
+                return fn(self, request, context)
+            except VecpgError as e:
+                _log.debug("%s failed: %s: %s", fn.__name__, type(e).__name__, e)
+                status = status_of(e, request)
+                return status if reply is common_pb2.Status else reply(status=status)
+        return handler
+    return deco
+
+
+def _brief(request: Any) -> str:
+    parts = []
+    for key in ("db_name", "collection_name", "partition_name", "index_name", "expr", "dsl"):
+        value = getattr(request, key, "")
+        if value:
+            parts.append(f"{key}={value!r}")
+    return " ".join(parts)
+
+
+def _not_implemented(name: str) -> Callable[..., Any]:
+    def handler(self: Any, request: Any, context: Any) -> Any:
+        _log.debug("%s: not implemented", name)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      f"vecpg serve does not implement MilvusService/{name}")
+    handler.__name__ = handler.__qualname__ = name
+    return handler
+
+
+class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
+    """The servicer: ``grpc.server`` it with ``milvus_pb2_grpc.add_MilvusServiceServicer_
+    to_server(MilvusService(dsn), server)``, or use :func:`vecpg.wire.serve`."""
+
+    def __init__(self, dsn: str | None = None, *, data_dir: str | None = None,
+                 pool_size: int = 10) -> None:
+        self.dsn = resolve_dsn(dsn, data_dir=data_dir)
+        self._pool_size = pool_size
+        self._clients: dict[tuple[str, str, str], Client] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    @property
+    def dsn_redacted(self) -> str:
+        """The DSN without its password, for logs."""
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", re.sub(r"password=\S+", "password=***",
+                                                                   self.dsn))
+
+    def close(self) -> None:
+        """Close every client the service opened."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for c in clients:
+            c.close()
+
+    # -- who and where ----------------------------------------------------------------------
+    def _client(self, context: Any, request: Any = None) -> Client:
+        """The client for the request's credentials and database (opened on first use)."""
+        meta = dict(context.invocation_metadata() or ())
+        user = password = ""
+        auth = meta.get("authorization")
+        if auth:
+            try:
+                text = base64.b64decode(auth).decode()
+            except ValueError:
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "malformed authorization header")
+            user, _, password = text.partition(":")
+        db = getattr(request, "db_name", "") or meta.get("dbname", "") or "default"
+        key = (user, password, db)
+        with self._lock:
+            client = self._clients.get(key)
+        if client is not None:
+            return client
+        dsn = self.dsn
+        if user:
+            dsn = psycopg.conninfo.make_conninfo(dsn, user=user, password=password)
+        try:
+            client = Client(dsn, pool_size=self._pool_size)
+            if db != "default":
+                client.use_database(db)
+        except VecpgError as e:
+            cause = e.__cause__
+            if isinstance(cause, psycopg.OperationalError) and (
+                    (cause.sqlstate or "").startswith("28") or "authentication" in str(cause)):
+                context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                              "auth check failure, please check username and password are "
+                              "correct")
+            raise
+        with self._lock:
+            other = self._clients.setdefault(key, client)
+        if other is not client:
+            client.close()
+        return other
+
+    @staticmethod
+    def _schema(client: Client, name: str) -> CollectionSchema:
+        # the client's catalog cache: the schema every data RPC needs, without a round trip
+        return client._info(name).schema
+
+    # -- server -----------------------------------------------------------------------------
+    @rpc(milvus_pb2.ConnectResponse)
+    def Connect(self, request: Any, context: Any) -> Any:
+        """Open the caller's client (checks its credentials); the server's identity."""
+        client = self._client(context, request)
+        version = str(client.get_server_version())
+        info = common_pb2.ServerInfo(build_tags=f"vecpg-{__version__}", deploy_mode="POSTGRES",
+                                     build_time="", git_commit="", go_version="")
+        info.reserved["postgres"] = version
+        return milvus_pb2.ConnectResponse(status=_OK, server_info=info,
+                                          identifier=next(self._ids))
+
+    @rpc(milvus_pb2.GetVersionResponse)
+    def GetVersion(self, request: Any, context: Any) -> Any:
+        """The Postgres server's version, as ``Client.get_server_version``."""
+        version = self._client(context, request).get_server_version()
+        return milvus_pb2.GetVersionResponse(status=_OK, version=str(version))
+
+    @rpc(milvus_pb2.CheckHealthResponse)
+    def CheckHealth(self, request: Any, context: Any) -> Any:
+        """Healthy when the database answers."""
+        self._client(context, request).server_info()
+        return milvus_pb2.CheckHealthResponse(status=_OK, isHealthy=True)
+
+    @rpc(milvus_pb2.AllocTimestampResponse)
+    def AllocTimestamp(self, request: Any, context: Any) -> Any:
+        """A hybrid timestamp for now (pymilvus asks one before waiting on an index)."""
+        return milvus_pb2.AllocTimestampResponse(status=_OK, timestamp=_hybrid_ts())
+
+    # -- collections ------------------------------------------------------------------------
+    @rpc(common_pb2.Status)
+    def CreateCollection(self, request: Any, context: Any) -> Any:
+        """``Client.create_collection`` with the request's schema."""
+        client = self._client(context, request)
+        schema = convert.schema_from_pb(request.schema)
+        kw: dict[str, Any] = {}
+        props = {p.key: p.value for p in request.properties}
+        if props:
+            kw["properties"] = props
+        if request.num_partitions and schema.partition_key is not None:
+            kw["num_partitions"] = int(request.num_partitions)
+        client.create_collection(request.collection_name, schema=schema, **kw)
+        return _OK
+
+    @rpc(milvus_pb2.DescribeCollectionResponse)
+    def DescribeCollection(self, request: Any, context: Any) -> Any:
+        """``Client.describe_collection`` as Milvus' schema message."""
+        client = self._client(context, request)
+        d = client.describe_collection(request.collection_name)
+        schema = _schema_of_description(d)
+        resp = milvus_pb2.DescribeCollectionResponse(
+            status=_OK, collectionID=_collection_id(d["collection_name"]), shards_num=1,
+            aliases=list(d.get("aliases", [])), consistency_level=common_pb2.Strong,
+            collection_name=d["collection_name"], db_name=request.db_name or "default",
+            num_partitions=int(d.get("num_partitions") or 0))
+        convert.schema_to_pb(d["collection_name"], schema, resp.schema)
+        for k, v in (d.get("properties") or {}).items():
+            resp.properties.add(key=str(k), value=str(v))
+        return resp
+
+    @rpc(milvus_pb2.BoolResponse)
+    def HasCollection(self, request: Any, context: Any) -> Any:
+        """``Client.has_collection``."""
+        value = self._client(context, request).has_collection(request.collection_name)
+        return milvus_pb2.BoolResponse(status=_OK, value=value)
+
+    @rpc(milvus_pb2.ShowCollectionsResponse)
+    def ShowCollections(self, request: Any, context: Any) -> Any:
+        """``Client.list_collections`` (all served: always 100% in memory)."""
+        names = self._client(context, request).list_collections()
+        wanted = list(request.collection_names)
+        if wanted:
+            names = [n for n in names if n in wanted]
+        return milvus_pb2.ShowCollectionsResponse(
+            status=_OK, collection_names=names, collection_ids=[_collection_id(n) for n in names],
+            created_timestamps=[0] * len(names), created_utc_timestamps=[0] * len(names),
+            inMemory_percentages=[100] * len(names),
+            query_service_available=[True] * len(names))
+
+    @rpc(common_pb2.Status)
+    def DropCollection(self, request: Any, context: Any) -> Any:
+        """``Client.drop_collection``."""
+        self._client(context, request).drop_collection(request.collection_name)
+        return _OK
+
+    @rpc(milvus_pb2.GetCollectionStatisticsResponse)
+    def GetCollectionStatistics(self, request: Any, context: Any) -> Any:
+        """``Client.get_collection_stats``: ``row_count``."""
+        stats = self._client(context, request).get_collection_stats(request.collection_name)
+        resp = milvus_pb2.GetCollectionStatisticsResponse(status=_OK)
+        resp.stats.add(key="row_count", value=str(stats["row_count"]))
+        return resp
+
+    @rpc(common_pb2.Status)
+    def LoadCollection(self, request: Any, context: Any) -> Any:
+        """``Client.load_collection`` (a check that it exists)."""
+        self._client(context, request).load_collection(request.collection_name)
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def ReleaseCollection(self, request: Any, context: Any) -> Any:
+        """``Client.release_collection`` (a check that it exists)."""
+        self._client(context, request).release_collection(request.collection_name)
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def LoadPartitions(self, request: Any, context: Any) -> Any:
+        """``Client.load_partitions`` (a check that they exist)."""
+        self._client(context, request).load_partitions(request.collection_name,
+                                                        list(request.partition_names))
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def ReleasePartitions(self, request: Any, context: Any) -> Any:
+        """``Client.release_partitions`` (a check that they exist)."""
+        self._client(context, request).release_partitions(request.collection_name,
+                                                           list(request.partition_names))
+        return _OK
+
+    @rpc(milvus_pb2.GetLoadingProgressResponse)
+    def GetLoadingProgress(self, request: Any, context: Any) -> Any:
+        """Always 100% (a table is served as soon as it exists)."""
+        client = self._client(context, request)
+        for p in request.partition_names or [""]:
+            client.get_load_state(request.collection_name, p)
+        return milvus_pb2.GetLoadingProgressResponse(status=_OK, progress=100,
+                                                     refresh_progress=100)
+
+    @rpc(milvus_pb2.GetLoadStateResponse)
+    def GetLoadState(self, request: Any, context: Any) -> Any:
+        """Always Loaded (``Client.get_load_state``)."""
+        client = self._client(context, request)
+        for p in request.partition_names or [""]:
+            client.get_load_state(request.collection_name, p)
+        return milvus_pb2.GetLoadStateResponse(status=_OK, state=common_pb2.LoadStateLoaded)
+
+    @rpc(milvus_pb2.FlushResponse)
+    def Flush(self, request: Any, context: Any) -> Any:
+        """``Client.flush``: nothing to wait for, every write is committed."""
+        client = self._client(context, request)
+        resp = milvus_pb2.FlushResponse(status=_OK, db_name=request.db_name)
+        ts = _hybrid_ts()
+        for name in request.collection_names:
+            client.flush(name)
+            resp.coll_segIDs[name].data.extend([])
+            resp.flush_coll_segIDs[name].data.extend([])
+            resp.coll_seal_times[name] = int(time.time())
+            resp.coll_flush_ts[name] = ts
+        return resp
+
+    @rpc(milvus_pb2.GetFlushStateResponse)
+    def GetFlushState(self, request: Any, context: Any) -> Any:
+        """Always flushed."""
+        return milvus_pb2.GetFlushStateResponse(status=_OK, flushed=True)
+
+    @rpc(milvus_pb2.GetFlushAllStateResponse)
+    def GetFlushAllState(self, request: Any, context: Any) -> Any:
+        """Always flushed."""
+        return milvus_pb2.GetFlushAllStateResponse(status=_OK, flushed=True)
+
+    # -- partitions -------------------------------------------------------------------------
+    @rpc(common_pb2.Status)
+    def CreatePartition(self, request: Any, context: Any) -> Any:
+        """``Client.create_partition``."""
+        self._client(context, request).create_partition(request.collection_name,
+                                                         request.partition_name)
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def DropPartition(self, request: Any, context: Any) -> Any:
+        """``Client.drop_partition``."""
+        self._client(context, request).drop_partition(request.collection_name,
+                                                       request.partition_name)
+        return _OK
+
+    @rpc(milvus_pb2.BoolResponse)
+    def HasPartition(self, request: Any, context: Any) -> Any:
+        """``Client.has_partition``."""
+        value = self._client(context, request).has_partition(request.collection_name,
+                                                              request.partition_name)
+        return milvus_pb2.BoolResponse(status=_OK, value=value)
+
+    @rpc(milvus_pb2.ShowPartitionsResponse)
+    def ShowPartitions(self, request: Any, context: Any) -> Any:
+        """``Client.list_partitions``."""
+        names = self._client(context, request).list_partitions(request.collection_name)
+        return milvus_pb2.ShowPartitionsResponse(
+            status=_OK, partition_names=names,
+            partitionIDs=[zlib.crc32(n.encode()) + 1 for n in names],
+            created_timestamps=[0] * len(names), created_utc_timestamps=[0] * len(names),
+            inMemory_percentages=[100] * len(names))
+
+    @rpc(milvus_pb2.GetPartitionStatisticsResponse)
+    def GetPartitionStatistics(self, request: Any, context: Any) -> Any:
+        """``Client.get_partition_stats``: ``row_count``."""
+        stats = self._client(context, request).get_partition_stats(request.collection_name,
+                                                                     request.partition_name)
+        resp = milvus_pb2.GetPartitionStatisticsResponse(status=_OK)
+        resp.stats.add(key="row_count", value=str(stats["row_count"]))
+        return resp
+
+    # -- data -------------------------------------------------------------------------------
+    def _mutation(self, request: Any, context: Any, *, upsert: bool) -> Any:
+        client = self._client(context, request)
+        schema = self._schema(client, request.collection_name)
+        rows = convert.rows_from_fields(request.fields_data, request.num_rows, schema)
+        part = request.partition_name or ""
+        if upsert:
+            kw = {"partial_update": True} if request.partial_update else {}
+            res = client.upsert(request.collection_name, rows, partition_name=part, **kw)
+            count = int(res["upsert_count"])
+        else:
+            res = client.insert(request.collection_name, rows, partition_name=part)
+            count = int(res["insert_count"])
+        out = milvus_pb2.MutationResult(status=_OK, succ_index=range(len(rows)),
+                                        timestamp=_hybrid_ts())
+        if upsert:
+            out.upsert_cnt = count
+        else:
+            out.insert_cnt = count
+        _ids(out.IDs, schema.primary_field, res["ids"])
+        return out
+
+    @rpc(milvus_pb2.MutationResult)
+    def Insert(self, request: Any, context: Any) -> Any:
+        """``Client.insert`` of the request's columns (dynamic fields from ``$meta``)."""
+        return self._mutation(request, context, upsert=False)
+
+    @rpc(milvus_pb2.MutationResult)
+    def Upsert(self, request: Any, context: Any) -> Any:
+        """``Client.upsert`` of the request's columns (``partial_update`` too)."""
+        return self._mutation(request, context, upsert=True)
+
+    @rpc(milvus_pb2.MutationResult)
+    def Delete(self, request: Any, context: Any) -> Any:
+        """``Client.delete`` by the request's filter and its templates."""
+        client = self._client(context, request)
+        res = client.delete(request.collection_name, filter=request.expr,
+                            partition_name=request.partition_name or "",
+                            filter_params=convert.template_values(request.expr_template_values))
+        return milvus_pb2.MutationResult(status=_OK, delete_cnt=int(res["delete_count"]),
+                                         timestamp=_hybrid_ts())
+
+    @rpc(milvus_pb2.QueryResults)
+    def Query(self, request: Any, context: Any) -> Any:
+        """``Client.query``: filter, templates, output fields, limit/offset, ``count(*)``."""
+        client = self._client(context, request)
+        name = request.collection_name
+        schema = self._schema(client, name)
+        params = convert.kv_params(request.query_params)
+        kw: dict[str, Any] = {}
+        for key in ("limit", "offset"):
+            if key in params:
+                kw[key] = int(params[key])
+        if params.get("order_by_fields"):
+            kw["order_by_fields"] = [_order_item(x) for x in
+                                     str(params["order_by_fields"]).split(",")]
+        if params.get("group_by_fields"):
+            kw["group_by_fields"] = str(params["group_by_fields"]).split(",")
+        output = list(request.output_fields)
+        rows = client.query(name, request.expr, output_fields=output or None,
+                            partition_names=list(request.partition_names) or None,
+                            filter_params=convert.template_values(request.expr_template_values),
+                            **kw)
+        names = _columns(rows, output, schema)
+        columns, reported = convert.fields_of_rows(rows, names, schema)
+        return milvus_pb2.QueryResults(status=_OK, fields_data=columns, collection_name=name,
+                                       output_fields=reported,
+                                       primary_field_name=schema.primary_field.name)
+
+    # -- search -----------------------------------------------------------------------------
+    def _search_args(self, client: Client, name: str, schema: CollectionSchema,
+                     request: Any) -> dict[str, Any]:
+        """``Client.search`` keywords (and ``data``) from one SearchRequest."""
+        params = convert.kv_params(request.search_params)
+        inner = params.get("params") or {}
+        if not isinstance(inner, dict):
+            raise InvalidArgument(f"search params must be a JSON object, got {inner!r}")
+        inner = dict(inner)
+        metric = params.get("metric_type") or inner.get("metric_type")
+        inner.pop("metric_type", None)
+        offset = params.get("offset", inner.pop("offset", 0)) or 0
+        inner.pop("offset", None)
+        anns = params.get("anns_field") or None
+        sp: dict[str, Any] = {"params": inner}
+        if metric:
+            sp["metric_type"] = metric
+        kw: dict[str, Any] = {"limit": int(params.get("topk", 10)), "search_params": sp,
+                              "anns_field": anns, "filter": request.dsl,
+                              "offset": int(offset),
+                              "filter_params": convert.template_values(
+                                  request.expr_template_values)}
+        rd = params.get("round_decimal", -1)
+        if rd not in (-1, "-1", None):
+            kw["round_decimal"] = int(rd)
+        for key in ("group_by_field", "group_size", "strict_group_size"):
+            if key in params:
+                kw[key] = params[key]
+        if request.WhichOneof("search_input") == "ids":
+            ids = request.ids
+            kw["ids"] = list(ids.int_id.data if ids.HasField("int_id") else ids.str_id.data)
+        else:
+            field = _vector_field(schema, anns)
+            kw["data"] = convert.placeholder_vectors(request.placeholder_group, field)
+        return kw
+
+    @rpc(milvus_pb2.SearchResults)
+    def Search(self, request: Any, context: Any) -> Any:
+        """``Client.search`` with the placeholder group's query vectors (or ids)."""
+        if len(request.sub_reqs):
+            raise NotSupported("search with sub_reqs is not supported; use HybridSearch")
+        client = self._client(context, request)
+        name = request.collection_name
+        schema = self._schema(client, name)
+        kw = self._search_args(client, name, schema, request)
+        result = client.search(name, output_fields=list(request.output_fields) or None,
+                               partition_names=list(request.partition_names) or None, **kw)
+        return self._results(name, schema, result, kw["limit"])
+
+    @rpc(milvus_pb2.SearchResults)
+    def HybridSearch(self, request: Any, context: Any) -> Any:
+        """``Client.hybrid_search`` with pymilvus' RRF or weighted rank params."""
+        client = self._client(context, request)
+        name = request.collection_name
+        schema = self._schema(client, name)
+        reqs = []
+        for sub in request.requests:
+            kw = self._search_args(client, name, schema, sub)
+            if "data" not in kw:
+                raise NotSupported("hybrid search by primary keys is not supported")
+            reqs.append(fusion.AnnSearchRequest(
+                kw["data"], kw["anns_field"] or _vector_field(schema, None).name,
+                kw["search_params"], kw["limit"], expr=kw["filter"] or None,
+                expr_params=kw["filter_params"]))
+        rank = convert.kv_params(request.rank_params)
+        strategy = str(rank.get("strategy", "rrf")).lower()
+        rp = rank.get("params") or {}
+        ranker: Any
+        if strategy == "rrf":
+            ranker = fusion.RRFRanker(int(rp.get("k", 60)))
+        elif strategy == "weighted":
+            ranker = fusion.WeightedRanker(*rp.get("weights", []),
+                                           norm_score=bool(rp.get("norm_score", True)))
+        else:
+            raise NotSupported(f"hybrid search ranker {strategy!r} is not supported; "
+                               "use RRFRanker or WeightedRanker")
+        limit = int(rank.get("limit", 10))
+        kw2: dict[str, Any] = {"offset": int(rank.get("offset", 0) or 0)}
+        rd = rank.get("round_decimal", -1)
+        if rd not in (-1, None):
+            kw2["round_decimal"] = int(rd)
+        result = client.hybrid_search(name, reqs, ranker, limit=limit,
+                                      output_fields=list(request.output_fields) or None,
+                                      partition_names=list(request.partition_names) or None,
+                                      **kw2)
+        return self._results(name, schema, result, limit)
+
+    @staticmethod
+    def _results(name: str, schema: CollectionSchema, result: Any, limit: int) -> Any:
+        pk = schema.primary_field
+        data = schema_pb2.SearchResultData(num_queries=len(result), top_k=limit,
+                                           primary_field_name=pk.name)
+        entities: list[dict[str, Any]] = []
+        ids: list[Any] = []
+        for hits in result:
+            data.topks.append(len(hits))
+            for h in hits:
+                ids.append(h.id)
+                data.scores.append(float(h.distance))
+                entities.append(dict(dict.__getitem__(h, "entity")))
+        _ids(data.ids, pk, ids)
+        names = [f.name for f in schema.fields if any(f.name in e for e in entities)]
+        if entities and any(entities):
+            columns, reported = convert.fields_of_rows(entities, names, schema)
+            data.fields_data.extend(columns)
+            data.output_fields.extend(reported)
+        return milvus_pb2.SearchResults(status=_OK, results=data, collection_name=name)
+
+    # -- indexes ----------------------------------------------------------------------------
+    @rpc(common_pb2.Status)
+    def CreateIndex(self, request: Any, context: Any) -> Any:
+        """``Client.create_index`` from the key-value index params."""
+        client = self._client(context, request)
+        extra = convert.kv_params(request.extra_params)
+        index_type = str(extra.pop("index_type", "") or "AUTOINDEX")
+        metric = extra.pop("metric_type", None)
+        params = extra.pop("params", None) or {}
+        if not isinstance(params, dict):
+            raise InvalidArgument(f"index params must be a JSON object, got {params!r}")
+        params = {**params, **extra}
+        client.create_index(request.collection_name, field_name=request.field_name,
+                            index_type=index_type, metric_type=metric or None,
+                            params=params or None, index_name=request.index_name or None)
+        return _OK
+
+    @rpc(milvus_pb2.DescribeIndexResponse)
+    def DescribeIndex(self, request: Any, context: Any) -> Any:
+        """``Client.describe_index`` (every index of the field, without a name)."""
+        client = self._client(context, request)
+        name = request.collection_name
+        if request.index_name:
+            names = [request.index_name]
+            client.describe_index(name, request.index_name)  # IndexNotFound when missing
+        else:
+            names = client.list_indexes(name, field_name=request.field_name or None)
+            if not names:
+                raise IndexNotFound(f"no index on {name!r}")
+        resp = milvus_pb2.DescribeIndexResponse(status=_OK)
+        for ix in names:
+            d = client.describe_index(name, ix)
+            desc = resp.index_descriptions.add(
+                index_name=ix, indexID=zlib.crc32(ix.encode()) + 1,
+                field_name=d.get("field_name", ""), indexed_rows=int(d.get("indexed_rows", 0)),
+                total_rows=int(d.get("total_rows", 0)),
+                pending_index_rows=int(d.get("pending_index_rows", 0)),
+                state=_INDEX_STATE.get(str(d.get("state")), common_pb2.Finished))
+            desc.params.add(key="index_type", value=str(d.get("index_type", "")))
+            if d.get("metric_type"):
+                desc.params.add(key="metric_type", value=str(d["metric_type"]))
+            build = d.get("params") or {}
+            desc.params.add(key="params", value=convert.json_text(build))
+        return resp
+
+    @rpc(common_pb2.Status)
+    def DropIndex(self, request: Any, context: Any) -> Any:
+        """``Client.drop_index`` (the field's indexes, without a name)."""
+        client = self._client(context, request)
+        names = [request.index_name] if request.index_name else client.list_indexes(
+            request.collection_name, field_name=request.field_name or None)
+        for ix in names:
+            client.drop_index(request.collection_name, ix)
+        return _OK
+
+
+def _ids(target: Any, pk: FieldSchema, values: list[Any]) -> None:
+    if pk.dtype is DataType.VARCHAR:
+        target.str_id.data.extend(str(v) for v in values)
+    else:
+        target.int_id.data.extend(int(v) for v in values)
+
+
+def _vector_field(schema: CollectionSchema, anns: str | None) -> FieldSchema:
+    vfs = schema.vector_fields
+    if anns:
+        return schema.field(anns)
+    if len(vfs) != 1:
+        raise InvalidArgument(f"the collection has several vector fields "
+                              f"{[f.name for f in vfs]}; pass anns_field")
+    return vfs[0]
+
+
+def _order_item(text: str) -> Any:
+    field, _, direction = text.partition(":")
+    return {"field": field.strip(), "order": (direction or "asc").strip()}
+
+
+def _columns(rows: list[dict[str, Any]], output: list[str],
+             schema: CollectionSchema) -> list[str]:
+    """The schema fields (and ``count(*)``) a query answer has, in schema order: those in
+    the rows, or with no rows those the request names (so pymilvus still sees columns)."""
+    if rows:
+        keys = set().union(*(r.keys() for r in rows))
+        names = [f.name for f in schema.fields if f.name in keys]
+        return (["count(*)"] if "count(*)" in keys else []) + names
+    if output == ["count(*)"]:
+        return ["count(*)"]
+    pk = schema.primary_field.name
+    if not output or "*" in output:
+        return [f.name for f in schema.fields]
+    return [f.name for f in schema.fields if f.name == pk or f.name in output]
+
+
+def _schema_of_description(d: dict[str, Any]) -> CollectionSchema:
+    """A vecpg schema from ``Client.describe_collection``'s answer."""
+    out = CollectionSchema(enable_dynamic_field=bool(d.get("enable_dynamic_field")),
+                           description=str(d.get("description") or ""))
+    for f in d["fields"]:
+        params = f.get("params") or {}
+        kw: dict[str, Any] = {k: params[k] for k in ("dim", "max_length", "max_capacity")
+                              if params.get(k) is not None}
+        for key in ("is_primary", "auto_id", "nullable", "is_partition_key"):
+            if f.get(key):
+                kw[key] = True
+        if f.get("element_type") is not None:
+            kw["element_type"] = DataType.parse(f["element_type"])
+        if f.get("default_value") is not None:
+            kw["default_value"] = f["default_value"]
+        out.fields.append(FieldSchema(f["name"], DataType.parse(f["type"]),
+                                      description=str(f.get("description") or ""), **kw))
+    return out
+
+
+# Every other RPC of the service: UNIMPLEMENTED, naming it.
+for _name in dir(milvus_pb2_grpc.MilvusServiceServicer):
+    if _name[0].isupper() and _name not in MilvusService.__dict__:
+        setattr(MilvusService, _name, _not_implemented(_name))
+
+__all__ = ["MilvusService", "status_of"]
