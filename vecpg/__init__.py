@@ -35,7 +35,7 @@ from .errors import (
 from .fusion import AnnSearchRequest, RRFRanker, WeightedRanker
 from .metrics import Metric
 from .results import Hit
-from .schema import CollectionSchema, DataType, FieldSchema
+from .schema import CollectionSchema, DataType, FieldSchema, Function, FunctionType
 
 __version__ = "0.1.0"
 
@@ -55,7 +55,8 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "AlreadyExists", "AnnSearchRequest", "Client", "CollectionNotFound", "CollectionSchema",
     "DataType", "DimensionMismatch", "DuplicateKey", "FieldSchema", "FieldTypeError",
-    "FilterError", "Hit", "IndexNotFound", "IndexNotReady", "IndexParams", "InvalidArgument",
+    "FilterError", "Function", "FunctionType",
+    "Hit", "IndexNotFound", "IndexNotReady", "IndexParams", "InvalidArgument",
     "InvalidName", "InvalidVector", "Metric", "MetricMismatch", "MilvusClient", "NotFound",
     "NotSupported", "PartitionNotFound", "PermissionDenied", "PoolTimeout", "RRFRanker",
     "SchemaError", "ServerError", "ServerUnavailable", "UnsupportedServer", "ValueTooLong",

@@ -698,6 +698,8 @@ class Client(RbacMethods, UnsupportedMethods):
         args.flag(kw.get("strict_group_size", False), "strict_group_size")
         if req.offset:
             raise NotSupported("offset with group_by_field is not supported")
+        if info.schema.function_for(info.vector_field(req.anns_field).name) is not None:
+            raise NotSupported("group_by_field with a BM25 search is not supported")
         with self._lease() as db:
             plan = self._planner.plan(db, compile_query(info, req), recall=1.0,
                                       strategy="exact")

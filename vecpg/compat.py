@@ -13,13 +13,14 @@ keyword is never silently dropped when it would change what comes back.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import args
 from .catalog import CollectionInfo
-from .errors import InvalidArgument, NotSupported
+from .errors import InvalidArgument, NotSupported, SchemaError
 from .schema import CollectionSchema, DataType, FieldSchema
 
 # Accepted by every method, changing nothing: one Postgres has no replicas to wait for
@@ -100,6 +101,29 @@ def field_from_pymilvus(f: Any) -> FieldSchema:
     for key in ("dim", "max_length", "max_capacity"):
         if params.get(key) is not None:
             kw[key] = int(params[key])
+    for key in ("enable_analyzer", "enable_tokenizer", "enable_match"):
+        if params.get(key) is not None or raw.get(key) is not None:
+            value = params.get(key, raw.get(key))
+            kw["enable_analyzer" if key == "enable_tokenizer" else key] = (
+                value.lower() == "true" if isinstance(value, str) else bool(value))
+    analyzer = params.get("analyzer_params", raw.get("analyzer_params"))
+    if isinstance(analyzer, str):  # pymilvus keeps it as JSON text
+        try:
+            analyzer = json.loads(analyzer)
+        except ValueError:
+            raise SchemaError(f"analyzer_params of {f.name!r} is not JSON: {analyzer!r}"
+                              ) from None
+    if analyzer is not None:
+        kw["analyzer_params"] = analyzer
+    if params.get("mmap_enabled") is not None:
+        kw["mmap_enabled"] = bool(params["mmap_enabled"])
+    if getattr(f, "is_clustering_key", False):
+        kw["is_clustering_key"] = True
+    unknown = sorted(set(params) - {"dim", "max_length", "max_capacity", "enable_analyzer",
+                                    "enable_tokenizer", "enable_match", "analyzer_params",
+                                    "mmap_enabled"})
+    if unknown:
+        raise SchemaError(f"field {f.name!r}: unknown field option(s) {', '.join(unknown)}")
     default = raw.get("default_value", getattr(f, "default_value", None))
     if default is not None and hasattr(default, "WhichOneof"):  # pymilvus' protobuf ValueField
         kind = default.WhichOneof("data")
@@ -110,15 +134,14 @@ def field_from_pymilvus(f: Any) -> FieldSchema:
 
 
 def schema_from_pymilvus(s: Any) -> CollectionSchema:
-    """A vecpg schema from a ``pymilvus.CollectionSchema`` (functions refused: BM25 and
-    embedding functions are not built yet)."""
-    if getattr(s, "functions", None):
-        raise NotSupported("schema functions (BM25, text embedding) are not supported yet; "
-                           "compute the vectors before inserting them")
+    """A vecpg schema from a ``pymilvus.CollectionSchema``, its BM25 functions included
+    (other functions raise :class:`NotSupported`)."""
     out = CollectionSchema(enable_dynamic_field=bool(getattr(s, "enable_dynamic_field", False)),
                            description=str(getattr(s, "description", "") or ""))
     for f in s.fields:
         out.fields.append(field_from_pymilvus(f))
+    for fn in getattr(s, "functions", None) or []:
+        out.add_function(fn)
     return out
 
 

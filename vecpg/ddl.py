@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import args, catalog
+from . import args, catalog, fulltext
 from . import companion as cmp
 from .catalog import CollectionInfo, IndexInfo
 from .errors import AlreadyExists, InvalidArgument, SchemaError
@@ -141,7 +141,34 @@ def create_collection(db: Db, schema_name: str, name: str, schema: CollectionSch
                                          else []):
             db.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(
                 sql.Identifier(pg_index_name(name, col)), table, sql.Identifier(col)))
+        _create_fulltext(db, table, name, schema)
         catalog.add_collection(db, schema_name, name, schema, properties)
+
+
+def _create_fulltext(db: Db, table: sql.Identifier, name: str,
+                     schema: CollectionSchema) -> None:
+    """A GIN index on each analyzed field's tsvector; for each BM25 input field, its
+    statistics row and the statement triggers that keep it (``sql/006_fulltext.sql``)."""
+    for f in schema.fields:
+        if f.text_config is not None:
+            db.execute(sql.SQL("CREATE INDEX {} ON {} USING gin ({})").format(
+                sql.Identifier(pg_index_name(name, fulltext.tsv_column(f.name))), table,
+                sql.Identifier(fulltext.tsv_column(f.name))))
+    for fn in schema.functions:
+        col = fn.input_field
+        db.execute("INSERT INTO vecpg.bm25_stats (relid, field) VALUES (%s::regclass, %s)",
+                   (table.as_string(db.raw), col))
+        for event, refs in (("INSERT", "NEW TABLE AS vecpg_new"),
+                            ("UPDATE", "OLD TABLE AS vecpg_old NEW TABLE AS vecpg_new"),
+                            ("DELETE", "OLD TABLE AS vecpg_old")):
+            db.execute(sql.SQL(
+                "CREATE TRIGGER {} AFTER {} ON {} REFERENCING {} FOR EACH STATEMENT "
+                "EXECUTE FUNCTION vecpg.bm25_stats_update({}, {})").format(
+                sql.Identifier(f"vecpg_bm25_{event.lower()}_{fn.name}"[:63]), sql.SQL(event),
+                table, sql.SQL(refs), sql.Literal(fulltext.len_column(col)), sql.Literal(col)))
+        db.execute(sql.SQL("CREATE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT "
+                           "EXECUTE FUNCTION vecpg.bm25_stats_truncate()").format(
+            sql.Identifier(f"vecpg_bm25_truncate_{fn.name}"[:63]), table))
 
 
 def add_field(db: Db, info: CollectionInfo, f: FieldSchema) -> None:
@@ -201,7 +228,10 @@ def drop_collection(db: Db, schema_name: str, name: str) -> list[int]:
             if ix.kind.companion and ix.id is not None:
                 cmp.uninstall(db, ix.id)
                 dropped.append(ix.id)
-        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema_name, name)))
+        table = sql.Identifier(schema_name, name)
+        db.execute(sql.SQL("DELETE FROM vecpg.bm25_stats WHERE relid = to_regclass({})"
+                           ).format(sql.Literal(table.as_string(db.raw))))
+        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
         catalog.drop_collection(db, schema_name, name)
     return dropped
 
@@ -219,6 +249,9 @@ def create_index(db: Db, info: CollectionInfo, req: Mapping[str, Any], dsn: str,
     name = check_name(req.get("index_name") or f.name, "index name", allow_underscore=False)
     if any(ix.index_name == name for ix in info.indexes):
         raise AlreadyExists(f"index {name!r} exists on {info.name!r}")
+    if f.is_function_output:
+        _create_bm25_index(db, info, f, name, req)
+        return None
     metric: Metric | None = None
     if f.dtype.is_vector:
         metric = Metric.parse(req["metric_type"]) if req.get("metric_type") else info.metric(f.name)
@@ -262,6 +295,25 @@ def create_index(db: Db, info: CollectionInfo, req: Mapping[str, Any], dsn: str,
         if watcher is not None and watcher.is_alive():
             watcher.join()
     return name if metric is not None and pg_name is not None else None
+
+
+def _create_bm25_index(db: Db, info: CollectionInfo, f: FieldSchema, name: str,
+                       req: Mapping[str, Any]) -> None:
+    """The index of a BM25 output field: the GIN index on its input's terms exists
+    already; this records ``bm25_k1`` and ``bm25_b`` (metric BM25) for its searches."""
+    metric = str(req.get("metric_type") or "BM25")
+    if metric.upper() != "BM25":
+        raise SchemaError(f"field {f.name!r} is a BM25 function output: its metric is BM25, "
+                          f"not {metric!r}")
+    kind = request_kind(req.get("index_type"), f)
+    params = kind.check_params(dict(req.get("params") or {}))
+    if info.index_on(f.name) is not None or any(ix.field_name == f.name
+                                                 for ix in info.indexes):
+        raise AlreadyExists(f"field {f.name!r} has an index already; drop it first")
+    stored = {**fulltext.check_bm25_params(params),
+              **{k: v for k, v in params.items() if k not in ("bm25_k1", "bm25_b")}}
+    with db.transaction():
+        catalog.add_index(db, info, name, f.name, kind.name, None, stored, None)
 
 
 def _create_companion(db: Db, info: CollectionInfo, f: Any, name: str, cfg: Companion,
@@ -367,7 +419,9 @@ def describe_index(db: Db, info: CollectionInfo, ix: IndexInfo,
     # pymilvus' keys first: the build settings flattened, rows, a Milvus state name
     out: dict[str, Any] = {
         **{k: v for k, v in ix.params.items() if k not in ("index_type", "metric_type")},
-        "index_type": ix.index_type, "metric_type": ix.metric_type,
+        "index_type": ix.index_type,
+        "metric_type": ix.metric_type or ("BM25" if info.schema.function_for(ix.field_name)
+                                          else None),
         "field_name": ix.field_name, "index_name": ix.index_name,
         "total_rows": n, "indexed_rows": n, "pending_index_rows": 0,
         "state": _MILVUS_STATE.get(ix.state, ix.state),

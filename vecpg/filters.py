@@ -87,6 +87,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from .errors import FilterError, InvalidArgument
+from .fulltext import tsv_column
 from .schema import (
     META_COLUMN,
     UTC,
@@ -1214,6 +1215,8 @@ class _Compiler:
         element type."""
         name_tok, *args_nodes = n.children
         fname = str(name_tok).lower()
+        if fname in ("text_match", "phrase_match"):
+            return self._text_match(n, d, fname, name_tok, args_nodes)
         args = [self.compile(a, d) for a in args_nodes]
         want = {"array_contains": 2, "array_contains_all": 2, "array_contains_any": 2,
                 "array_length": 1, "json_contains": 2, "json_contains_all": 2,
@@ -1267,3 +1270,45 @@ class _Compiler:
             return self._mk(n, s, target.params * 2 + [[Jsonb(v) for v in values]], "bool")
         s = sql.SQL("(jsonb_typeof({0}) = 'array' AND {0} @> %s::jsonb)").format(target.sql)
         return self._mk(n, s, target.params * 2 + [Jsonb(list(values))], "bool")
+
+    def _text_match(self, n: Tree, d: int, fname: str, name_tok: Any,
+                    args_nodes: list[Any]) -> _Expr:
+        """``text_match(field, "words")``: rows holding any of the words' terms (after the
+        field's analyzer); ``phrase_match(field, "a phrase", slop=0)``: the phrase's terms in
+        order, at most ``slop`` position moves apart (Lucene's sloppy phrase, as Milvus:
+        slop 1 allows one word in between, slop 2 also the two words swapped). Both on the
+        field's generated tsvector column, through its GIN index."""
+        want = (2, 2) if fname == "text_match" else (2, 3)
+        if not want[0] <= len(args_nodes) <= want[1]:
+            raise self.fail(f"{fname} takes {'2' if want[1] == 2 else '2 or 3'} arguments, "
+                            f"got {len(args_nodes)}", name_tok)
+        head = args_nodes[0]
+        toks = _tokens(head) if isinstance(head, Tree) and head.data == "path" else []
+        if len(toks) != 1 or toks[0].type != "NAME" or self.schema.get(str(toks[0])) is None:
+            raise self.fail(f"{fname} needs a VARCHAR field as its first argument", name_tok)
+        f = self.schema.field(str(toks[0]))
+        if not f.enable_match or f.text_config is None:
+            raise self.fail(f"{fname} needs a field with enable_analyzer=True and "
+                            f"enable_match=True; {f.name!r} has not", toks[0])
+        text = self.compile(args_nodes[1], d)
+        if not text.is_literal or not isinstance(text.value, str):
+            raise self.fail(f"{fname} takes a string as its second argument", text)
+        tsv = self._col(tsv_column(f.name))
+        cfg = f.text_config
+        if fname == "text_match":
+            s = sql.SQL("({} @@ vecpg.text_match_query(%s::regconfig, %s::text))").format(tsv)
+            return self._mk(n, s, [cfg, text.value], "bool")
+        slop: Any = 0
+        if len(args_nodes) == 3:
+            e = self.compile(args_nodes[2], d)
+            slop = e.value
+            if not e.is_literal or isinstance(slop, bool) or not isinstance(slop, int) or not (
+                    0 <= slop <= 1000):
+                raise self.fail("phrase_match's slop must be an integer from 0 to 1000", e)
+        if slop == 0:  # the exact phrase: Postgres' phrase search
+            s = sql.SQL("({} @@ phraseto_tsquery(%s::regconfig, %s::text))").format(tsv)
+            return self._mk(n, s, [cfg, text.value], "bool")
+        # every term (GIN), then their positions
+        s = sql.SQL("({0} @@ plainto_tsquery(%s::regconfig, %s::text) AND vecpg.phrase_slop("
+                    "{0}, to_tsvector(%s::regconfig, %s::text), %s))").format(tsv)
+        return self._mk(n, s, [cfg, text.value, cfg, text.value, int(slop)], "bool")

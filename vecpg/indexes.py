@@ -121,9 +121,10 @@ _REQUEST_KEYS = frozenset({"index_type", "metric_type"})
 class IndexKind:
     """One index type: what it accepts at build and search, and how it is built.
 
-    ``family``: flat | ivfflat | hnsw | companion | scalar. ``params``: accepted build
-    parameter names (aliases included). ``knob``: the search parameter that trades recall
-    for speed (None: exact, or a scalar index); ``grid``: its calibration settings.
+    ``family``: flat | ivfflat | hnsw | companion | scalar | fulltext (BM25). ``params``:
+    accepted build parameter names (aliases included). ``knob``: the search parameter that
+    trades recall for speed (None: exact, or a scalar index); ``grid``: its calibration
+    settings.
     ``vectors``: "binary" for the BIN_ kinds, "float" for companions, "any" otherwise, None
     for scalar kinds. ``parse`` validates a request into a config.
     """
@@ -180,6 +181,8 @@ class IndexKind:
         if self.family == "companion":
             return Companion(self.name, **{k: int(v) for k, v in p.items()
                                            if k in ("nlist", "m", "nbits", "n_trees", "seed")})
+        if self.family == "fulltext":
+            return Scalar(method="gin", kind=self.name)
         return Scalar(method=str(p.get("method", "btree")), kind=self.name)
 
     def nlist(self, params: Mapping[str, Any]) -> int:
@@ -250,6 +253,14 @@ def _scalar(kind: IndexKind, params: dict[str, Any], field: FieldSchema,
     return Scalar(method=method, kind=kind.name)
 
 
+def _bm25(kind: IndexKind, params: dict[str, Any], field: FieldSchema,
+          metric: Metric | None) -> IndexConfig:
+    if not field.is_function_output:
+        raise InvalidArgument(f"index type {kind.name} with metric BM25 is for the output of "
+                              f"a BM25 function; {field.name!r} is not one")
+    return Scalar(method="gin", kind=kind.name)
+
+
 def _check_binary(kind: IndexKind, field: FieldSchema) -> bool:
     binary = field.dtype is DataType.BINARY_VECTOR
     if kind.vectors == "binary" and not binary:
@@ -294,6 +305,9 @@ KINDS: dict[str, IndexKind] = {k.name: k for k in (
     IndexKind("IVF_PQ", "companion", _CMP_P["IVF_PQ"], "nprobe", IVF_GRID, "float", _companion),
     IndexKind("ANNOY", "companion", _CMP_P["ANNOY"], "search_k", ANNOY_GRID, "float",
               _companion),
+    # a BM25 function's output: scored from the GIN index on its input's terms
+    IndexKind("SPARSE_INVERTED_INDEX", "fulltext", ("bm25_k1", "bm25_b", "inverted_index_algo",
+                                                    "drop_ratio_build"), None, (), "any", _bm25),
     *(IndexKind(n, "scalar", (), None, (), None, _scalar)
       for n in ("INVERTED", "STL_SORT", "TRIE", "BTREE")),
 )}
@@ -315,6 +329,11 @@ def request_kind(index_type: str | None, field: FieldSchema) -> IndexKind:
     """The kind an index request on ``field`` builds: AUTOINDEX is HNSW on a vector field
     and INVERTED on a scalar one."""
     name = str(index_type or "AUTOINDEX").strip().upper()
+    if field.is_function_output:
+        if name not in ("AUTOINDEX", "SPARSE_INVERTED_INDEX", "SPARSE_WAND"):
+            raise InvalidArgument(f"{field.name!r} is a BM25 function output: index it with "
+                                  f"SPARSE_INVERTED_INDEX or AUTOINDEX, not {index_type!r}")
+        return KINDS["SPARSE_INVERTED_INDEX"]
     if name == "AUTOINDEX" and not field.dtype.is_vector:
         return KINDS["INVERTED"]
     if name == "BRUTE_FORCE":  # Milvus Lite's exact index

@@ -280,6 +280,12 @@ def prepare_batch(schema: CollectionSchema, data: Sequence[Mapping[str, Any]] | 
     for f in schema.fields:
         v = raw.get(f.name, _MISSING)
         absent = v is _MISSING or (isinstance(v, list) and all(x is _MISSING for x in v))
+        if f.is_function_output:  # a BM25 output: scored from the input's terms
+            if not absent:
+                raise SchemaError(f"field {f.name!r} is the output of function "
+                                  f"{getattr(schema.function_for(f.name), 'name', '?')!r}: "
+                                  "it is computed, do not give it")
+            continue
         if absent and ((f.auto_id and not require_pk) or (not f.is_primary and (
                 partial or f.nullable or f.default_value is not None))):
             continue

@@ -204,6 +204,8 @@ class ExactStrategy:
 
     def options(self, ctx: PlanContext) -> list[Option]:
         """See :meth:`Strategy.options`."""
+        if ctx.query.bm25 is not None:
+            return []  # ranked by Bm25Strategy
         c, src = ctx.exact_costs()
         s, n = ctx.stats, max(ctx.stats.rows, 0.0)
         m = min(s.matching, n) if n else s.matching
@@ -480,8 +482,33 @@ class CompanionStrategy:
         return Runnable(option.label, rerank, {}, cp)
 
 
-_STRATEGIES: list[Strategy] = [ExactStrategy(), HnswStrategy(), IvfFlatStrategy(),
-                               CompanionStrategy()]
+class Bm25Strategy:
+    """Full-text search on a BM25 function's output field: the rows holding any query
+    term (through the GIN index on the input's tsvector), scored exactly in SQL from the
+    collection's statistics, ``ORDER BY score DESC LIMIT k`` (:mod:`vecpg.fulltext`). The
+    only strategy for such a search, and exact: its top k is the exhaustive top k."""
+
+    name = "bm25"
+    knobs: tuple[str, ...] = ()
+
+    def options(self, ctx: PlanContext) -> list[Option]:
+        """See :meth:`Strategy.options`."""
+        q = ctx.query
+        if q.bm25 is None:
+            return []
+        c, src = ctx.exact_costs()
+        n = max(ctx.stats.rows, 0.0)
+        cost = c["base_ms"] + n / 1000 * c["scan_ms_per_1k"]  # a bound: GIN finds fewer
+        return [Option(self.name, self.name, {"bm25_k1": q.bm25.k1, "bm25_b": q.bm25.b},
+                       cost, 1.0, approximate=False, cost_source=src)]
+
+    def build(self, ctx: PlanContext, option: Option) -> Runnable:
+        """See :meth:`Strategy.build`."""
+        return Runnable(option.label, ctx.query.bm25_statement(), {})
+
+
+_STRATEGIES: list[Strategy] = [ExactStrategy(), Bm25Strategy(), HnswStrategy(),
+                               IvfFlatStrategy(), CompanionStrategy()]
 
 
 def register(strategy: Strategy, *, replace_existing: bool = True) -> None:

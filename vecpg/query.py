@@ -19,9 +19,9 @@ import numpy as np
 from pgvector import Bit, HalfVector, SparseVector, Vector
 from psycopg import sql
 
-from . import args
+from . import args, fulltext
 from .catalog import CollectionInfo, IndexInfo
-from .errors import InvalidArgument, PartitionNotFound
+from .errors import InvalidArgument, MetricMismatch, PartitionNotFound
 from .filters import compile_filter
 from .indexes import check_search_knobs
 from .ingest import validate_vectors
@@ -38,6 +38,8 @@ def query_vectors(f: FieldSchema, data: Any) -> list[Any]:
 
     ``data`` is a list of vectors (or a 2-D array); a single vector is taken as one query.
     """
+    if f.is_function_output:
+        return query_texts(f, data)
     dim = f.vector_dim
     rows = _float32_rows(data, dim) if f.dtype is DataType.FLOAT_VECTOR else None
     if rows is not None:
@@ -59,6 +61,24 @@ def query_vectors(f: FieldSchema, data: Any) -> list[Any]:
         return [SparseVector(dict(zip(idx.tolist(), val.tolist())), dim) for idx, val in values]
     # float16 queries travel as vector and are cast to halfvec in SQL
     return [Vector(row) for row in np.asarray(values, dtype=np.float32)]
+
+
+def query_texts(f: FieldSchema, data: Any) -> list[str]:
+    """The query texts of a BM25 search on ``f`` (a string is one query)."""
+    if isinstance(data, str):
+        data = [data]
+    if isinstance(data, np.ndarray):
+        data = data.tolist()
+    if not isinstance(data, (list, tuple)) or not data:
+        raise InvalidArgument(f"a BM25 search on {f.name!r} takes a non-empty list of query "
+                              f"texts, got {type(data).__name__}")
+    for i, t in enumerate(data):
+        if not isinstance(t, str):
+            raise InvalidArgument(f"query {i}: a BM25 search on {f.name!r} takes text, got "
+                                  f"{type(t).__name__}")
+        if "\x00" in t:
+            raise InvalidArgument(f"query {i}: text with a NUL character")
+    return list(data)
 
 
 class QueryVector(Vector):
@@ -207,6 +227,17 @@ class SearchRequest:
 
 
 @dataclass(frozen=True)
+class Bm25:
+    """What a BM25 search ranks by: the function's input field, its text search
+    configuration, and the index's ``bm25_k1`` and ``bm25_b``."""
+
+    input_field: str
+    config: str
+    k1: float
+    b: float
+
+
+@dataclass(frozen=True)
 class Query:
     """A search compiled against one collection's catalog entry: everything but the query
     vectors and the strategy. The planner turns it into a :class:`SearchPlan`."""
@@ -224,6 +255,8 @@ class Query:
     knobs: dict[str, Any]         # search_params' knobs (ef, nprobe, exact, ...)
     index: IndexInfo | None       # the vector index on the field that serves this metric
     filter_key: str               # the filter as SQL text and values: a cache key
+    # a BM25 search (a function output field, text queries): what ranks it
+    bm25: Bm25 | None = None
 
     @property
     def k(self) -> int:
@@ -257,6 +290,17 @@ class Query:
         if resort:
             stmt = sql.SQL("SELECT * FROM ({}) s ORDER BY _vecpg_d").format(stmt)
         return stmt
+
+    def bm25_statement(self) -> sql.Composed:
+        """The BM25 search (:func:`vecpg.fulltext.bm25_statement`): exact scores of the
+        rows holding any query term, best first; binds the query text, then the filter's
+        values."""
+        if self.bm25 is None:
+            raise InvalidArgument(f"{self.field.name!r} is not the output of a BM25 function")
+        return fulltext.bm25_statement(
+            self.table, field=self.bm25.input_field, config=self.bm25.config, k1=self.bm25.k1,
+            b=self.bm25.b, select_list=self.selection.select_list(), where=list(self.where),
+            pk=self.info.schema.primary_field.name, k=self.k)
 
     def grouped_statement(self, g: sql.Composable, group_size: int) -> sql.Composed:
         """Milvus' grouping search, exact: the ``k`` groups of the value of ``g`` (a column
@@ -315,6 +359,22 @@ def prepare_query(info: CollectionInfo, f: FieldSchema, *, limit: int, offset: i
         inner = knobs.pop("offset")
         offset = args.integer(offset or inner, "offset", 0, MAX_TOPK - limit)
     knobs = check_search_knobs(knobs)
+    fn = info.schema.function_for(f.name)
+    bm25: Bm25 | None = None
+    if fn is not None:
+        if metric_name is not None and str(metric_name).upper() != "BM25":
+            raise MetricMismatch(f"{f.name!r} is the output of BM25 function {fn.name!r}: "
+                                 f"search it with metric BM25, not {metric_name!r}")
+        if knobs.get("radius") is not None or knobs.get("range_filter") is not None:
+            raise InvalidArgument("range search (radius) is not supported with BM25")
+        src = info.schema.field(fn.input_field)
+        ix = next((x for x in info.indexes if x.field_name == f.name), None)
+        p = fulltext.check_bm25_params(ix.params if ix is not None else {})
+        bm25 = Bm25(src.name, src.text_config or "simple", p["bm25_k1"], p["bm25_b"])
+        metric_name = "IP"  # a similarity, larger = closer; the statement negates it
+    elif isinstance(metric_name, str) and metric_name.strip().upper() == "BM25":
+        raise MetricMismatch(f"metric BM25 is for the output field of a BM25 function; "
+                             f"{f.name!r} is not one")
     metric = Metric.parse(metric_name) if metric_name else info.metric(f.name)
     check_metric(metric, f.dtype, f.name)
     dist = distance_sql(metric, sql.Identifier(f.name), f.dtype, int(f.dim or 0),
@@ -339,6 +399,8 @@ def prepare_query(info: CollectionInfo, f: FieldSchema, *, limit: int, offset: i
     if dist.where is not None:
         where.append(dist.where)
     index: IndexInfo | None = info.index_on(f.name)
+    if bm25 is not None:
+        index = None
     if index is not None and (index.metric_type != metric.value or (
             index.pg_index is None and not index.kind.companion) or (
             index.kind.companion and not info.sees_all)):
@@ -346,7 +408,7 @@ def prepare_query(info: CollectionInfo, f: FieldSchema, *, limit: int, offset: i
     filter_key = (sql.SQL(" AND ").join(where).as_string(None) + repr(where_params)
                   if filtered else "")
     return Query(info, f, metric, limit, offset, tuple(where), tuple(where_params), filtered,
-                 dist, selection, knobs, index, filter_key)
+                 dist, selection, knobs, index, filter_key, bm25)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 from psycopg import sql
 
-from .errors import InvalidArgument, InvalidName, SchemaError
+from .errors import InvalidArgument, InvalidName, NotSupported, SchemaError
+from .fulltext import analyzer_config, len_column, tsv_column, tsvector_sql
 
 META_COLUMN = "_meta"
 PARTITION_COLUMN = "_partition"
@@ -267,6 +268,16 @@ class FieldSchema:
     # Milvus' partition key: rows are told apart (tenants, say) by this INT64/VARCHAR field;
     # vecpg indexes it and refuses explicit partitions on the collection, as Milvus does
     is_partition_key: bool = False
+    # full-text search (VARCHAR): analyzed into a generated tsvector column with a GIN
+    # index (see vecpg.fulltext); enable_match allows text_match/phrase_match on it
+    enable_analyzer: bool = False
+    analyzer_params: dict[str, Any] | None = None
+    enable_match: bool = False
+    # computed by a function of the schema (a BM25 output): never given on insert
+    is_function_output: bool = False
+    # Milvus options with no meaning here, kept for describe_collection
+    mmap_enabled: bool | None = None
+    is_clustering_key: bool = False
 
     def __post_init__(self) -> None:
         check_name(self.name, "field name", allow_underscore=False)
@@ -299,6 +310,16 @@ class FieldSchema:
                 self.default_value = format_timestamp(parse_timestamp(self.default_value))
             except InvalidArgument as e:
                 raise SchemaError(f"default_value of {self.name!r}: {e}") from None
+        if self.enable_analyzer or self.enable_match or self.analyzer_params is not None:
+            if d is not DataType.VARCHAR:
+                raise SchemaError(f"enable_analyzer/enable_match/analyzer_params are for "
+                                  f"VARCHAR fields; {self.name!r} is {d.value}")
+            if not self.enable_analyzer:
+                raise SchemaError(f"field {self.name!r}: enable_match and analyzer_params "
+                                  "need enable_analyzer=True")
+            if self.analyzer_params is not None:
+                self.analyzer_params = dict(self.analyzer_params)
+            analyzer_config(self.analyzer_params)  # SchemaError if it maps onto nothing
         if d.is_vector:
             if self.dim is None and d is not DataType.SPARSE_FLOAT_VECTOR:
                 raise SchemaError(f"vector field {self.name!r} needs dim")
@@ -318,6 +339,11 @@ class FieldSchema:
                 self.max_length = 65535
             if self.max_capacity is not None:
                 _positive_int(self.max_capacity, f"max_capacity of {self.name!r}")
+
+    @property
+    def text_config(self) -> str | None:
+        """The Postgres text search configuration of an analyzed field (None otherwise)."""
+        return analyzer_config(self.analyzer_params) if self.enable_analyzer else None
 
     @property
     def vector_dim(self) -> int:
@@ -375,6 +401,95 @@ def _positive_int(v: Any, what: str) -> None:
         raise SchemaError(f"{what} must be a positive integer, got {v!r}")
 
 
+class FunctionType(str, enum.Enum):
+    """Function kinds, named as in pymilvus (only BM25 is computed by vecpg)."""
+
+    BM25 = "BM25"
+    TEXTEMBEDDING = "TEXTEMBEDDING"
+    RERANK = "RERANK"
+
+    @classmethod
+    def parse(cls, value: Any) -> FunctionType:
+        """From itself, pymilvus' ``FunctionType`` (same names) or a name in any case."""
+        if isinstance(value, FunctionType):
+            return value
+        if isinstance(value, enum.Enum):
+            value = value.name
+        if isinstance(value, str) and value.strip().upper() in cls.__members__:
+            return cls[value.strip().upper()]
+        raise SchemaError(f"unknown function type {value!r}; expected one of "
+                          f"{', '.join(cls.__members__)}")
+
+
+@dataclass
+class Function:
+    """A function of a collection's fields, as pymilvus' ``Function``: BM25 turns one
+    analyzed VARCHAR field into the SPARSE_FLOAT_VECTOR field that BM25 searches rank::
+
+        schema.add_function(Function("bm25", FunctionType.BM25, ["text"], ["sparse"]))
+    """
+
+    name: str
+    function_type: FunctionType | str = FunctionType.BM25
+    input_field_names: list[str] | str = field(default_factory=list)
+    output_field_names: list[str] | str = field(default_factory=list)
+    description: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "function name")
+        self.function_type = FunctionType.parse(self.function_type)
+        if self.function_type is not FunctionType.BM25:
+            raise NotSupported(f"{self.function_type.value} functions are not supported; "
+                               "compute the vectors before inserting them (BM25 is built in)")
+        for attr in ("input_field_names", "output_field_names"):
+            v = getattr(self, attr)
+            names = [v] if isinstance(v, str) else list(v or [])
+            if len(names) != 1 or not all(isinstance(x, str) for x in names):
+                raise SchemaError(f"a BM25 function takes one field name in {attr}, "
+                                  f"got {v!r}")
+            setattr(self, attr, names)
+        if not isinstance(self.params, dict):
+            raise SchemaError(f"function params must be a dict, got {self.params!r}")
+
+    @property
+    def input_field(self) -> str:
+        """The (analyzed VARCHAR) input field."""
+        return str(self.input_field_names[0])
+
+    @property
+    def output_field(self) -> str:
+        """The (SPARSE_FLOAT_VECTOR) output field."""
+        return str(self.output_field_names[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The function as the catalog stores it."""
+        assert isinstance(self.function_type, FunctionType)
+        return {"name": self.name, "function_type": self.function_type.value,
+                "input_field_names": list(self.input_field_names),
+                "output_field_names": list(self.output_field_names),
+                "description": self.description, "params": dict(self.params)}
+
+
+# FieldSchema options Milvus (pymilvus) takes; enable_tokenizer is enable_analyzer's old name
+_FIELD_OPTIONS = frozenset(f for f in FieldSchema.__dataclass_fields__ if f not in (
+    "name", "dtype", "is_function_output"))
+_FIELD_ALIASES = {"enable_tokenizer": "enable_analyzer", "tokenizer_params": "analyzer_params"}
+
+
+def field_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``add_field``'s keywords: Milvus' old names read as the new ones; a keyword vecpg
+    does not know raises :class:`SchemaError` naming the accepted ones."""
+    out: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        key = _FIELD_ALIASES.get(key, key)
+        if key not in _FIELD_OPTIONS:
+            raise SchemaError(f"unknown field option {key!r}; accepted: "
+                              f"{', '.join(sorted(_FIELD_OPTIONS))}")
+        out[key] = value
+    return out
+
+
 @dataclass
 class CollectionSchema:
     """The fields of a collection. Exactly one primary key and at least one vector field."""
@@ -383,10 +498,13 @@ class CollectionSchema:
     enable_dynamic_field: bool = False
     description: str = ""
     auto_id: bool | None = None  # default for add_field(is_primary=True), as in pymilvus
+    functions: list[Function] = field(default_factory=list)
 
     def add_field(self, field_name: str, datatype: DataType | str,
                   **kwargs: Any) -> CollectionSchema:
-        """Append a field; keyword arguments are those of :class:`FieldSchema`."""
+        """Append a field; keyword arguments are those of :class:`FieldSchema` (and
+        Milvus' ``enable_tokenizer``, the old name of ``enable_analyzer``)."""
+        kwargs = field_options(kwargs)
         if kwargs.get("is_primary") and "auto_id" not in kwargs and self.auto_id is not None:
             kwargs["auto_id"] = self.auto_id
         f = FieldSchema(field_name, DataType.parse(datatype), **kwargs)
@@ -394,6 +512,41 @@ class CollectionSchema:
             raise SchemaError(f"field {f.name!r} is defined twice")
         self.fields.append(f)
         return self
+
+    def add_function(self, function: Any) -> CollectionSchema:
+        """Add a function (vecpg's or pymilvus' :class:`Function`; only BM25): its input
+        must be an analyzed VARCHAR field, its output a SPARSE_FLOAT_VECTOR field, both
+        added already; the output is then computed, never given on insert."""
+        if not isinstance(function, Function):
+            kind = getattr(function, "type", None) or getattr(function, "function_type", None)
+            function = Function(getattr(function, "name", None) or "", kind or "",
+                                list(getattr(function, "input_field_names", []) or []),
+                                list(getattr(function, "output_field_names", []) or []),
+                                str(getattr(function, "description", "") or ""),
+                                dict(getattr(function, "params", {}) or {}))
+        if any(fn.name == function.name for fn in self.functions):
+            raise SchemaError(f"function {function.name!r} is defined twice")
+        self._check_function(function)
+        self.functions.append(function)
+        self.field(function.output_field).is_function_output = True
+        return self
+
+    def _check_function(self, fn: Function) -> None:
+        src, out = self.get(fn.input_field), self.get(fn.output_field)
+        if src is None or out is None:
+            raise SchemaError(f"function {fn.name!r} names fields {fn.input_field!r} and "
+                              f"{fn.output_field!r}; add them to the schema first")
+        if src.dtype is not DataType.VARCHAR or not src.enable_analyzer:
+            raise SchemaError(f"BM25 input {src.name!r} must be a VARCHAR field with "
+                              "enable_analyzer=True")
+        if out.dtype is not DataType.SPARSE_FLOAT_VECTOR or out.is_primary:
+            raise SchemaError(f"BM25 output {out.name!r} must be a SPARSE_FLOAT_VECTOR field")
+        if any(f.output_field == out.name for f in self.functions if f is not fn):
+            raise SchemaError(f"field {out.name!r} is the output of another function")
+
+    def function_for(self, output_field: str) -> Function | None:
+        """The BM25 function whose output is ``output_field``, if any."""
+        return next((fn for fn in self.functions if fn.output_field == output_field), None)
 
     def validate(self) -> None:
         """Raise :class:`SchemaError` unless names are unique, there is exactly one primary
@@ -408,6 +561,12 @@ class CollectionSchema:
             raise SchemaError("a collection has at most one partition key field")
         if not self.vector_fields:
             raise SchemaError("a collection needs at least one vector field")
+        for fn in self.functions:
+            self._check_function(fn)
+        for f in self.fields:
+            if f.is_function_output and self.function_for(f.name) is None:
+                raise SchemaError(f"field {f.name!r} is marked as a function output, but no "
+                                  "function computes it")
 
     @property
     def primary_field(self) -> FieldSchema:
@@ -448,16 +607,20 @@ class CollectionSchema:
 
     def to_dict(self) -> dict[str, Any]:
         """The schema as the catalog stores it (JSON); :meth:`from_dict` reads it back."""
-        return {"fields": [f.to_dict() for f in self.fields],
-                "enable_dynamic_field": self.enable_dynamic_field,
-                "description": self.description}
+        out: dict[str, Any] = {"fields": [f.to_dict() for f in self.fields],
+                               "enable_dynamic_field": self.enable_dynamic_field,
+                               "description": self.description}
+        if self.functions:
+            out["functions"] = [fn.to_dict() for fn in self.functions]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CollectionSchema:
         """A schema from :meth:`to_dict`'s form, e.g. a catalog row."""
         return cls(fields=[FieldSchema.from_dict(f) for f in d["fields"]],
                    enable_dynamic_field=bool(d.get("enable_dynamic_field")),
-                   description=d.get("description", ""))
+                   description=d.get("description", ""),
+                   functions=[Function(**fn) for fn in d.get("functions", [])])
 
     # -- DDL ----------------------------------------------------------------------------
     def create_table_sql(self, table: sql.Composable) -> sql.Composed:
@@ -467,7 +630,10 @@ class CollectionSchema:
         for f in self.fields:
             col = sql.Identifier(f.name)
             parts: list[sql.Composable] = [col, f.pg_type()]
-            if f.is_primary:
+            if f.is_function_output:
+                # a BM25 output is scored from the input's tsvector: the column stays NULL
+                parts.append(sql.SQL("CHECK ({} IS NULL)").format(col))
+            elif f.is_primary:
                 if f.auto_id:
                     parts.append(sql.SQL("GENERATED BY DEFAULT AS IDENTITY"))
                 parts.append(sql.SQL("PRIMARY KEY"))
@@ -482,6 +648,18 @@ class CollectionSchema:
                 parts.append(sql.SQL("CHECK (cardinality({}) <= {})").format(
                     col, sql.Literal(int(f.max_capacity))))
             cols.append(sql.SQL(" ").join(parts))
+        bm25_inputs = {fn.input_field for fn in self.functions}
+        for f in self.fields:
+            cfg = f.text_config
+            if cfg is None:
+                continue
+            # generated here, so rows written by plain SQL are analyzed too
+            cols.append(sql.SQL("{} tsvector GENERATED ALWAYS AS ({}) STORED").format(
+                sql.Identifier(tsv_column(f.name)), tsvector_sql(cfg, f.name)))
+            if f.name in bm25_inputs:
+                cols.append(sql.SQL("{} integer GENERATED ALWAYS AS "
+                                    "(vecpg.tsvector_length({})) STORED").format(
+                    sql.Identifier(len_column(f.name)), tsvector_sql(cfg, f.name)))
         cols.append(sql.SQL("{} text NOT NULL DEFAULT {}").format(
             sql.Identifier(PARTITION_COLUMN), sql.Literal(DEFAULT_PARTITION)))
         if self.enable_dynamic_field:
