@@ -67,11 +67,11 @@ def _same_rows(a: list[dict], b: list[dict]) -> None:
 def _same_hits(remote: Any, mine: Any) -> None:
     assert len(remote) == len(mine)
     for rh, mh in zip(remote, mine):
-        assert [h["id"] if "id" in h else h.id for h in rh] == [h.id for h in mh]
+        assert [h.id for h in rh] == [h.id for h in mh]
         np.testing.assert_allclose([h["distance"] for h in rh], [h.distance for h in mh],
                                    rtol=1e-5, atol=1e-6)
-        _same_rows([dict(h["entity"]) for h in rh], [dict(h.entity.fields) if hasattr(
-            h.entity, "fields") else dict(dict.__getitem__(h, "entity")) for h in mh])
+        _same_rows([dict(h["entity"]) for h in rh],
+                   [dict(dict.__getitem__(h, "entity")) for h in mh])
 
 
 def test_server_calls(mc: Any) -> None:
@@ -94,7 +94,8 @@ def test_quick_collection_flow(mc: Any, local: vecpg.Client, name: str) -> None:
     for kw in ({"filter": "n < 10", "output_fields": ["color", "n"]},
                {"filter": "color == {c} and n >= {m}", "filter_params": {"c": "c1", "m": 20},
                 "output_fields": ["n"]},
-               {"filter": "n in {ids}", "filter_params": {"ids": [3, 5, 7]}, "output_fields": ["*"]},
+               {"filter": "n in {ids}", "filter_params": {"ids": [3, 5, 7]},
+                "output_fields": ["*"]},
                {"filter": "n >= 0", "limit": 5, "offset": 10, "output_fields": ["color"]}):
         _same_rows(list(mc.query(name, **kw)), local.query(name, **kw))
     assert mc.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"] == 50
@@ -293,5 +294,33 @@ def test_token_login_as_role(server: Any, role: tuple[str, str], name: str) -> N
         assert e.value.code == 1401
     finally:
         c.close()
+    # a login Postgres refuses (an unknown role: the embedded server trusts local
+    # passwords) fails the connect, as a bad token does against Milvus
     with pytest.raises(MilvusException):
-        pymilvus.MilvusClient(uri=uri, token=f"{user}:wrong", timeout=5)
+        pymilvus.MilvusClient(uri=uri, token=f"{user}_nobody:{password}", timeout=5)
+
+
+def test_cli_serve_stops_on_sigterm(dsn: str) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "vecpg.cli", "--dsn", dsn, "serve",
+                             "--port", str(port)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert proc.stdout is not None
+        assert f"127.0.0.1:{port}" in proc.stdout.readline()
+        c = pymilvus.MilvusClient(uri=f"http://127.0.0.1:{port}")
+        assert isinstance(c.list_collections(), list)
+        c.close()
+        time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0

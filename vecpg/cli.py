@@ -3,6 +3,7 @@
     vecpg demo            # load the packaged WordNet sample, build HNSW, search, measure recall
     vecpg info            # server, versions, collections
     vecpg bench FILE.hdf5 # recall/QPS benchmark, with the raw pgvector SQL side by side
+    vecpg serve           # Milvus' gRPC protocol on 127.0.0.1:19530 (pymilvus connects as is)
 """
 
 from __future__ import annotations
@@ -50,6 +51,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``vecpg serve``: Milvus' gRPC protocol until SIGTERM/SIGINT (graceful stop)."""
+    import logging
+
+    from .wire import serve
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    server = serve(args.host, args.port, dsn=args.dsn, data_dir=args.data_dir,
+                   workers=args.workers, handle_signals=True)
+    print(f"vecpg serve: Milvus gRPC on {args.host}:{server.port}", flush=True)
+    server.wait_for_termination()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console entry point; returns the exit status (2 for a vecpg error, which is
     printed as one line instead of a traceback)::
@@ -68,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     d.set_defaults(func=cmd_demo)
     i = sub.add_parser("info", help="server, versions and collections")
     i.set_defaults(func=cmd_info)
+    s = sub.add_parser("serve", help="speak Milvus' gRPC protocol (pymilvus, other SDKs)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    s.add_argument("--port", type=int, default=19530, help="port (Milvus' default 19530)")
+    s.add_argument("--workers", type=int, default=16, help="request threads")
+    s.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    s.set_defaults(func=cmd_serve)
     from .bench import add_parser as add_bench_parser
 
     add_bench_parser(sub)  # vecpg bench: see vecpg/bench/__init__.py

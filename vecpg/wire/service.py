@@ -49,6 +49,9 @@ from . import convert
 
 _log = logging.getLogger("vecpg.wire")
 _OK = common_pb2.Status(code=0, error_code=common_pb2.Success)
+# libpq's messages when the server refuses the login (they carry no SQLSTATE)
+_AUTH_FAILED = re.compile(r"authentication failed|role \"[^\"]*\" does not exist|"
+                          r"no pg_hba\.conf entry")
 _INDEX_STATE = {"Finished": common_pb2.Finished, "InProgress": common_pb2.InProgress,
                 "Failed": common_pb2.Failed}
 
@@ -193,7 +196,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         except VecpgError as e:
             cause = e.__cause__
             if isinstance(cause, psycopg.OperationalError) and (
-                    (cause.sqlstate or "").startswith("28") or "authentication" in str(cause)):
+                    (cause.sqlstate or "").startswith("28") or _AUTH_FAILED.search(str(cause))):
                 context.abort(grpc.StatusCode.UNAUTHENTICATED,
                               "auth check failure, please check username and password are "
                               "correct")
