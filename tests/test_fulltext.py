@@ -330,3 +330,28 @@ def test_errors(client: vecpg.Client, docs: str) -> None:
     with pytest.raises(SchemaError):
         client.create_index("docs", field_name="sparse", index_name="again",
                             metric_type="IP")
+
+
+def test_readme_sql_equals_search(client: vecpg.Client, conn: psycopg.Connection,
+                                  schema_name: str, texts: tuple[list[str], list[str]]
+                                  ) -> None:
+    """The README's plain-SQL BM25 query (defaults k1 1.2, b 0.75) returns what search does."""
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```sql\n(.*?)```", readme, re.S)
+                 if "vecpg.bm25_stats" in b)
+    client.create_collection("docs", schema=_schema(client, {"type": "english"}))
+    client.create_index("docs", field_name="sparse", index_type="AUTOINDEX",
+                        metric_type="BM25")
+    client.insert("docs", [{"id": i, "text": t} for i, t in enumerate(texts[0][:1000])])
+    stmt = block.replace("'public.docs'", f"'{schema_name}.docs'").replace("$1", "%s")
+    conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(schema_name)))
+    for q in texts[1][:10]:
+        rows = conn.execute(stmt, (q,)).fetchall()
+        hits = client.search("docs", [q], anns_field="sparse", limit=10)[0]
+        kth = min(hits.distances)  # the same rows, up to ties at the 10th score
+        assert {r[0] for r in rows if r[2] > kth + 1e-9} == \
+            {h.id for h in hits if h.distance > kth + 1e-9}
+        assert [r[2] for r in rows] == pytest.approx(hits.distances, abs=1e-9)

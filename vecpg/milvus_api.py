@@ -18,15 +18,17 @@ _CLUSTER = ("a Milvus cluster concept with no meaning on one Postgres server; "
             "Postgres' own replication and resource settings do this job")
 _SNAPSHOT = ("Milvus snapshots are not supported; use pg_dump / pg_basebackup, or "
              "CREATE TABLE ... AS SELECT for a copy of one collection")
-_FUNCTIONS = ("schema functions (BM25, text embedding) are not supported yet; "
-              "compute vectors before inserting them")
+_FUNCTIONS = ("functions are defined in the schema given to create_collection (BM25 only; "
+              "text embedding and rerank functions are not supported): compute vectors "
+              "before inserting them")
 _SEGMENTS = "Milvus segments do not exist here: a collection is one Postgres table"
 _EXTERNAL = "external collections are not supported: use a foreign table (postgres_fdw)"
 _FILES = "file resources are not supported"
 
 STATUS: dict[str, tuple[str, str]] = {
     # collections
-    "create_collection": ("works", "quick form and schemas (vecpg's or pymilvus')"),
+    "create_collection": ("works", "quick form and schemas (vecpg's or pymilvus'), BM25 "
+                          "functions"),
     "describe_collection": ("works", "pymilvus' keys, plus vecpg's table, metrics, indexes"),
     "has_collection": ("works", ""),
     "list_collections": ("works", "the collections of the current database (schema)"),
@@ -61,7 +63,8 @@ STATUS: dict[str, tuple[str, str]] = {
     "delete": ("works", "ids or filter"),
     "get": ("works", ""),
     "query": ("works", "filter_params, order_by_fields, group_by_fields with aggregates"),
-    "search": ("works", "planned (exact, HNSW, IVF, quantized companions); group_by_field exact"),
+    "search": ("works", "planned (exact, HNSW, IVF, quantized companions); group_by_field exact; "
+               "BM25 on text queries, exact"),
     "hybrid_search": ("works", "RRF and weighted fusion of planned searches"),
     "query_iterator": ("works", "on a consistent snapshot"),
     "search_iterator": ("works", "on a consistent snapshot, exact"),
