@@ -138,6 +138,15 @@ def test_bm25_equals_rank_bm25(client: vecpg.Client, conn: psycopg.Connection,
     plan = client.explain("docs", anns_field="sparse", search_params={"metric_type": "BM25"})
     assert plan["strategy"] == "bm25" and plan["estimated_recall"] == 1.0
     assert "vecpg.bm25_stats" in plan["sql"]
+    assert "GIN" in plan["note"]
+    # renamed, the collection keeps its statistics and its name is free again
+    client.rename_collection("docs", "docs2")
+    assert client.search("docs2", ["a genus of plants"], anns_field="sparse",
+                         limit=3)[0].distances == client.search(
+        "docs2", ["a genus of plants"], anns_field="sparse", limit=3)[0].distances
+    client.create_collection("docs", schema=_schema(client))
+    client.drop_collection("docs")
+    client.rename_collection("docs2", "docs")
     desc = client.describe_index("docs", "sparse")
     assert desc["metric_type"] == "BM25" and desc["bm25_k1"] == K1 and desc["bm25_b"] == B
 
@@ -355,3 +364,15 @@ def test_readme_sql_equals_search(client: vecpg.Client, conn: psycopg.Connection
         assert {r[0] for r in rows if r[2] > kth + 1e-9} == \
             {h.id for h in hits if h.distance > kth + 1e-9}
         assert [r[2] for r in rows] == pytest.approx(hits.distances, abs=1e-9)
+
+
+def test_truncate_resets_statistics(client: vecpg.Client, conn: psycopg.Connection,
+                                    schema_name: str, docs: str) -> None:
+    client.truncate_collection("docs")
+    assert conn.execute("SELECT docs, total_length FROM vecpg.bm25_stats WHERE relid = "
+                        "%s::regclass", (f'"{schema_name}"."docs"',)).fetchone() == (0, 0)
+    client.insert("docs", [{"id": 1, "text": "one plant"}, {"id": 2, "text": "two plants"}])
+    hits = client.search("docs", ["plant"], anns_field="sparse")[0]
+    assert set(hits.ids) == {1, 2}
+    idf = math.log(1 + (2 - 2 + 0.5) / (2 + 0.5))
+    assert hits.distances[0] == pytest.approx(idf * (K1 + 1) / (1 + K1), abs=1e-9)

@@ -173,9 +173,9 @@ def _create_fulltext(db: Db, table: sql.Identifier, name: str,
 
 def add_field(db: Db, info: CollectionInfo, f: FieldSchema) -> None:
     """Add a nullable (or defaulted) scalar field to a collection's table and schema."""
-    if f.dtype.is_vector or f.is_primary or f.is_partition_key:
-        raise SchemaError("add_collection_field adds scalar fields (not vectors, keys or "
-                          "partition keys)")
+    if f.dtype.is_vector or f.is_primary or f.is_partition_key or f.enable_analyzer:
+        raise SchemaError("add_collection_field adds scalar fields (not vectors, keys, "
+                          "partition keys or analyzed text)")
     if not f.nullable and f.default_value is None:
         raise SchemaError(f"field {f.name!r} added to existing rows must be nullable=True or "
                           "have a default_value")
@@ -213,6 +213,12 @@ def rename_collection(db: Db, info: CollectionInfo, new_name: str) -> None:
             new_pg[ix_name] = pg_index_name(new_name, ix_name)
             db.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
                 sql.Identifier(schema_name, old_pg), sql.Identifier(new_pg[ix_name])))
+        for f in info.schema.fields:  # the GIN indexes of analyzed fields
+            if f.text_config is not None:
+                col = fulltext.tsv_column(f.name)
+                db.execute(sql.SQL("ALTER INDEX IF EXISTS {} RENAME TO {}").format(
+                    sql.Identifier(schema_name, pg_index_name(old, col)),
+                    sql.Identifier(pg_index_name(new_name, col))))
         new_pg.pop(PARTITION_COLUMN)
         catalog.rename_collection(db, schema_name, old, new_name, new_pg)
 

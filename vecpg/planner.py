@@ -499,8 +499,11 @@ class Bm25Strategy:
         c, src = ctx.exact_costs()
         n = max(ctx.stats.rows, 0.0)
         cost = c["base_ms"] + n / 1000 * c["scan_ms_per_1k"]  # a bound: GIN finds fewer
+        note = (f"BM25 scored in SQL: candidates are the rows whose {q.bm25.input_field!r} "
+                "holds a query term (GIN index), N and avgdl from vecpg.bm25_stats, df counted "
+                "through the GIN index; exact")
         return [Option(self.name, self.name, {"bm25_k1": q.bm25.k1, "bm25_b": q.bm25.b},
-                       cost, 1.0, approximate=False, cost_source=src)]
+                       cost, 1.0, approximate=False, cost_source=src, note=note)]
 
     def build(self, ctx: PlanContext, option: Option) -> Runnable:
         """See :meth:`Strategy.build`."""
