@@ -109,6 +109,26 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- vecpg.bm25_stats is written by these functions only (and the triggers): a role that
+-- creates a collection records its true statistics, and rows of dropped tables go
+CREATE FUNCTION vecpg.bm25_stats_init(tbl regclass, fld name, len_column name)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+    total bigint;
+BEGIN
+    EXECUTE format('SELECT count(*), coalesce(sum(%I), 0) FROM %s', len_column, tbl)
+        INTO n, total;
+    INSERT INTO vecpg.bm25_stats (relid, field, docs, total_length)
+        VALUES (tbl, fld, n, total)
+        ON CONFLICT (relid, field) DO UPDATE SET docs = n, total_length = total;
+END $$;
+
+CREATE FUNCTION vecpg.bm25_stats_vacuum() RETURNS void
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    DELETE FROM vecpg.bm25_stats s WHERE NOT EXISTS (
+        SELECT 1 FROM pg_class c WHERE c.oid = s.relid) $$;
+
 GRANT EXECUTE ON FUNCTION vecpg.tsvector_length(tsvector), vecpg.lexemes_any(tsvector),
-    vecpg.text_match_query(regconfig, text), vecpg.phrase_slop(tsvector, tsvector, integer)
-    TO PUBLIC;
+    vecpg.text_match_query(regconfig, text), vecpg.phrase_slop(tsvector, tsvector, integer),
+    vecpg.bm25_stats_init(regclass, name, name), vecpg.bm25_stats_vacuum() TO PUBLIC;

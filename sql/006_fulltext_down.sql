@@ -1,3 +1,5 @@
+DROP FUNCTION IF EXISTS vecpg.bm25_stats_vacuum();
+DROP FUNCTION IF EXISTS vecpg.bm25_stats_init(regclass, name, name);
 DROP FUNCTION IF EXISTS vecpg.bm25_stats_truncate() CASCADE;
 DROP FUNCTION IF EXISTS vecpg.bm25_stats_update() CASCADE;
 DROP TABLE IF EXISTS vecpg.bm25_stats;

@@ -156,8 +156,8 @@ def _create_fulltext(db: Db, table: sql.Identifier, name: str,
                 sql.Identifier(fulltext.tsv_column(f.name))))
     for fn in schema.functions:
         col = fn.input_field
-        db.execute("INSERT INTO vecpg.bm25_stats (relid, field) VALUES (%s::regclass, %s)",
-                   (table.as_string(db.raw), col))
+        db.execute("SELECT vecpg.bm25_stats_init(%s::regclass, %s, %s)",
+                   (table.as_string(db.raw), col, fulltext.len_column(col)))
         for event, refs in (("INSERT", "NEW TABLE AS vecpg_new"),
                             ("UPDATE", "OLD TABLE AS vecpg_old NEW TABLE AS vecpg_new"),
                             ("DELETE", "OLD TABLE AS vecpg_old")):
@@ -230,14 +230,14 @@ def drop_collection(db: Db, schema_name: str, name: str) -> list[int]:
     with db.transaction():
         if not catalog.exists(db, schema_name, name):
             return dropped
-        for ix in catalog.load(db, schema_name, name).indexes:
+        info = catalog.load(db, schema_name, name)
+        for ix in info.indexes:
             if ix.kind.companion and ix.id is not None:
                 cmp.uninstall(db, ix.id)
                 dropped.append(ix.id)
-        table = sql.Identifier(schema_name, name)
-        db.execute(sql.SQL("DELETE FROM vecpg.bm25_stats WHERE relid = to_regclass({})"
-                           ).format(sql.Literal(table.as_string(db.raw))))
-        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema_name, name)))
+        if info.schema.functions:  # its statistics rows go with it
+            db.execute("SELECT vecpg.bm25_stats_vacuum()")
         catalog.drop_collection(db, schema_name, name)
     return dropped
 
