@@ -1,0 +1,1 @@
+"""Audio similarity search on words spoken by espeak-ng; ``python -m examples.audio``."""
