@@ -1,0 +1,2 @@
+"""Video similarity search: which clip, and when, a distorted screenshot comes from;
+``python -m examples.video``."""
