@@ -75,7 +75,8 @@ def test_imports_flow_one_way() -> None:
         if m not in state:
             visit(m, [])
     # the layering the modules are meant to follow
-    assert "vecpg.client" not in set().union(*(graph[m] for m in graph if m != "vecpg.cli"
-                                               and m != "vecpg.demo"))
+    # (the command line, the demo and the Milvus wire protocol sit on top of the client)
+    assert "vecpg.client" not in set().union(*(graph[m] for m in graph if m not in (
+        "vecpg.cli", "vecpg.demo") and not m.startswith("vecpg.wire")))
     assert "vecpg.planner" not in graph["vecpg.query"] | graph["vecpg.catalog"]
     assert "vecpg.executor" not in graph["vecpg.planner"]
