@@ -118,3 +118,30 @@ def test_pymilvus_objects_and_errors(client: vecpg.Client, coll: dict) -> None:
     with pytest.raises(vecpg.InvalidArgument, match="as many query vectors"):
         client.hybrid_search("h", [AnnSearchRequest([q, q], "a", {}, 5),
                                    AnnSearchRequest([q[:4]], "b", {}, 5)])
+
+
+def test_grouped_hybrid_search_equals_a_python_reference(client: vecpg.Client,
+                                                         coll: dict) -> None:
+    """hybrid_search(group_by_field=, group_size=): the fused ranking grouped as Milvus
+    groups it: groups ranked by their best row, at most group_size rows each."""
+    rng = np.random.default_rng(4)
+    qa, qb = rng.normal(size=8).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    reqs = [AnnSearchRequest([qa], "a", {"params": {"ef": 200}}, 40),
+            AnnSearchRequest([qb], "b", {}, 40)]
+    per = [[(h.id, h.distance) for h in client.search("h", r.data, limit=r.limit,
+                                                       search_params=r.param,
+                                                       anns_field=r.anns_field)[0]]
+           for r in reqs]
+    fused = _reference(per, ["COSINE", "L2"], "rrf", [], 10**6)
+    groups: dict[int, list[tuple[int, float]]] = {}
+    for key, s in fused:
+        g = groups.setdefault(int(coll["tag"][key]), [])
+        if len(g) < 2:
+            g.append((key, s))
+    want = [hit for hits in list(groups.values())[:3] for hit in hits]
+    got = client.hybrid_search("h", reqs, RRFRanker(), limit=3, group_by_field="tag",
+                               group_size=2, output_fields=["tag"])[0]
+    assert [h.id for h in got] == [k for k, _ in want]
+    np.testing.assert_allclose([h.distance for h in got], [s for _, s in want], rtol=1e-9)
+    tags = [h["tag"] for h in got]
+    assert len(set(tags)) == 3 and all(tags.count(t) <= 2 for t in tags)

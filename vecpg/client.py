@@ -640,7 +640,8 @@ class Client(RbacMethods, UnsupportedMethods):
         score, best first. Each search is planned as :meth:`search` plans it. Keywords:
         ``offset``, ``round_decimal``."""
         kw = check_kwargs("hybrid_search", {"timeout": timeout, **kwargs},
-                          ("offset", "round_decimal"))
+                          ("offset", "round_decimal", "group_by_field", "group_size",
+                           "strict_group_size"))
         if not isinstance(reqs, (list, tuple)) or not reqs:
             raise InvalidArgument("hybrid_search needs a non-empty list of AnnSearchRequest")
         requests = [fusion.request(r) for r in reqs]
@@ -662,9 +663,22 @@ class Client(RbacMethods, UnsupportedMethods):
             raise InvalidArgument(f"every request of a hybrid search needs as many query "
                                   f"vectors; got {sorted(nq)}")
         pk = info.schema.primary_field.name
-        fused = [fusion.fuse(strategy, params, [[(h.id, h.distance) for h in run[q]]
-                                                for run in runs], metrics,
-                             limit + offset)[offset:] for q in range(nq.pop())]
+        queries = range(nq.pop())
+        if kw.get("group_by_field") is None:
+            fused = [fusion.fuse(strategy, params, [[(h.id, h.distance) for h in run[q]]
+                                                    for run in runs], metrics,
+                                 limit + offset)[offset:] for q in queries]
+        else:  # every candidate fused, then grouped as Milvus groups
+            gname = args.name(kw["group_by_field"], "group_by_field")
+            size = args.integer(kw.get("group_size") or 1, "group_size", 1, 1024)
+            args.flag(kw.get("strict_group_size", False), "strict_group_size")
+            ranked = [fusion.fuse(strategy, params, [[(h.id, h.distance) for h in run[q]]
+                                                     for run in runs], metrics, 1 << 30)
+                      for q in queries]
+            cand = list({key for r in ranked for key, _ in r})
+            group_of = {row[pk]: row.get(gname) for row in self.query(
+                info.name, ids=cand, output_fields=[gname])} if cand else {}
+            fused = [fusion.group(r, group_of, limit, size, offset) for r in ranked]
         wanted = args.names(output_fields, "output_fields")
         entities: dict[Any, dict[str, Any]] = {}
         keys = list({key for hits in fused for key, _ in hits})

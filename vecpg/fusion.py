@@ -143,3 +143,25 @@ def fuse(strategy: str, params: dict[str, Any], results: Sequence[Sequence[tuple
                 scores[key] = scores.get(key, 0.0) + w * v
     order = sorted(scores.items(), key=lambda kv: -kv[1] if descending else kv[1])
     return order[:k]
+
+
+def group(ranked: Sequence[tuple[Any, float]], group_of: dict[Any, Any], groups: int,
+          size: int, skip: int = 0) -> list[tuple[Any, float]]:
+    """Milvus' grouping of a fused ranking (``group_by_field`` on hybrid_search): the
+    ``groups`` best groups after the first ``skip``, a group ranked by its best row, each
+    with its ``size`` best rows, group after group; rows without a group value are left
+    out, as Milvus leaves them."""
+    members: dict[Any, list[tuple[Any, float]]] = {}
+    for key, score in ranked:
+        g = group_of.get(key)
+        if g is None:
+            continue
+        hits = members.setdefault(_hashable(g), [])
+        if len(hits) < size:
+            hits.append((key, score))
+    chosen = list(members.values())[skip:skip + groups]  # dicts keep first-seen order
+    return [hit for hits in chosen for hit in hits]
+
+
+def _hashable(value: Any) -> Any:
+    return repr(value) if isinstance(value, (dict, list)) else value
