@@ -1,0 +1,1 @@
+"""Text search on WordNet glosses: dense (MiniLM), BM25 and hybrid (RRF) retrieval."""
