@@ -796,3 +796,19 @@ def test_collection_timezone_reads_and_shows_naive_times(client) -> None:
     assert got[1] == got[2]  # 09:00 in Tokyo is 00:00 UTC
     assert got[1].startswith("2025-01-01T09:00:00") and got[1].endswith("+09:00")
     assert client.count("tz", filter='ts == ISO "2025-01-01T09:00:00"') == 2
+
+
+def test_auto_id_keys_are_generated_unless_allowed(client) -> None:
+    """As in Milvus: an explicit key on an auto_id collection is refused unless the
+    collection allows it (allow_insert_auto_id); generated keys never collide with given ones."""
+    client.create_collection("ai", dimension=2, auto_id=True)
+    first = client.insert("ai", [{"vector": [1, 0]}, {"vector": [0, 1]}])["ids"]
+    with pytest.raises(vecpg.InvalidArgument, match="allow_insert_auto_id"):
+        client.insert("ai", [{"id": 100, "vector": [1, 1]}])
+    assert client.count("ai") == 2
+    client.alter_collection_properties("ai", {"allow_insert_auto_id": True})
+    client.insert("ai", [{"id": max(first) + 1, "vector": [1, 1]}, {"id": 50, "vector": [2, 1]}])
+    later = client.insert("ai", [{"vector": [1, 2]}, {"vector": [2, 2]}])["ids"]
+    assert min(later) > 50 and client.count("ai") == 6
+    client.upsert("ai", [{"id": 500, "vector": [3, 3]}])  # upsert gives keys: allowed
+    assert min(client.insert("ai", [{"vector": [0, 3]}])["ids"]) > 500

@@ -326,6 +326,10 @@ class Client(RbacMethods, UnsupportedMethods):
         if reserved:
             raise InvalidArgument(f"properties {sorted(reserved)} are vecpg's own; "
                                   "they change through other calls")
+        if "allow_insert_auto_id" in properties:
+            properties = {**properties, "allow_insert_auto_id": args.flag(
+                properties["allow_insert_auto_id"] in (True, "true", "True"),
+                "allow_insert_auto_id")}
         if "recall" in properties:
             check_recall(properties["recall"])
         info = self._info(collection_name, fresh=True)
@@ -477,6 +481,12 @@ class Client(RbacMethods, UnsupportedMethods):
         batch = ingest.prepare_batch(info.schema, data, partition=partition_name or
                                      DEFAULT_PARTITION, require_pk=upsert, last_wins=True,
                                      partial=partial, timezone=info.timezone)
+        pk = info.schema.primary_field
+        if (pk.auto_id and not upsert and batch.pk_values is not None
+                and not info.properties.get("allow_insert_auto_id")):
+            raise InvalidArgument(
+                f"{pk.name!r} is auto_id: its values are generated; leave it out of the rows, "
+                "or set the collection property allow_insert_auto_id (as in Milvus)")
         with self._lease() as db:
             ids = rows.write(db, info, batch, ddl.companion_targets(info), self._companions,
                              upsert=upsert, partial=partial)

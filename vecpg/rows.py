@@ -32,6 +32,7 @@ def write(db: Db, info: CollectionInfo, batch: Batch, targets: list[Target],
     in row order."""
     pk = info.schema.primary_field
     table = info.table
+    given_ids = batch.pk_values is not None
     with db.transaction():
         if batch.pk_values is None:
             seq = db.value("SELECT pg_get_serial_sequence(%s, %s)",
@@ -55,6 +56,16 @@ def write(db: Db, info: CollectionInfo, batch: Batch, targets: list[Target],
         for t, version in encoding:
             companions.encode_rows(db, t, version, batch.pk_values or [],
                                    batch.column(t.vec.name).values)
+        if pk.auto_id and given_ids:
+            # keys given for an auto_id key (allow_insert_auto_id, upsert): the identity
+            # moves past them, so a generated key never collides with a stored one
+            db.execute(sql.SQL(
+                "SELECT setval(pg_get_serial_sequence(%s, %s), greatest((SELECT max({pk}) "
+                "FROM {t}), (SELECT last_value FROM {seq})))").format(
+                pk=sql.Identifier(pk.name), t=table,
+                seq=sql.SQL(db.value("SELECT pg_get_serial_sequence(%s, %s)",
+                                     (table.as_string(db.raw), pk.name)))),
+                (table.as_string(db.raw), pk.name))
     return list(batch.pk_values or [])
 
 
