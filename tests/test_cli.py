@@ -37,3 +37,38 @@ def test_info_lists_collections(dsn: str, client: vecpg.Client,
 def test_errors_are_reported_not_raised(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--dsn", dsn, "--schema", "bad-name", "info"]) == 2
     assert "InvalidName" in capsys.readouterr().err
+
+
+def test_version_and_help_without_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"vecpg {vecpg.__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "vecpg demo" in text and "``" not in text and ":mod:" not in text
+
+
+def test_a_closed_pipe_and_a_bad_file_end_in_one_line(tmp_path, dsn: str) -> None:
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "PYTHONPATH": __import__("os").getcwd()}
+    bad = tmp_path / "x.hdf5"
+    bad.write_text("not hdf5")
+    run = subprocess.run([sys.executable, "-m", "vecpg.cli", "bench", str(bad)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and run.stderr.startswith("vecpg: error:")
+    # the reader of vecpg's output goes away after one byte: no traceback, a non-zero exit
+    # (a command that prints a megabyte stands in for a long `vecpg info`)
+    script = ("import sys, vecpg.cli as c\n"
+              "c.cmd_info = lambda a: print('x' * 10**6) or 0\n"
+              f"sys.exit(c.main(['--dsn', {dsn!r}, 'info']))")
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    assert p.stdout is not None
+    p.stdout.read(1)
+    p.stdout.close()
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 1 and b"Traceback" not in err and b"BrokenPipe" not in err

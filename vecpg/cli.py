@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from typing import Any
 
@@ -72,8 +74,14 @@ def main(argv: list[str] | None = None) -> int:
 
         main(["--schema", "demo", "info"])
     """
-    p = argparse.ArgumentParser(prog="vecpg", description=__doc__,
+    from . import __version__
+
+    # the module docstring without its reST markup
+    text = re.sub(r"``([^`]*)``", r"\1", __doc__ or "")
+    p = argparse.ArgumentParser(prog="vecpg", description=re.sub(r":\w+:`\.?([^`]*)`",
+                                                                 r"\1", text),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"vecpg {__version__}")
     p.add_argument("--dsn", help="Postgres connection string (default: $VECPG_DSN, else the "
                                  "embedded server)")
     p.add_argument("--data-dir", help="data directory of the embedded server ($VECPG_DATA)")
@@ -100,6 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except VecpgError as e:
         print(f"vecpg: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # the reader went away (``vecpg info | head``): stop quietly, and keep Python from
+        # complaining again when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as e:  # a file that is missing or not what it should be (vecpg bench)
+        print(f"vecpg: error: {e}", file=sys.stderr)
         return 2
 
 
