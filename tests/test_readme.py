@@ -27,7 +27,11 @@ def test_python_example_runs(dsn: str, schema_name: str, monkeypatch: pytest.Mon
         "tags": [["ml"] if i % 2 else ["db"] for i in range(n)],
         "np_matrix": rng.normal(size=(n, 384)).astype(np.float32),
     }
-    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    code = compile(blocks[0], "README.md", "exec")
+    first = dict(namespace)
+    exec(code, first)
+    first["client"].close()
+    exec(code, namespace)  # again, as it stands: it drops what it made before
     client = namespace["client"]
     assert client.count("papers") == n
     assert len(namespace["hits"][0]) == 10
