@@ -23,6 +23,7 @@ def test_demo_recall_and_output(client: vecpg.Client) -> None:
     assert all(r >= 0.95 for r in recalls.values()), recalls
     assert recalls["exact vs numpy"] == pytest.approx(1.0, abs=0.002)
     assert "query: " in text and "recall" in text
+    assert "all rows 5,000 rows" in text and f"table {client.schema}.{DEMO_COLLECTION}" in text
 
 
 def test_info_lists_collections(dsn: str, client: vecpg.Client,

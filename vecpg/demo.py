@@ -138,8 +138,15 @@ def run_demo(client: Any, *, ef: int = 64, show: int = 3, out: Any = None) -> di
     print(f"loaded {n} rows in {load_s:.2f}s ({n / load_s:,.0f} rows/s); "
           f"HNSW built in {build_s:.2f}s", file=out)
 
+    # each filter's share of the rows: a selective one is where the planner changes strategy
+    print("filters: " + ", ".join(
+        f"{label} {client.count(DEMO_COLLECTION, filter=expr):,} rows"
+        for expr, label in _FILTERS.items()), file=out)
     hnsw = {"params": {"ef": ef}}
     _show_examples(client, ds, hnsw, show, out)
     recalls = _measure_recalls(client, ds.test, hnsw, ef, out)
     recalls["exact vs numpy"] = _exact_vs_numpy(client, ds, out)
+    print(f"\nthe collection stays: table {client.schema}.{DEMO_COLLECTION} "
+          f"({client.server_info()['dsn']}); client.drop_collection({DEMO_COLLECTION!r}) "
+          "removes it", file=out)
     return recalls
