@@ -214,3 +214,18 @@ def test_store_with_its_own_client(dsn: str, schema_name: str) -> None:
         assert store.client.has_collection("lc_own")
         assert store.similarity_search("1,0,0") == []
         store.client.drop_collection("lc_own")
+
+
+def test_example_rag_retriever(client: vecpg.Client) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the examples package
+    from examples.langchain.rag import build_store, noun_recall, prompt
+    from vecpg.datasets import load_demo_sample
+
+    ds = load_demo_sample()
+    store = build_store(client, ds)
+    assert noun_recall(store, ds) == 1.0  # exact search: the filtered truth, all 100 queries
+    text = prompt(store, str(ds.attrs["test_text"][0]), k=3, pos="v")
+    assert text.count("\n- [v") == 3 and text.startswith("Answer from this context only.\n- [v")

@@ -1,0 +1,1 @@
+"""A LangChain retriever over WordNet glosses stored in vecpg (see README.md)."""
