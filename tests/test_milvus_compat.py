@@ -812,3 +812,21 @@ def test_auto_id_keys_are_generated_unless_allowed(client) -> None:
     assert min(later) > 50 and client.count("ai") == 6
     client.upsert("ai", [{"id": 500, "vector": [3, 3]}])  # upsert gives keys: allowed
     assert min(client.insert("ai", [{"vector": [0, 3]}])["ids"]) > 500
+
+
+def test_describe_collection_shows_functions_and_analyzers(client) -> None:
+    from vecpg import Function, FunctionType
+
+    s = client.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("t", DataType.VARCHAR, max_length=99, enable_analyzer=True, enable_match=True)
+    s.add_field("sp", DataType.SPARSE_FLOAT_VECTOR)
+    s.add_function(Function("f", FunctionType.BM25, ["t"], ["sp"]))
+    client.create_collection("fx", schema=s)
+    d = client.describe_collection("fx")
+    (fn,) = d["functions"]
+    assert fn["name"] == "f" and fn["input_field_names"] == ["t"]
+    assert fn["output_field_names"] == ["sp"] and fn["type"] == pymilvus.FunctionType.BM25
+    t = next(f for f in d["fields"] if f["name"] == "t")
+    assert t["params"]["enable_analyzer"] is True and t["params"]["enable_match"] is True
+    assert next(f for f in d["fields"] if f["name"] == "sp")["is_function_output"] is True

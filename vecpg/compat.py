@@ -208,6 +208,17 @@ def loaded_state() -> Any:
 OWN_PROPERTIES = ("metrics", "tenant_field", "num_partitions", "recall")
 
 
+def _function(fn: Any) -> dict[str, Any]:
+    """A schema function as pymilvus describes it (``type``: pymilvus' FunctionType when
+    pymilvus is installed)."""
+    kind = fn.function_type.value if hasattr(fn.function_type, "value") else fn.function_type
+    enum = _pymilvus_enum("FunctionType")
+    return {"name": fn.name, "description": fn.description,
+            "type": enum[kind] if enum is not None and kind in enum.__members__ else kind,
+            "input_field_names": list(fn.input_field_names),
+            "output_field_names": list(fn.output_field_names), "params": dict(fn.params)}
+
+
 def describe_collection(info: CollectionInfo, aliases: list[str]) -> dict[str, Any]:
     """``describe_collection``'s answer: pymilvus' keys, then vecpg's."""
     fields = []
@@ -219,9 +230,15 @@ def describe_collection(info: CollectionInfo, aliases: list[str]) -> dict[str, A
                 params[key] = getattr(f, key)
         d: dict[str, Any] = {"field_id": 100 + i, "name": f.name, "description": f.description,
                              "type": data_type(f.dtype), "params": params}
-        for key in ("is_primary", "auto_id", "nullable", "is_partition_key"):
-            if getattr(f, key):
+        for key in ("is_primary", "auto_id", "nullable", "is_partition_key",
+                    "is_function_output"):
+            if getattr(f, key, False):
                 d[key] = True
+        for key in ("enable_analyzer", "enable_match"):  # pymilvus keeps these in params
+            if getattr(f, key, False):
+                params[key] = True
+        if getattr(f, "analyzer_params", None) is not None:
+            params["analyzer_params"] = f.analyzer_params
         if f.default_value is not None:
             d["default_value"] = f.default_value
         if f.element_type is not None:
@@ -231,7 +248,8 @@ def describe_collection(info: CollectionInfo, aliases: list[str]) -> dict[str, A
     props = {k: v for k, v in info.properties.items() if k not in OWN_PROPERTIES}
     return {
         "collection_name": info.name, "auto_id": pk.auto_id, "num_shards": 1,
-        "description": info.schema.description, "fields": fields, "functions": [],
+        "description": info.schema.description, "fields": fields,
+        "functions": [_function(fn) for fn in info.schema.functions],
         "aliases": aliases, "consistency_level": 0,  # Strong: one Postgres
         "properties": props,
         "num_partitions": int(info.properties.get("num_partitions", len(info.partitions))),
