@@ -18,7 +18,7 @@ from pymilvus.client.utils import sparse_parse_single_row
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
 from ..errors import InvalidArgument, NotSupported
-from ..schema import CollectionSchema, DataType, FieldSchema
+from ..schema import CollectionSchema, DataType, FieldSchema, Function, FunctionType
 
 DYNAMIC_FIELD = "$meta"  # the name Milvus gives the dynamic field's JSON column on the wire
 
@@ -84,12 +84,10 @@ def _value_field(v: Any) -> Any:
 
 
 def schema_from_pb(raw: bytes) -> CollectionSchema:
-    """A vecpg schema from CreateCollectionRequest.schema (a serialized CollectionSchema)."""
+    """A vecpg schema from CreateCollectionRequest.schema (a serialized CollectionSchema),
+    its BM25 functions and analyzer settings included."""
     pb = schema_pb2.CollectionSchema()
     pb.ParseFromString(raw)
-    if len(pb.functions):
-        raise NotSupported("schema functions (BM25, text embedding) are not supported yet; "
-                           "compute the vectors before inserting them")
     if len(pb.struct_array_fields):
         raise NotSupported("struct array fields are not supported by vecpg")
     out = CollectionSchema(enable_dynamic_field=bool(pb.enable_dynamic_field),
@@ -97,23 +95,66 @@ def schema_from_pb(raw: bytes) -> CollectionSchema:
     for f in pb.fields:
         if f.is_dynamic or f.name == DYNAMIC_FIELD:
             continue  # the dynamic field is the schema's flag here
-        params = _kv(f.type_params)
-        dtype = vecpg_type(f.data_type, f"field {f.name!r}:")
-        kw: dict[str, Any] = {"is_primary": f.is_primary_key,
-                              "auto_id": f.autoID and f.is_primary_key,
-                              "nullable": f.nullable, "description": f.description,
-                              "is_partition_key": f.is_partition_key}
-        if dtype is DataType.ARRAY:
-            kw["element_type"] = vecpg_type(f.element_type, f"element of {f.name!r}:")
-        for key in ("dim", "max_length", "max_capacity"):
-            if params.get(key):
-                kw[key] = int(params[key])
-        if f.HasField("default_value"):
-            default = _value_field(f.default_value)
-            if default is not None:
-                kw["default_value"] = default
-        out.fields.append(FieldSchema(f.name, dtype, **kw))
+        out.fields.append(field_from_pb(f))
+    for fn in pb.functions:
+        out.add_function(function_from_pb(fn))
     return out
+
+
+def field_from_pb(f: Any) -> FieldSchema:
+    """A vecpg field from a protobuf FieldSchema (a schema's, or AddCollectionField's)."""
+    params = kv_params(f.type_params)
+    dtype = vecpg_type(f.data_type, f"field {f.name!r}:")
+    kw: dict[str, Any] = {"is_primary": f.is_primary_key,
+                          "auto_id": f.autoID and f.is_primary_key,
+                          "nullable": f.nullable, "description": f.description,
+                          "is_partition_key": f.is_partition_key,
+                          "is_function_output": f.is_function_output}
+    if f.is_clustering_key:
+        kw["is_clustering_key"] = True
+    if dtype is DataType.ARRAY:
+        kw["element_type"] = vecpg_type(f.element_type, f"element of {f.name!r}:")
+    for key in ("dim", "max_length", "max_capacity"):
+        if params.get(key):
+            kw[key] = int(params[key])
+    # pymilvus sends booleans as JSON ("true") and analyzer_params as JSON text
+    for key, name in (("enable_analyzer", "enable_analyzer"),
+                      ("enable_tokenizer", "enable_analyzer"), ("enable_match", "enable_match")):
+        if key in params:
+            kw[name] = _flag(params[key])
+    for key in ("analyzer_params", "tokenizer_params"):
+        if key in params:
+            value = params[key]
+            if not isinstance(value, dict):
+                raise InvalidArgument(f"{key} of {f.name!r} must be a JSON object, got "
+                                      f"{value!r}")
+            kw["analyzer_params"] = value
+    if "mmap.enabled" in params:
+        kw["mmap_enabled"] = _flag(params["mmap.enabled"])
+    if f.HasField("default_value"):
+        default = _value_field(f.default_value)
+        if default is not None:
+            kw["default_value"] = default
+    return FieldSchema(f.name, dtype, **kw)
+
+
+def _flag(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() == "true"
+
+
+_FUNCTION_TYPES = {schema_pb2.BM25: FunctionType.BM25,
+                   schema_pb2.TextEmbedding: FunctionType.TEXTEMBEDDING,
+                   schema_pb2.Rerank: FunctionType.RERANK}
+
+
+def function_from_pb(fn: Any) -> Function:
+    """A vecpg Function from a protobuf FunctionSchema (BM25; others: NotSupported)."""
+    kind = _FUNCTION_TYPES.get(fn.type)
+    if kind is None:
+        raise NotSupported(f"function type {schema_pb2.FunctionType.Name(fn.type)} is not "
+                           "supported by vecpg")
+    return Function(fn.name, kind, list(fn.input_field_names), list(fn.output_field_names),
+                    description=fn.description, params=kv_params(fn.params))
 
 
 def _default_pb(f: FieldSchema, target: Any) -> None:
@@ -159,10 +200,30 @@ def schema_to_pb(name: str, schema: CollectionSchema, target: Any) -> None:
             params["max_length"] = f.max_length
         if f.max_capacity is not None:
             params["max_capacity"] = f.max_capacity
+        if f.enable_analyzer:
+            params["enable_analyzer"] = "true"
+            if f.analyzer_params is not None:
+                params["analyzer_params"] = json.dumps(f.analyzer_params)
+        if f.enable_match:
+            params["enable_match"] = "true"
+        if f.mmap_enabled is not None:
+            params["mmap.enabled"] = "true" if f.mmap_enabled else "false"
         for k, v in params.items():
             pf.type_params.add(key=k, value=str(v))
+        pf.is_function_output = f.is_function_output or any(
+            fn.output_field == f.name for fn in schema.functions)
+        pf.is_clustering_key = f.is_clustering_key
         if f.default_value is not None:
             _default_pb(f, pf.default_value)
+    ids = {f.name: 100 + i for i, f in enumerate(schema.fields)}
+    for j, fn in enumerate(schema.functions):
+        pfn = target.functions.add(
+            name=fn.name, id=200 + j, description=fn.description, type=schema_pb2.BM25,
+            input_field_names=fn.input_field_names, output_field_names=fn.output_field_names,
+            input_field_ids=[ids.get(n, 0) for n in fn.input_field_names],
+            output_field_ids=[ids.get(n, 0) for n in fn.output_field_names])
+        for k, v in fn.params.items():
+            pfn.params.add(key=str(k), value=v if isinstance(v, str) else json.dumps(v))
 
 
 # -- filter templates ---------------------------------------------------------------------
@@ -380,10 +441,13 @@ def placeholder_vectors(raw: bytes, field: FieldSchema) -> list[Any]:
     group.ParseFromString(raw)
     out: list[Any] = []
     for ph in group.placeholders:
+        if ph.type == common_pb2.VarChar:  # text queries of a BM25 function's output field
+            out.extend(bytes(v).decode() for v in ph.values)
+            continue
         dtype = _PLACEHOLDER_DTYPE.get(ph.type)
         if dtype is None:
             raise NotSupported(f"placeholder type {common_pb2.PlaceholderType.Name(ph.type)} "
-                               "(text or embedding-list search) is not supported")
+                               "(embedding-list search) is not supported")
         if dtype is DataType.FLOAT_VECTOR and field.dtype in (
                 DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR, DataType.INT8_VECTOR):
             dtype = DataType.FLOAT_VECTOR  # float32 queries of a float16 field are fine

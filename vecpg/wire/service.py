@@ -46,6 +46,7 @@ from ..errors import (
 from ..schema import CollectionSchema, DataType, FieldSchema
 from ..server import resolve_dsn
 from . import convert
+from .paging import SearchPages
 
 _log = logging.getLogger("vecpg.wire")
 _OK = common_pb2.Status(code=0, error_code=common_pb2.Success)
@@ -154,6 +155,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         self._clients: dict[tuple[str, str, str], Client] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._pages = SearchPages()
 
     @property
     def dsn_redacted(self) -> str:
@@ -163,14 +165,17 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
 
     def close(self) -> None:
         """Close every client the service opened."""
+        self._pages.close()
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for c in clients:
             c.close()
 
     # -- who and where ----------------------------------------------------------------------
-    def _client(self, context: Any, request: Any = None) -> Client:
-        """The client for the request's credentials and database (opened on first use)."""
+    def _client(self, context: Any, request: Any = None, db: str | None = None) -> Client:
+        """The client for the request's credentials and database (opened on first use);
+        ``db`` overrides the request's (the database RPCs name their target in
+        ``db_name``, and run on the caller's own database)."""
         meta = dict(context.invocation_metadata() or ())
         user = password = ""
         auth = meta.get("authorization")
@@ -180,7 +185,9 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
             except ValueError:
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "malformed authorization header")
             user, _, password = text.partition(":")
-        db = getattr(request, "db_name", "") or meta.get("dbname", "") or "default"
+        if db is None:
+            db = getattr(request, "db_name", "") or meta.get("dbname", "") or "default"
+        db = db or "default"
         key = (user, password, db)
         with self._lock:
             client = self._clients.get(key)
@@ -261,7 +268,8 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         """``Client.describe_collection`` as Milvus' schema message."""
         client = self._client(context, request)
         d = client.describe_collection(request.collection_name)
-        schema = _schema_of_description(d)
+        # the catalog's schema (describe_collection's dict omits functions and analyzers)
+        schema = self._schema(client, d["collection_name"])
         resp = milvus_pb2.DescribeCollectionResponse(
             status=_OK, collectionID=_collection_id(d["collection_name"]), shards_num=1,
             aliases=list(d.get("aliases", [])), consistency_level=common_pb2.Strong,
@@ -479,7 +487,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         names = _columns(rows, output, schema)
         columns, reported = convert.fields_of_rows(rows, names, schema)
         return milvus_pb2.QueryResults(status=_OK, fields_data=columns, collection_name=name,
-                                       output_fields=reported,
+                                       output_fields=reported, session_ts=_hybrid_ts(),
                                        primary_field_name=schema.primary_field.name)
 
     # -- search -----------------------------------------------------------------------------
@@ -527,9 +535,43 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         name = request.collection_name
         schema = self._schema(client, name)
         kw = self._search_args(client, name, schema, request)
-        result = client.search(name, output_fields=list(request.output_fields) or None,
-                               partition_names=list(request.partition_names) or None, **kw)
+        output = list(request.output_fields) or None
+        parts = list(request.partition_names) or None
+        params = convert.kv_params(request.search_params)
+        if _flag(params.get("search_iter_v2")):
+            return self._search_page(client, name, schema, kw, output, parts, params)
+        result = client.search(name, output_fields=output, partition_names=parts, **kw)
         return self._results(name, schema, result, kw["limit"])
+
+    def _search_page(self, client: Client, name: str, schema: CollectionSchema,
+                     kw: dict[str, Any], output: list[str] | None, parts: list[str] | None,
+                     params: dict[str, Any]) -> Any:
+        """One page of pymilvus' SearchIteratorV2 (see :mod:`vecpg.wire.paging`)."""
+        if "data" not in kw:
+            raise NotSupported("search_iterator by primary keys is not supported")
+        batch = int(params.get("search_iter_batch_size") or kw["limit"])
+        sp = kw["search_params"]
+
+        def make() -> Any:
+            return client.search_iterator(
+                name, kw["data"], batch_size=batch, filter=kw["filter"],
+                output_fields=output, search_params=sp, partition_names=parts,
+                anns_field=kw["anns_field"], round_decimal=kw.get("round_decimal", -1),
+                filter_params=kw["filter_params"])
+
+        token = str(params.get("search_iter_id") or "")
+        if token:
+            hits = self._pages.next(token, make)
+        else:
+            token, hits = self._pages.first(make)
+        resp = self._results(name, schema, [hits], batch)
+        it = resp.results.search_iterator_v2_results
+        it.token = token
+        # the page's last distance (an empty page: the bound it was asked after)
+        it.last_bound = float(hits[-1].distance) if hits else float(
+            params.get("search_iter_last_bound") or 0.0)
+        resp.session_ts = _hybrid_ts()
+        return resp
 
     @rpc(milvus_pb2.SearchResults)
     def HybridSearch(self, request: Any, context: Any) -> Any:
@@ -646,11 +688,356 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         return _OK
 
 
+    # -- aliases ----------------------------------------------------------------------------
+    @rpc(common_pb2.Status)
+    def CreateAlias(self, request: Any, context: Any) -> Any:
+        """``Client.create_alias``."""
+        self._client(context, request).create_alias(request.collection_name, request.alias)
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def AlterAlias(self, request: Any, context: Any) -> Any:
+        """``Client.alter_alias``: point the alias at another collection."""
+        self._client(context, request).alter_alias(request.collection_name, request.alias)
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def DropAlias(self, request: Any, context: Any) -> Any:
+        """``Client.drop_alias``."""
+        self._client(context, request).drop_alias(request.alias)
+        return _OK
+
+    @rpc(milvus_pb2.DescribeAliasResponse)
+    def DescribeAlias(self, request: Any, context: Any) -> Any:
+        """``Client.describe_alias``: the collection it names."""
+        d = self._client(context, request).describe_alias(request.alias)
+        return milvus_pb2.DescribeAliasResponse(status=_OK, db_name=str(d.get("db_name", "")),
+                                                alias=d["alias"],
+                                                collection=str(d["collection_name"]))
+
+    @rpc(milvus_pb2.ListAliasesResponse)
+    def ListAliases(self, request: Any, context: Any) -> Any:
+        """``Client.list_aliases`` (of one collection, or of the database)."""
+        d = self._client(context, request).list_aliases(request.collection_name)
+        return milvus_pb2.ListAliasesResponse(status=_OK, db_name=str(d.get("db_name", "")),
+                                              collection_name=request.collection_name,
+                                              aliases=list(d["aliases"]))
+
+    # -- databases (Postgres schemas) -------------------------------------------------------
+    def _admin(self, context: Any) -> Client:
+        """The caller's client on its own database (the request's db_name is the target)."""
+        return self._client(context, None)
+
+    @rpc(common_pb2.Status)
+    def CreateDatabase(self, request: Any, context: Any) -> Any:
+        """``Client.create_database`` (a Postgres schema), with its properties."""
+        props = {p.key: p.value for p in request.properties}
+        self._admin(context).create_database(request.db_name, properties=props or None)
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def DropDatabase(self, request: Any, context: Any) -> Any:
+        """``Client.drop_database`` (an empty one); the clients opened on it are closed."""
+        self._admin(context).drop_database(request.db_name)
+        with self._lock:
+            gone = [k for k in self._clients if k[2] == request.db_name]
+            clients = [self._clients.pop(k) for k in gone]
+        for c in clients:
+            c.close()
+        return _OK
+
+    @rpc(milvus_pb2.ListDatabasesResponse)
+    def ListDatabases(self, request: Any, context: Any) -> Any:
+        """``Client.list_databases``."""
+        names = self._admin(context).list_databases()
+        return milvus_pb2.ListDatabasesResponse(
+            status=_OK, db_names=names, created_timestamp=[0] * len(names),
+            db_ids=[_collection_id(n) for n in names])
+
+    @rpc(milvus_pb2.DescribeDatabaseResponse)
+    def DescribeDatabase(self, request: Any, context: Any) -> Any:
+        """``Client.describe_database``: its properties."""
+        d = self._admin(context).describe_database(request.db_name or "default")
+        name = str(d.pop("name"))
+        resp = milvus_pb2.DescribeDatabaseResponse(status=_OK, db_name=name,
+                                                   dbID=_collection_id(name))
+        for k, v in d.items():
+            resp.properties.add(key=str(k), value=_property_text(v))
+        return resp
+
+    @rpc(common_pb2.Status)
+    def AlterDatabase(self, request: Any, context: Any) -> Any:
+        """``Client.alter_database_properties`` / ``drop_database_properties``."""
+        client = self._admin(context)
+        props = {p.key: p.value for p in request.properties}
+        if props:
+            client.alter_database_properties(request.db_name, props)
+        if request.delete_keys:
+            client.drop_database_properties(request.db_name, list(request.delete_keys))
+        return _OK
+
+    # -- collection maintenance -------------------------------------------------------------
+    @rpc(common_pb2.Status)
+    def RenameCollection(self, request: Any, context: Any) -> Any:
+        """``Client.rename_collection`` (within its database)."""
+        self._client(context, request).rename_collection(request.oldName, request.newName,
+                                                          target_db=request.newDBName)
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def AlterCollection(self, request: Any, context: Any) -> Any:
+        """``Client.alter_collection_properties`` (properties) and
+        ``drop_collection_properties`` (delete_keys)."""
+        client = self._client(context, request)
+        name = request.collection_name or self._name_of_id(client, request.collectionID)
+        props = {p.key: _property_value(p.key, p.value) for p in request.properties}
+        if props:
+            client.alter_collection_properties(name, props)
+        if request.delete_keys:
+            client.drop_collection_properties(name, list(request.delete_keys))
+        return _OK
+
+    @rpc(milvus_pb2.TruncateCollectionResponse)
+    def TruncateCollection(self, request: Any, context: Any) -> Any:
+        """``Client.truncate_collection``: every row gone, the collection kept."""
+        self._client(context, request).truncate_collection(request.collection_name)
+        return milvus_pb2.TruncateCollectionResponse(status=_OK)
+
+    @rpc(common_pb2.Status)
+    def AddCollectionField(self, request: Any, context: Any) -> Any:
+        """``Client.add_collection_field`` (pymilvus falls back to this RPC when
+        AlterCollectionSchema is unimplemented)."""
+        client = self._client(context, request)
+        name = request.collection_name or self._name_of_id(client, request.collectionID)
+        pf = schema_pb2.FieldSchema()
+        pf.ParseFromString(request.schema)
+        f = convert.field_from_pb(pf)
+        kw: dict[str, Any] = {}
+        if f.nullable:
+            kw["nullable"] = True
+        for key in ("default_value", "max_length", "element_type", "max_capacity"):
+            if getattr(f, key) is not None:
+                kw[key] = getattr(f, key)
+        if f.dtype is not DataType.VARCHAR and f.dtype is not DataType.ARRAY:
+            kw.pop("max_length", None)
+        client.add_collection_field(name, f.name, f.dtype, f.description, **kw)
+        return _OK
+
+    @rpc(milvus_pb2.ManualCompactionResponse)
+    def ManualCompaction(self, request: Any, context: Any) -> Any:
+        """``Client.compact``: VACUUM (ANALYZE), done when it answers."""
+        client = self._client(context, request)
+        name = request.collection_name or self._name_of_id(client, request.collectionID)
+        job = client.compact(name, is_clustering=bool(request.majorCompaction),
+                             is_l0=bool(request.l0Compaction))
+        return milvus_pb2.ManualCompactionResponse(status=_OK, compactionID=int(job),
+                                                   compactionPlanCount=1)
+
+    @rpc(milvus_pb2.GetCompactionStateResponse)
+    def GetCompactionState(self, request: Any, context: Any) -> Any:
+        """Completed (``Client.get_compaction_state``: compact finishes before it answers)."""
+        self._client(context, request).get_compaction_state(int(request.compactionID))
+        return milvus_pb2.GetCompactionStateResponse(status=_OK, state=common_pb2.Completed,
+                                                     completedPlanNo=1)
+
+    @staticmethod
+    def _name_of_id(client: Client, collection_id: int) -> str:
+        for n in client.list_collections():
+            if _collection_id(n) == collection_id:
+                return n
+        raise CollectionNotFound(f"no collection has id {collection_id}")
+
+    # -- users, roles, privileges (Postgres roles and grants) -------------------------------
+    @rpc(common_pb2.Status)
+    def CreateCredential(self, request: Any, context: Any) -> Any:
+        """``Client.create_user`` (the password arrives base64-encoded)."""
+        self._admin(context).create_user(request.username, _b64(request.password),
+                                         description=request.description or None)
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def UpdateCredential(self, request: Any, context: Any) -> Any:
+        """``Client.update_password``."""
+        if not request.oldPassword and not request.newPassword:
+            raise NotSupported("changing only a user's description is not supported")
+        self._admin(context).update_password(request.username, _b64(request.oldPassword),
+                                             _b64(request.newPassword))
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def DeleteCredential(self, request: Any, context: Any) -> Any:
+        """``Client.drop_user``."""
+        self._admin(context).drop_user(request.username)
+        return _OK
+
+    @rpc(milvus_pb2.ListCredUsersResponse)
+    def ListCredUsers(self, request: Any, context: Any) -> Any:
+        """``Client.list_users``."""
+        return milvus_pb2.ListCredUsersResponse(status=_OK,
+                                                usernames=self._admin(context).list_users())
+
+    @rpc(common_pb2.Status)
+    def CreateRole(self, request: Any, context: Any) -> Any:
+        """``Client.create_role`` (a NOLOGIN Postgres role)."""
+        self._admin(context).create_role(request.entity.name,
+                                         description=request.entity.description or None)
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def DropRole(self, request: Any, context: Any) -> Any:
+        """``Client.drop_role`` (``force_drop`` too)."""
+        self._admin(context).drop_role(request.role_name, force_drop=bool(request.force_drop))
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def OperateUserRole(self, request: Any, context: Any) -> Any:
+        """``Client.grant_role`` / ``revoke_role``."""
+        client = self._admin(context)
+        if request.type == milvus_pb2.AddUserToRole:
+            client.grant_role(request.username, request.role_name)
+        else:
+            client.revoke_role(request.username, request.role_name)
+        return _OK
+
+    @rpc(milvus_pb2.SelectRoleResponse)
+    def SelectRole(self, request: Any, context: Any) -> Any:
+        """One role (or every role), with its users when asked (``list_roles`` and
+        ``describe_role`` read this)."""
+        client = self._admin(context)
+        roles = client.list_roles()
+        if request.HasField("role") and request.role.name:
+            roles = [r for r in roles if r == request.role.name]
+        members: dict[str, list[str]] = {}
+        if request.include_user_info:
+            for u in client.list_users():
+                for r in client.describe_user(u).get("roles", ()):
+                    members.setdefault(r, []).append(u)
+        resp = milvus_pb2.SelectRoleResponse(status=_OK)
+        for r in roles:
+            desc = str(client.describe_role(r).get("description") or "") if len(roles) == 1 \
+                else ""
+            res = resp.results.add(role=milvus_pb2.RoleEntity(name=r, description=desc))
+            for u in members.get(r, []):
+                res.users.add(name=u)
+        return resp
+
+    @rpc(milvus_pb2.SelectUserResponse)
+    def SelectUser(self, request: Any, context: Any) -> Any:
+        """One user (or every user), with its roles when asked (``describe_user``)."""
+        client = self._admin(context)
+        if request.HasField("user") and request.user.name:
+            users = [request.user.name]
+        else:
+            users = client.list_users()
+        resp = milvus_pb2.SelectUserResponse(status=_OK)
+        for u in users:
+            d = client.describe_user(u)
+            if not d:
+                continue
+            res = resp.results.add(user=milvus_pb2.UserEntity(name=u),
+                                   description=str(d.get("description") or ""))
+            if request.include_role_info:
+                for r in d.get("roles", ()):
+                    res.roles.add(name=r)
+        return resp
+
+    @rpc(common_pb2.Status)
+    def OperatePrivilege(self, request: Any, context: Any) -> Any:
+        """``Client.grant_privilege`` / ``revoke_privilege``."""
+        e = request.entity
+        client = self._admin(context)
+        op = client.grant_privilege if request.type == milvus_pb2.Grant \
+            else client.revoke_privilege
+        op(e.role.name, e.object.name, e.grantor.privilege.name, e.object_name,
+           db_name=e.db_name)
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def OperatePrivilegeV2(self, request: Any, context: Any) -> Any:
+        """``Client.grant_privilege_v2`` / ``revoke_privilege_v2``."""
+        client = self._admin(context)
+        op = client.grant_privilege_v2 if request.type == milvus_pb2.Grant \
+            else client.revoke_privilege_v2
+        op(request.role.name, request.grantor.privilege.name, request.collection_name,
+           db_name=request.db_name or None)
+        return _OK
+
+    @rpc(milvus_pb2.SelectGrantResponse)
+    def SelectGrant(self, request: Any, context: Any) -> Any:
+        """``Client.describe_role``'s privileges (in the entity's database), as grants."""
+        e = request.entity
+        db = e.db_name if e.db_name not in ("", "*") else None
+        d = self._client(context, None, db=db).describe_role(e.role.name)
+        resp = milvus_pb2.SelectGrantResponse(status=_OK)
+        for p in d.get("privileges", []):
+            if e.HasField("object") and e.object.name and p["object_type"] != e.object.name:
+                continue
+            if e.object_name and p["object_name"] != e.object_name:
+                continue
+            resp.entities.add(
+                role=milvus_pb2.RoleEntity(name=p["role_name"]),
+                object=milvus_pb2.ObjectEntity(name=p["object_type"]),
+                object_name=p["object_name"], db_name=str(p.get("db_name") or ""),
+                grantor=milvus_pb2.GrantorEntity(
+                    user=milvus_pb2.UserEntity(name=str(p.get("grantor_name") or "")),
+                    privilege=milvus_pb2.PrivilegeEntity(name=p["privilege"])))
+        return resp
+
+    @rpc(milvus_pb2.ListPrivilegeGroupsResponse)
+    def ListPrivilegeGroups(self, request: Any, context: Any) -> Any:
+        """``Client.list_privilege_groups`` (the built-in groups)."""
+        resp = milvus_pb2.ListPrivilegeGroupsResponse(status=_OK)
+        for g in self._admin(context).list_privilege_groups():
+            info = resp.privilege_groups.add(group_name=g["privilege_group"])
+            for priv in g["privileges"]:
+                info.privileges.add(name=priv)
+        return resp
+
+    @rpc(common_pb2.Status)
+    def CreatePrivilegeGroup(self, request: Any, context: Any) -> Any:
+        """``Client.create_privilege_group``: not supported (a role is the group)."""
+        self._admin(context).create_privilege_group(request.group_name)
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def DropPrivilegeGroup(self, request: Any, context: Any) -> Any:
+        """``Client.drop_privilege_group``: not supported (see CreatePrivilegeGroup)."""
+        self._admin(context).drop_privilege_group(request.group_name)
+        return _OK
+
+
 def _ids(target: Any, pk: FieldSchema, values: list[Any]) -> None:
     if pk.dtype is DataType.VARCHAR:
         target.str_id.data.extend(str(v) for v in values)
     else:
         target.int_id.data.extend(int(v) for v in values)
+
+
+def _flag(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() == "true"
+
+
+def _b64(value: Any) -> str:
+    """A password as pymilvus sends it (base64 of its UTF-8)."""
+    try:
+        return base64.b64decode(value).decode()
+    except ValueError as e:
+        raise InvalidArgument("a password must be base64-encoded UTF-8") from e
+
+
+def _property_value(key: str, text: str) -> Any:
+    """A collection property from its wire text: vecpg's ``recall`` as a number, Milvus'
+    own as the strings Milvus keeps."""
+    if key == "recall":
+        try:
+            return float(text)
+        except ValueError as e:
+            raise InvalidArgument(f"recall must be a number, got {text!r}") from e
+    return text
+
+
+def _property_text(value: Any) -> str:
+    return value if isinstance(value, str) else convert.json_text(value)
 
 
 def _vector_field(schema: CollectionSchema, anns: str | None) -> FieldSchema:
@@ -682,26 +1069,6 @@ def _columns(rows: list[dict[str, Any]], output: list[str],
     if not output or "*" in output:
         return [f.name for f in schema.fields]
     return [f.name for f in schema.fields if f.name == pk or f.name in output]
-
-
-def _schema_of_description(d: dict[str, Any]) -> CollectionSchema:
-    """A vecpg schema from ``Client.describe_collection``'s answer."""
-    out = CollectionSchema(enable_dynamic_field=bool(d.get("enable_dynamic_field")),
-                           description=str(d.get("description") or ""))
-    for f in d["fields"]:
-        params = f.get("params") or {}
-        kw: dict[str, Any] = {k: params[k] for k in ("dim", "max_length", "max_capacity")
-                              if params.get(k) is not None}
-        for key in ("is_primary", "auto_id", "nullable", "is_partition_key"):
-            if f.get(key):
-                kw[key] = True
-        if f.get("element_type") is not None:
-            kw["element_type"] = DataType.parse(f["element_type"])
-        if f.get("default_value") is not None:
-            kw["default_value"] = f["default_value"]
-        out.fields.append(FieldSchema(f["name"], DataType.parse(f["type"]),
-                                      description=str(f.get("description") or ""), **kw))
-    return out
 
 
 # Every other RPC of the service: UNIMPLEMENTED, naming it.
