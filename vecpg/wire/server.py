@@ -38,7 +38,12 @@ def serve(host: str = "127.0.0.1", port: int = 19530, dsn: str | None = None,
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers,
                                                     thread_name_prefix="vecpg-serve"),
                          options=[("grpc.max_send_message_length", _MAX_MESSAGE),
-                                  ("grpc.max_receive_message_length", _MAX_MESSAGE)])
+                                  ("grpc.max_receive_message_length", _MAX_MESSAGE),
+                                  # pymilvus pings every 10 s, idle or not (as Milvus
+                                  # allows): without these grpc answers "too_many_pings"
+                                  ("grpc.keepalive_permit_without_calls", 1),
+                                  ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+                                  ("grpc.http2.max_ping_strikes", 0)])
     milvus_pb2_grpc.add_MilvusServiceServicer_to_server(service, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
