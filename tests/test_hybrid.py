@@ -145,3 +145,20 @@ def test_grouped_hybrid_search_equals_a_python_reference(client: vecpg.Client,
     np.testing.assert_allclose([h.distance for h in got], [s for _, s in want], rtol=1e-9)
     tags = [h["tag"] for h in got]
     assert len(set(tags)) == 3 and all(tags.count(t) <= 2 for t in tags)
+
+
+def test_round_decimal_applies_to_every_search_path(client: vecpg.Client, coll: dict) -> None:
+    """round_decimal rounds hits of a plain, a grouped and a hybrid search alike, and a bad
+    value is a vecpg error on each."""
+    q = np.ones(8, np.float32)
+    reqs = [AnnSearchRequest([q], "a", {}, 5), AnnSearchRequest([q[:4]], "b", {}, 5)]
+    runs = [client.search("h", [q], limit=5, anns_field="a", round_decimal=2)[0],
+            client.search("h", [q], limit=5, anns_field="a", round_decimal=2,
+                          group_by_field="tag")[0],
+            client.hybrid_search("h", reqs, RRFRanker(), limit=5, round_decimal=2)[0]]
+    for hits in runs:
+        assert hits and all(h.distance == round(h.distance, 2) for h in hits)
+    for call in (lambda: client.search("h", [q], anns_field="a", round_decimal="x"),
+                 lambda: client.hybrid_search("h", reqs, RRFRanker(), round_decimal=99)):
+        with pytest.raises(vecpg.InvalidArgument):
+            call()

@@ -43,6 +43,15 @@ def optional_name(value: Any, what: str) -> str | None:
     return None if value is None else check_name(value, what)
 
 
+def round_decimal(value: Any) -> int | None:
+    """pymilvus' ``round_decimal``: digits to round distances to, None for -1 / None (as
+    they are)."""
+    if value is None:
+        return None
+    digits = integer(value, "round_decimal", -1, 15)
+    return None if digits == -1 else digits
+
+
 def blank_name(value: Any, what: str) -> str | None:
     """A name, or None for None or ``""`` (pymilvus' default for "none")."""
     if value is None or (isinstance(value, str) and value == ""):

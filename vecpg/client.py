@@ -48,7 +48,7 @@ from .milvus_api import UnsupportedMethods
 from .planner import DEFAULT_RECALL, PlanCache, Planner
 from .query import SearchPlan, SearchRequest, compile_query, query_vectors
 from .rbac import RbacMethods
-from .results import Hit, Hits, SearchResult, select_fields
+from .results import Hit, Hits, SearchResult, round_distances, select_fields
 from .schema import (
     DEFAULT_PARTITION,
     META_COLUMN,
@@ -615,9 +615,13 @@ class Client(RbacMethods, UnsupportedMethods):
                                anns_field=anns_field, partition_names=partition_names,
                                offset=kw.get("offset", 0), recall=kw.get("recall"),
                                strategy=kw.get("strategy"), filter_params=_filter_params(kw))
+        digits = args.round_decimal(kw.get("round_decimal"))
         info = self._info(collection_name)
         if kw.get("group_by_field") is not None:
-            return self._grouped_search(info, req, data, kw)
+            result = self._grouped_search(info, req, data, kw)
+            for hits in result:
+                round_distances(hits, digits)
+            return result
         with self._lease() as db:
             plan = self._plans.get(req, info)
             if plan is None:
@@ -632,11 +636,8 @@ class Client(RbacMethods, UnsupportedMethods):
         elif not self._planner.observe(plan, run.ms_per_query):
             self._plans.drop(req)  # its cost moved away from the estimate: plan again
         result = run.hits(plan)
-        if kw.get("round_decimal", -1) not in (-1, None):
-            digits = args.integer(kw["round_decimal"], "round_decimal", 0, 15)
-            for hits in result:
-                for h in hits:
-                    dict.__setitem__(h, "distance", round(h.distance, digits))
+        for hits in result:
+            round_distances(hits, digits)
         return result
 
     def hybrid_search(self, collection_name: str, reqs: list[Any], ranker: Any = None,
@@ -656,6 +657,7 @@ class Client(RbacMethods, UnsupportedMethods):
             raise InvalidArgument("hybrid_search needs a non-empty list of AnnSearchRequest")
         requests = [fusion.request(r) for r in reqs]
         strategy, params = fusion.ranker(ranker, len(requests))
+        digits = args.round_decimal(kw.get("round_decimal"))
         limit = args.integer(limit, "limit", 1, 16384)
         offset = args.integer(kw.get("offset") or 0, "offset", 0, 16384 - limit)
         info = self._info(collection_name)
@@ -673,18 +675,17 @@ class Client(RbacMethods, UnsupportedMethods):
             raise InvalidArgument(f"every request of a hybrid search needs as many query "
                                   f"vectors; got {sorted(nq)}")
         pk = info.schema.primary_field.name
-        queries = range(nq.pop())
+        # each query's hits per request, as (key, distance)
+        per_query = [[[(h.id, h.distance) for h in run[q]] for run in runs]
+                     for q in range(nq.pop())]
         if kw.get("group_by_field") is None:
-            fused = [fusion.fuse(strategy, params, [[(h.id, h.distance) for h in run[q]]
-                                                    for run in runs], metrics,
-                                 limit + offset)[offset:] for q in queries]
+            fused = [fusion.fuse(strategy, params, per, metrics, limit + offset)[offset:]
+                     for per in per_query]
         else:  # every candidate fused, then grouped as Milvus groups
             gname = args.name(kw["group_by_field"], "group_by_field")
             size = args.integer(kw.get("group_size") or 1, "group_size", 1, 1024)
             args.flag(kw.get("strict_group_size", False), "strict_group_size")
-            ranked = [fusion.fuse(strategy, params, [[(h.id, h.distance) for h in run[q]]
-                                                     for run in runs], metrics, 1 << 30)
-                      for q in queries]
+            ranked = [fusion.fuse(strategy, params, per, metrics, 1 << 30) for per in per_query]
             cand = list({key for r in ranked for key, _ in r})
             group_of = {row[pk]: row.get(gname) for row in self.query(
                 info.name, ids=cand, output_fields=[gname])} if cand else {}
@@ -696,11 +697,10 @@ class Client(RbacMethods, UnsupportedMethods):
             for row in self.query(info.name, ids=keys, output_fields=wanted):
                 key = row[pk] if pk in wanted or "*" in wanted else row.pop(pk)
                 entities[key] = row
-        digits = kw.get("round_decimal", -1)
         result = SearchResult()
         for hits in fused:
-            result.append(Hits(Hit(pk, key, round(s, digits) if digits not in (-1, None)
-                                   else s, dict(entities.get(key, {}))) for key, s in hits))
+            result.append(Hits(Hit(pk, key, s, dict(entities.get(key, {}))) for key, s in hits))
+            round_distances(result[-1], digits)
         return result
 
     def _grouped_search(self, info: CollectionInfo, req: SearchRequest, data: Any,

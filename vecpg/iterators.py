@@ -37,7 +37,7 @@ from psycopg import sql
 from . import args, rows
 from .errors import InvalidArgument, ServerUnavailable, VecpgError, translate
 from .query import Estimate, SearchPlan, prepare_query, query_vectors
-from .results import Hit, Hits, select_fields
+from .results import Hit, Hits, round_distances, select_fields
 from .session import Db, Session
 
 MAX_BATCH_SIZE = 16384  # pymilvus' bound on batch_size
@@ -254,9 +254,7 @@ class SearchIterator(_Batches[Hits]):
         if args.integer(0 if offset is None else offset, "offset") != 0:
             raise InvalidArgument(f"search_iterator does not take an offset (pymilvus' "
                                   f"neither), got {offset!r}; skip the first batches instead")
-        digits = -1 if round_decimal is None else args.integer(
-            round_decimal, "round_decimal", -1, 15)
-        self._digits = None if digits == -1 else digits
+        self._digits = args.round_decimal(round_decimal)
         if external_filter_func is not None and not callable(external_filter_func):
             raise InvalidArgument(f"external_filter_func must be callable, got "
                                   f"{external_filter_func!r}")
@@ -307,9 +305,7 @@ class SearchIterator(_Batches[Hits]):
         if got:
             self._cursor = (got[-1][-1], got[-1][0])
         hits = self._plan.to_hits(got)
-        if self._digits is not None:
-            for h in hits:
-                dict.__setitem__(h, "distance", round(h.distance, self._digits))
+        round_distances(hits, self._digits)
         return hits
 
     def _take(self, n: int) -> tuple[Hits, bool]:

@@ -11,6 +11,7 @@ as they are.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +111,13 @@ class Hits(list[Hit]):
     def distances(self) -> list[float]:
         """The distances (or similarities), in order."""
         return [h.distance for h in self]
+
+
+def round_distances(hits: Iterable[Hit], digits: int | None) -> None:
+    """Round each hit's distance to ``digits`` places, in place (None: leave them)."""
+    if digits is not None:
+        for h in hits:
+            dict.__setitem__(h, "distance", round(h.distance, digits))
 
 
 class SearchResult(list[Hits]):
