@@ -162,3 +162,13 @@ def test_round_decimal_applies_to_every_search_path(client: vecpg.Client, coll: 
                  lambda: client.hybrid_search("h", reqs, RRFRanker(), round_decimal=99)):
         with pytest.raises(vecpg.InvalidArgument):
             call()
+
+
+def test_a_request_filter_given_as_filter_or_expr_is_the_same(client: vecpg.Client,
+                                                              coll: dict) -> None:
+    q = np.ones(8, np.float32)
+    by_expr = client.hybrid_search("h", [AnnSearchRequest([q], "a", {}, 10, expr="tag == 3")])
+    by_filter = client.hybrid_search("h", [AnnSearchRequest([q], "a", {}, 10,
+                                                            filter="tag == 3")])
+    assert [h.id for h in by_filter[0]] == [h.id for h in by_expr[0]]
+    assert all(coll["tag"][h.id] == 3 for h in by_filter[0])

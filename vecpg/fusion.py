@@ -43,6 +43,8 @@ class AnnSearchRequest:
     def __post_init__(self) -> None:
         if self.expr is not None and self.filter is not None:
             raise InvalidArgument("give an AnnSearchRequest expr or filter, not both")
+        if self.filter is not None:  # one name for the filter from here on: expr
+            object.__setattr__(self, "expr", self.filter)
 
 
 class RRFRanker:
