@@ -35,10 +35,9 @@ def write(db: Db, info: CollectionInfo, batch: Batch, targets: list[Target],
     given_ids = batch.pk_values is not None
     with db.transaction():
         if batch.pk_values is None:
-            seq = db.value("SELECT pg_get_serial_sequence(%s, %s)",
-                           (table.as_string(db.raw), pk.name))
             batch.set_ids([r[0] for r in db.execute(
-                "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (seq, batch.n))])
+                "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
+                (key_sequence(db, info), batch.n))])
         encoding = companions.before_write(db, targets) if targets else []
         if upsert:
             _upsert(db, info, batch, partial=partial)
@@ -56,17 +55,21 @@ def write(db: Db, info: CollectionInfo, batch: Batch, targets: list[Target],
         for t, version in encoding:
             companions.encode_rows(db, t, version, batch.pk_values or [],
                                    batch.column(t.vec.name).values)
-        if pk.auto_id and given_ids:
+        seq = key_sequence(db, info) if pk.auto_id and given_ids else None
+        if seq is not None:
             # keys given for an auto_id key (allow_insert_auto_id, upsert): the identity
             # moves past them, so a generated key never collides with a stored one
-            db.execute(sql.SQL(
-                "SELECT setval(pg_get_serial_sequence(%s, %s), greatest((SELECT max({pk}) "
-                "FROM {t}), (SELECT last_value FROM {seq})))").format(
-                pk=sql.Identifier(pk.name), t=table,
-                seq=sql.SQL(db.value("SELECT pg_get_serial_sequence(%s, %s)",
-                                     (table.as_string(db.raw), pk.name)))),
-                (table.as_string(db.raw), pk.name))
+            db.execute(sql.SQL("SELECT setval(%s::regclass, greatest((SELECT max({pk}) FROM {t}),"
+                               " (SELECT last_value FROM {seq})))").format(
+                pk=sql.Identifier(pk.name), t=table, seq=sql.SQL(seq)), (seq,))
     return list(batch.pk_values or [])
+
+
+def key_sequence(db: Db, info: CollectionInfo) -> str | None:
+    """The sequence an auto_id key draws from (None for a key without one)."""
+    seq = db.value("SELECT pg_get_serial_sequence(%s, %s)",
+                   (info.table.as_string(db.raw), info.schema.primary_field.name))
+    return None if seq is None else str(seq)
 
 
 def _staged(db: Db, info: CollectionInfo, batch: Batch) -> sql.Identifier:

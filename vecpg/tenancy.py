@@ -27,6 +27,7 @@ from psycopg import sql
 from . import args
 from .catalog import CollectionInfo, set_properties
 from .errors import InvalidArgument, NotFound, SchemaError
+from .rows import key_sequence
 from .schema import DataType
 from .session import Db
 
@@ -139,8 +140,7 @@ def grant(db: Db, info: CollectionInfo, role: Any, values: Any, *, write: bool) 
         db.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier("vecpg", t), r))
     privileges = "SELECT, INSERT, UPDATE, DELETE" if write else "SELECT"
     db.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privileges), info.table, r))
-    seq = db.value("SELECT pg_get_serial_sequence(%s, %s)",
-                   (info.table.as_string(db.raw), info.schema.primary_field.name))
+    seq = key_sequence(db, info)
     if write and seq:  # auto ids are drawn from the key's sequence
         db.execute(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(sql.SQL(seq), r))
 
