@@ -41,7 +41,7 @@ def dsn(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "dsn":
         yield os.environ["VECPG_TEST_DSN"]
         return
-    if _docker_available():
+    if os.environ.get("VECPG_TEST_DOCKER") == "1" and _docker_available():
         from testcontainers.postgres import PostgresContainer
 
         with PostgresContainer(f"pgvector/pgvector:pg{request.param}", driver=None) as pg:
