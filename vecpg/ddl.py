@@ -10,6 +10,7 @@ indexes (:mod:`vecpg.calibrate`).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from .errors import AlreadyExists, InvalidArgument, SchemaError
 from .indexes import (
     Companion,
     Flat,
+    Hnsw,
     config_params,
     create_index_sql,
     pg_index_name,
@@ -279,8 +281,10 @@ def create_index(db: Db, info: CollectionInfo, req: Mapping[str, Any], dsn: str,
     try:
         with db.transaction():
             if ddl is not None:
-                # Builds are much faster when the graph fits in memory.
-                db.execute("SET LOCAL maintenance_work_mem = '1GB'")
+                # Builds are much faster when the graph fits in memory (pgvector says
+                # "hnsw graph no longer fits into maintenance_work_mem" and slows down)
+                db.execute("SELECT set_config('maintenance_work_mem', %s, true)",
+                           (f"{build_memory_mb(db, info, f, cfg)}MB",))
                 if watcher is not None:
                     watcher.start()
                 db.execute(ddl)
@@ -366,6 +370,44 @@ def companion_target(info: CollectionInfo, ix: IndexInfo) -> cmp.Target:
                       cfg)
 
 
+# pgvector's HNSW build keeps the whole graph in maintenance_work_mem: per element the
+# vector, 2*M neighbour slots at level 0 (16 bytes each) and bookkeeping; a serial build
+# allocates with palloc, whose chunks round up to powers of two. Past the budget it writes
+# the graph to disk and inserts the rest one by one (measured 1M x 128: see benchmarks.md).
+BUILD_MEM_MAX_MB = int(os.environ.get("VECPG_BUILD_MEM_MAX_MB", "4096"))
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def build_memory_mb(db: Db, info: CollectionInfo, f: FieldSchema, cfg: Any) -> int:
+    """maintenance_work_mem (MB) for building ``cfg`` on ``f``: the HNSW graph's estimated
+    size for the table's rows, at least 1GB and the session's own setting, at most
+    ``$VECPG_BUILD_MEM_MAX_MB`` (default 4096)."""
+    (current,) = db.execute("SELECT pg_size_bytes(current_setting('maintenance_work_mem'))"
+                            " / 1048576").fetchone() or (0,)
+    floor = max(1024, int(current))
+    if not isinstance(cfg, Hnsw) or not f.dtype.is_vector:
+        return floor
+    (rows,) = db.execute("SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n"
+                         " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+                         (info.schema_name, info.name)).fetchone() or (None,)
+    if rows is None or rows < 0:  # never analyzed
+        (rows,) = db.execute(sql.SQL("SELECT count(*) FROM {}").format(info.table)
+                             ).fetchone() or (0,)
+    return max(floor, min(hnsw_graph_mb(int(rows), int(f.dim or 0), f.dtype, cfg.M),
+                          BUILD_MEM_MAX_MB))
+
+
+def hnsw_graph_mb(rows: int, dim: int, dtype: DataType, m: int) -> int:
+    """Estimated size (MB) of pgvector's in-memory HNSW graph for ``rows`` vectors."""
+    width = dim // 8 if dtype is DataType.BINARY_VECTOR else (
+        2 * dim if dtype is DataType.FLOAT16_VECTOR else 4 * dim)
+    per_row = _pow2(width + 24) + _pow2(16 * 2 * m + 24) + 160
+    return int(rows * per_row * 1.15) // 2**20 + 64
+
+
 def companion_targets(info: CollectionInfo) -> list[cmp.Target]:
     """Every companion index of the collection (writes through the API encode for them;
     a role that does not see every row leaves its rows to the pending list instead)."""
@@ -395,7 +437,8 @@ def rebuild_index(db: Db, info: CollectionInfo, ix: IndexInfo,
                 (info.schema_name, ix.pg_index.replace("_", "\\_") + "\\_ccnew%")).fetchall():
             db.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
                 sql.Identifier(info.schema_name, left)))
-        db.execute("SET maintenance_work_mem = '1GB'")
+        db.execute("SELECT set_config('maintenance_work_mem', %s, false)",
+                   (f"{build_memory_mb(db, info, info.schema.field(ix.field_name), ix.config)}MB",))
         try:
             db.execute(sql.SQL("REINDEX INDEX CONCURRENTLY {}").format(
                 sql.Identifier(info.schema_name, ix.pg_index)))

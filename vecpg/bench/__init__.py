@@ -68,6 +68,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="scale mode: generated clustered data of growing size")
     b.add_argument("--sizes", default="100000,300000,1000000", help="--scale: row counts")
     b.add_argument("--dim", type=int, default=128, help="--scale: dimension")
+    b.add_argument("--vector-type", default="float", choices=("float", "float16"),
+                   help="--scale: stored vector type (float16: halfvec)")
     b.add_argument("--target-recall", type=float, default=0.95,
                    help="--scale: recall at which QPS is reported")
     b.add_argument("--report", metavar="DIR",
@@ -117,10 +119,12 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
         with connect(args.dsn, data_dir=args.data_dir, schema=args.schema) as client:
             report.add({"kind": "run", "mode": "scale", "sizes": sizes, "dim": args.dim,
+                        "vector_type": args.vector_type,
                         **machine_info(client)})
             recs = run_scale(client, report, sizes=sizes, dim=args.dim,
                              queries=args.queries or 200, k=args.k,
-                             target_recall=args.target_recall, keep=args.keep)
+                             target_recall=args.target_recall, keep=args.keep,
+                             vector_type=args.vector_type)
         if not recs:
             raise InvalidArgument("--sizes gave no size to run")
         write_outputs(report)

@@ -18,6 +18,7 @@ import numpy as np
 from psycopg import sql
 
 from ..datasets import exact_knn, recall_at_k
+from ..ddl import BUILD_MEM_MAX_MB, hnsw_graph_mb
 from ..errors import InvalidArgument
 from ..progress import Progress
 from ..schema import CollectionSchema, DataType
@@ -25,6 +26,8 @@ from .report import Report
 from .timing import time_sides
 
 DEFAULT_SIZES = (100_000, 300_000, 1_000_000)
+VECTOR_TYPES = {"float": (DataType.FLOAT_VECTOR, np.float32),
+                "float16": (DataType.FLOAT16_VECTOR, np.float16)}
 EF_SWEEP = (10, 15, 20, 30, 40, 60, 80, 120, 160, 240, 320, 480, 640)
 
 
@@ -52,9 +55,14 @@ def clustered_data(n: int, dim: int, *, seed: int = 0, clusters: int = 100,
 def run_scale(client: Any, report: Report, *, sizes: Sequence[int] = DEFAULT_SIZES,
               dim: int = 128, queries: int = 200, k: int = 10, target_recall: float = 0.95,
               m: int = 16, ef_construction: int = 64, exact_queries: int = 20,
-              keep: bool = False) -> list[dict[str, Any]]:
+              keep: bool = False, vector_type: str = "float") -> list[dict[str, Any]]:
     """For each size: load, build HNSW, sweep ef until ``target_recall``, time an exact
-    scan; one ``scale`` record per size (also added to ``report``)."""
+    scan; one ``scale`` record per size (also added to ``report``). ``vector_type``
+    "float16" stores ``halfvec`` (half the table and index)."""
+    if vector_type not in VECTOR_TYPES:
+        raise InvalidArgument(f"vector type must be one of {sorted(VECTOR_TYPES)}, "
+                              f"got {vector_type!r}")
+    dtype, np_type = VECTOR_TYPES[vector_type]
     if not 0 < target_recall <= 1:
         raise InvalidArgument(f"target recall must be in (0, 1], got {target_recall}")
     if any(n < k for n in sizes):
@@ -64,11 +72,13 @@ def run_scale(client: Any, report: Report, *, sizes: Sequence[int] = DEFAULT_SIZ
     for n in sizes:
         coll = f"bench_scale_{n}"
         data = clustered_data(n, dim, seed=n)
+        if np_type is not np.float32:  # ground truth on the stored (rounded) vectors
+            data = data.astype(np_type).astype(np.float32)
         truth, _ = exact_knn(data, qs, k, "euclidean")
         client.drop_collection(coll)
         schema = CollectionSchema(enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("vector", dtype, dim=dim)
         client.create_collection(coll, schema=schema, metric_type="L2")
         try:
             ids = np.arange(n, dtype=np.int64)
@@ -76,7 +86,7 @@ def run_scale(client: Any, report: Report, *, sizes: Sequence[int] = DEFAULT_SIZ
             with Progress(f"load {n:,}", total=n) as bar:
                 for lo in range(0, n, 20_000):
                     hi = min(n, lo + 20_000)
-                    client.insert(coll, {"id": ids[lo:hi], "vector": data[lo:hi]})
+                    client.insert(coll, {"id": ids[lo:hi], "vector": data[lo:hi].astype(np_type)})
                     bar.update(hi - lo)
             load_s = time.perf_counter() - t0
             del data
@@ -93,6 +103,9 @@ def run_scale(client: Any, report: Report, *, sizes: Sequence[int] = DEFAULT_SIZ
                 name = sql.Identifier(client.schema, coll).as_string(conn)
                 table_bytes = conn.execute("SELECT pg_table_size(%s::regclass)",
                                            (name,)).fetchone()[0]
+                settings = dict(conn.execute(
+                    "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN"
+                    " ('shared_buffers', 'max_parallel_maintenance_workers')").fetchall())
 
             def side(params: dict[str, Any], coll: str = coll) -> Any:
                 def run(q: np.ndarray) -> list[int]:
@@ -112,6 +125,8 @@ def run_scale(client: Any, report: Report, *, sizes: Sequence[int] = DEFAULT_SIZ
                     break
             ex = time_sides(qs[:exact_queries], [side({"exact": True})], warmup=1)[0]
             rec = {"kind": "scale", "n": n, "dim": dim, "k": k, "queries": len(qs),
+                   "vector_type": vector_type, "settings": settings,
+                   "build_mem_mb": min(hnsw_graph_mb(n, dim, dtype, m), BUILD_MEM_MAX_MB),
                    "load_s": round(load_s, 3), "rows_per_s": round(n / load_s),
                    "build_s": round(build_s, 3), "index_bytes": d.get("total_bytes"),
                    "table_bytes": int(table_bytes), "params": {"M": m,
