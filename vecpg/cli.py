@@ -4,6 +4,9 @@
     vecpg info            # server, versions, collections
     vecpg bench FILE.hdf5 # recall/QPS benchmark, with the raw pgvector SQL side by side
     vecpg serve           # Milvus' gRPC protocol on 127.0.0.1:19530 (pymilvus connects as is)
+    vecpg server start    # keep the embedded Postgres running (also: stop, status)
+    vecpg dsn             # its connection string, for psql and any libpq program
+    vecpg psql [ARGS]     # the psql that ships with it, connected (ARGS go to psql)
 """
 
 from __future__ import annotations
@@ -68,6 +71,79 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_server(args: argparse.Namespace) -> int:
+    """``vecpg server start|stop|status``: the embedded server of ``--data-dir`` (or
+    ``$VECPG_DATA``) kept running between commands. ``status`` exits 3 when it is not
+    running (as ``pg_ctl status`` does)."""
+    from . import server
+
+    where = args.data_dir
+    if args.action == "start":
+        before = server.server_status(where)
+        st = server.start_server(where)
+        said = "was already running" if before.running and before.persistent else "running"
+        print(f"vecpg server: Postgres {st.pg_version} {said} in {st.data_dir} (pid {st.pid}); "
+              "it stays up until `vecpg server stop`")
+        print(f"DSN: {st.dsn}")
+        print("SQL: vecpg psql   Python: vecpg.connect() uses it"
+              + ("" if args.data_dir is None else f" (with VECPG_DATA={st.data_dir})"))
+        return 0
+    if args.action == "stop":
+        st = server.stop_server(where)
+        if not st.running:
+            print(f"vecpg server: not running in {st.data_dir}")
+            return 0
+        print(f"vecpg server: stopped Postgres in {st.data_dir}; {st.clients or 0} client "
+              "connection(s) were closed (open transactions rolled back)")
+        return 0
+    st = server.server_status(where)
+    if not st.running:
+        print(f"stopped: no Postgres runs in {st.data_dir}")
+        return 3
+    kind = ("started by `vecpg server start`" if st.persistent else
+            f"embedded in process(es) {', '.join(map(str, st.users)) or '(none)'}, "
+            "stops when they exit")
+    print(f"running: Postgres {st.pg_version} in {st.data_dir} (pid {st.pid}), {kind}")
+    print(f"DSN: {st.dsn}")
+    print(f"clients: {st.clients if st.clients is not None else '?'} connection(s)")
+    return 0
+
+
+def _server_dsn(args: argparse.Namespace) -> tuple[str, int | None]:
+    """The DSN clients would use without starting anything (``--dsn``, ``$VECPG_DSN``, the
+    running server of the data directory) and its major version if embedded."""
+    from .errors import ServerUnavailable
+    from .server import server_status
+
+    env = os.environ.get("VECPG_DSN")
+    if args.dsn or (env and args.data_dir is None):
+        return str(args.dsn or env), None
+    st = server_status(args.data_dir)
+    if not st.running or st.dsn is None:
+        raise ServerUnavailable(f"no Postgres runs in {st.data_dir}: start one with "
+                                "`vecpg server start`")
+    return st.dsn, st.pg_version
+
+
+def cmd_dsn(args: argparse.Namespace) -> int:
+    """``vecpg dsn``: the connection string of the server clients use (no password hidden:
+    the embedded server has none; its socket is open to your user only)."""
+    print(_server_dsn(args)[0])
+    return 0
+
+
+def cmd_psql(args: argparse.Namespace) -> int:
+    """``vecpg psql [ARGS]``: exec the psql bundled with the embedded server on the DSN
+    ``vecpg dsn`` prints; ARGS go to psql as they are (``vecpg psql -c 'SELECT 1'``)."""
+    from .server import psql_path
+
+    dsn, version = _server_dsn(args)
+    psql = str(psql_path(version))
+    sys.stdout.flush()
+    os.execv(psql, [psql, "--dbname", dsn, *args.psql_args])
+    return 1  # not reached: execv replaces this process or raises OSError
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console entry point; returns the exit status (2 for a vecpg error, which is
     printed as one line instead of a traceback)::
@@ -98,10 +174,23 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--workers", type=int, default=16, help="request threads")
     s.add_argument("-v", "--verbose", action="store_true", help="log every request")
     s.set_defaults(func=cmd_serve)
+    v = sub.add_parser("server", help="keep the embedded Postgres running: start, stop, status")
+    v.add_argument("action", choices=("start", "stop", "status"))
+    v.set_defaults(func=cmd_server)
+    n = sub.add_parser("dsn", help="print the DSN of the running server (for psql, libpq)")
+    n.set_defaults(func=cmd_dsn)
+    q = sub.add_parser("psql", add_help=False, help="the bundled psql on that DSN; the "
+                                                    "arguments that follow go to psql")
+    q.set_defaults(func=cmd_psql)
     from .bench import add_parser as add_bench_parser
 
     add_bench_parser(sub)  # vecpg bench: see vecpg/bench/__init__.py
-    args = p.parse_args(argv)
+    # psql takes its own options (-c, -f, -v ...): whatever follows `psql` is passed on
+    args, extra = p.parse_known_args(argv)
+    if args.command == "psql":
+        args.psql_args = extra
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
     from .errors import VecpgError
 
     try:
