@@ -5,7 +5,7 @@ Inputs, all measured (:mod:`vecpg.stats` measures and caches the first two):
 
 - rows in the collection, and the filter's selectivity with how Postgres reaches the
   matching rows (a sample is counted when the choice would flip within 4x of Postgres'
-  estimate);
+  estimate, and always for a filter on JSON values, which Postgres only guesses);
 - the vector index's calibration (:mod:`vecpg.calibrate`): recall and latency of each search
   setting, and the cost of exact scans, measured on the collection;
 - what searches with this filter actually cost (filtered ANN costs depend on how the filter
@@ -38,7 +38,7 @@ from .indexes import COMPANION_KINDS, Companion, int_param
 from .query import Estimate, Query, SearchPlan
 from .schema import DataType
 from .session import Db
-from .stats import RESERVOIR, Stats, StatsCache, measure_filter, sample_filter
+from .stats import RESERVOIR, Stats, StatsCache, measure_filter, reads_json, sample_filter
 
 DEFAULT_RECALL = 0.95
 BEAM_COST = 0.1  # a filtered HNSW scan's extra cost per (ef / tuples visited); see HnswStrategy
@@ -697,7 +697,7 @@ class Planner:
             est, access = measure_filter(db, q)
             got = (min(est, rows) if rows > 0 else est, access, "planner", None)
             stats = Stats(rows, rows_src, got[0], "planner", access)
-            if _uncertain(PlanContext(q, stats, recall, forced, cache, table)):
+            if reads_json(q) or _uncertain(PlanContext(q, stats, recall, forced, cache, table)):
                 sampled = sample_filter(db, q, rows)
                 if sampled is not None:
                     got = (sampled[0], access, sampled[1], est)
