@@ -382,11 +382,14 @@ def field_data(name: str, dtype: DataType, values: Sequence[Any], *,
     elif dtype is DataType.FLOAT_VECTOR:
         first = next((v for v in values if v is not None), None)
         fd.vectors.dim = dim or (len(first) if first is not None else 0)
+        # the oneof set even for no rows: pymilvus reads an unset one as binary, / dim
+        fd.vectors.float_vector.SetInParent()
         if values:
             fd.vectors.float_vector.data.extend(
                 np.asarray(values, dtype=np.float32).reshape(-1).tolist())
     elif dtype is DataType.SPARSE_FLOAT_VECTOR:
         fd.vectors.dim = dim or 0
+        fd.vectors.sparse_float_vector.SetInParent()
         if values:
             rows = [dict(v) if v is not None else {} for v in values]
             fd.vectors.sparse_float_vector.CopyFrom(entity_helper.sparse_rows_to_proto(rows))
@@ -460,7 +463,7 @@ def placeholder_vectors(raw: bytes, field: FieldSchema) -> list[Any]:
                 bits = np.frombuffer(v, dtype="<u2").astype(np.uint32) << 16
                 out.append(bits.view(np.float32))
             elif dtype is DataType.INT8_VECTOR:
-                out.append(np.frombuffer(v, dtype=np.int8).astype(np.float32))
+                out.append(np.frombuffer(v, dtype=np.int8))  # vecpg takes int8 as int8
             elif dtype is DataType.SPARSE_FLOAT_VECTOR:
                 out.append(sparse_parse_single_row(v))
             else:

@@ -605,6 +605,9 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         rd = rank.get("round_decimal", -1)
         if rd not in (-1, None):
             kw2["round_decimal"] = int(rd)
+        for key in ("group_by_field", "group_size", "strict_group_size"):
+            if key in rank:
+                kw2[key] = rank[key]
         result = client.hybrid_search(name, reqs, ranker, limit=limit,
                                       output_fields=list(request.output_fields) or None,
                                       partition_names=list(request.partition_names) or None,
