@@ -16,11 +16,16 @@ mirror=${VECPG_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 if [ "${VECPG_PUBLIC_IMAGES:-}" = 1 ]; then
   echo "pgvector/pgvector:pg17"; echo "citusdata/citus"; exit 0
 fi
-have() { docker image inspect "$1" >/dev/null 2>&1; }
+# an image is rebuilt when the files baked into it changed since (its label vecpg.build)
+stamp=$(cat "$here/local/entrypoint.sh" "$here/initdb.sh" "$here"/../sql/*.sql | sha256sum | cut -c1-16)
+have() {
+  [ "$(docker image inspect -f '{{ index .Config.Labels "vecpg.build" }}' "$1" 2>/dev/null)" = "$stamp" ]
+}
 changes=(--change 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]'
          --change 'ENV PATH=/usr/lib/postgresql/17/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
          --change 'ENV PGDATA=/var/lib/postgresql/data LANG=C.UTF-8'
-         --change 'EXPOSE 5432')
+         --change 'EXPOSE 5432'
+         --change "LABEL vecpg.build=$stamp")
 
 build_pgvector() {
   have "$pgvector_image" && return 0

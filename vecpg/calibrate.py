@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from psycopg import sql
 
-from . import executor
+from . import distributed, executor
 from .catalog import CollectionInfo, IndexInfo
 from .companion import Companions
 from .errors import InvalidArgument
@@ -171,10 +171,20 @@ class _Calibration:
         # rows as queries: k + 1 rows, since a row finds itself; given queries are searched
         # exactly as a search runs them, k rows at ef >= k
         self.fetch = k if given else k + 1
+        self.distributed = distributed.of(info) is not None
         self.n = 0
         self.sample: list[tuple[Any, Any]] = []
         self.truth: list[set[Any]] = []
         self.base = self.exact_per_1k = self.scan_per_1k = 0.0
+
+    def _set(self, name: str, value: str) -> None:
+        """A setting until the calibration's transaction ends (on a distributed collection
+        a propagated SET LOCAL: set_config stays on the coordinator, see
+        :mod:`vecpg.distributed`)."""
+        if self.distributed:
+            distributed.set_local(self.conn, name, value)
+        else:
+            self.conn.execute("SELECT set_config(%s, %s, true)", [name, value])
 
     def take_sample(self, queries: int | Any) -> bool:
         """The query vectors (given, or a random sample of rows); False when the
@@ -215,12 +225,12 @@ class _Calibration:
         self.exact_per_1k = max(statistics.median(spent) - self.base, 0.001) / per_1k
         scans = ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan")
         for s in scans:
-            conn.execute("SELECT set_config(%s, 'off', true)", [s])
+            self._set(s, "off")
         scan_stmt = sql.SQL("SELECT count(*) FROM {} WHERE {} = ''").format(
             self.table, sql.Identifier(PARTITION_COLUMN))
         scan = statistics.median(_timed(conn, scan_stmt, [])[0] for _ in range(3))
         for s in scans:
-            conn.execute("SELECT set_config(%s, 'on', true)", [s])
+            self._set(s, "on")
         self.scan_per_1k = min(max(scan - self.base, 0.0) / per_1k, self.exact_per_1k)
 
     def companion_searcher(self, companions: Companions) -> Searcher:
@@ -240,13 +250,12 @@ class _Calibration:
         stmt = sql.SQL("SELECT {pk}, {d} AS _d FROM {t} ORDER BY _d LIMIT {k}").format(
             pk=self.pk, d=self.dist, t=self.table, k=sql.Literal(self.fetch))
         param = f"{self.setting}.ef_search" if knob == "ef" else f"{self.setting}.probes"
-        conn.execute("SELECT set_config(%s, 'off', true)", [f"{self.setting}.iterative_scan"])
+        self._set(f"{self.setting}.iterative_scan", "off")
         current: list[int] = []
 
         def search(vec: Any, value: int) -> tuple[float, list[Any]]:
             if current != [value]:
-                conn.execute("SELECT set_config(%s, %s, true)",
-                             [param, str(max(value, self.fetch) if knob == "ef" else value)])
+                self._set(param, str(max(value, self.fetch) if knob == "ef" else value))
                 current[:] = [value]
             ms, rows = _timed(conn, stmt, [vec])
             return ms, [r[0] for r in rows]

@@ -27,7 +27,19 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import __version__, args, catalog, compat, ddl, executor, fusion, ingest, rows, tenancy
+from . import (
+    __version__,
+    args,
+    catalog,
+    compat,
+    ddl,
+    distributed,
+    executor,
+    fusion,
+    ingest,
+    rows,
+    tenancy,
+)
 from . import calibrate as cal
 from . import companion as cmp
 from .args import check_recall
@@ -176,10 +188,12 @@ class Client(RbacMethods, UnsupportedMethods):
         :meth:`create_schema`, or a pymilvus ``CollectionSchema``). Keywords as pymilvus':
         ``enable_dynamic_field``, ``description``, ``max_length`` (of a string key),
         ``num_partitions`` (of a partition key), ``properties``, ``consistency_level``.
+        On Citus, ``shard_key`` (the primary or the partition key; None: not distributed)
+        and ``shard_count`` create it distributed (see :meth:`distribute_collection`).
         Raises :class:`AlreadyExists` if it exists."""
         kw = check_kwargs("create_collection", {"timeout": timeout, **kwargs}, (
             "enable_dynamic_field", "description", "max_length", "num_partitions",
-            "properties", "partition_key_field"))
+            "properties", "partition_key_field", "shard_key", "shard_count"))
         check_name(collection_name, "collection name")
         schema = compat.schema_of(schema)
         if metric_type is not None:
@@ -194,12 +208,40 @@ class Client(RbacMethods, UnsupportedMethods):
         schema.validate()
         metrics = ddl.field_metrics(schema, metric_type)
         props = ddl.collection_properties(schema, kw.get("properties"), kw.get("num_partitions"))
-        with self._lease() as db:
+        shard = kw.get("shard_key") is not None or kw.get("shard_count") is not None
+        if shard:
+            distributed.refuse_unsupported(schema)
+            distributed.check_shard_key(schema, kw.get("shard_key"))
+        with self._lease() as db, db.transaction():
             ddl.create_collection(db, self.schema, collection_name, schema,
                                   {"metrics": metrics, **props})
+            if shard:  # in the same transaction: a refused distribution leaves nothing
+                distributed.distribute(db, catalog.load(db, self.schema, collection_name),
+                                       kw.get("shard_key"), kw.get("shard_count"))
         self._catalog.forget(collection_name)
         if index_params:
             self.create_index(collection_name, index_params)
+
+    def distribute_collection(self, collection_name: str, shard_key: str | None = None,
+                              shard_count: int | None = None) -> dict[str, Any]:
+        """Make the collection a Citus distributed table (on a Citus coordinator): its rows
+        move to ``shard_count`` shards (Citus' default: ``citus.shard_count``, 32) hashed by
+        ``shard_key`` — the partition key if the collection has one, else the primary key.
+        Vector indexes are built on every shard; searches fan out and merge.
+        Returns ``{"shard_key": ..., "shard_count": ...}``.
+
+            >>> client.distribute_collection("docs", shard_count=8)
+            {'shard_key': 'id', 'shard_count': 8}
+
+        Raises :class:`NotSupported` for a collection with a companion index, BM25
+        functions or tenancy, :class:`UnsupportedServer` without Citus."""
+        info = self._info(collection_name, fresh=True)
+        with self._lease() as db, db.transaction():
+            db.lock(f"collection {self.schema}.{collection_name}")
+            got = distributed.distribute(db, info, shard_key, shard_count)
+        self._catalog.forget(collection_name)
+        self._stats.forget_table(info.table.as_string(None))
+        return got.as_dict()
 
     @retried
     def has_collection(self, collection_name: str, timeout: float | None = None,
@@ -322,7 +364,8 @@ class Client(RbacMethods, UnsupportedMethods):
         if unknown:
             raise InvalidArgument(f"property names must be strings, got "
                                   f"{sorted(map(repr, unknown))}")
-        reserved = set(properties) & {"metrics", "tenant_field", "num_partitions"}
+        reserved = set(properties) & {"metrics", "tenant_field", "num_partitions",
+                                       distributed.PROPERTY}
         if reserved:
             raise InvalidArgument(f"properties {sorted(reserved)} are vecpg's own; "
                                   "they change through other calls")
@@ -344,7 +387,8 @@ class Client(RbacMethods, UnsupportedMethods):
         check_kwargs("drop_collection_properties", {"timeout": timeout, **kwargs})
         keys = args.names(property_keys, "property_keys") or []
         info = self._info(collection_name, fresh=True)
-        reserved = set(keys) & {"metrics", "tenant_field", "num_partitions"}
+        reserved = set(keys) & {"metrics", "tenant_field", "num_partitions",
+                                       distributed.PROPERTY}
         if reserved:
             raise InvalidArgument(f"properties {sorted(reserved)} are vecpg's own")
         with self._lease() as db, db.transaction():
@@ -415,6 +459,7 @@ class Client(RbacMethods, UnsupportedMethods):
         superusers, BYPASSRLS roles."""
         info = self._info(collection_name, fresh=True)
         with self._lease() as db, db.transaction():
+            distributed.refuse_tenancy(info)
             tenancy.enable(db, info, field_name)
         self._catalog.forget(collection_name)
 
@@ -783,9 +828,14 @@ class Client(RbacMethods, UnsupportedMethods):
         info = self._info(collection_name)
         with self._lease() as db:
             plan = self._plan(db, info, req, fresh=True)
-        if data is not None:
-            query_vectors(plan.field, data)
-        return dict(plan.explain or {})
+            vectors = query_vectors(plan.field, data) if data is not None else None
+            out = dict(plan.explain or {})
+            dist = distributed.of(info)
+            if dist is not None:  # how Citus runs it: shards searched (1: routed by the key)
+                probe = vectors or query_vectors(plan.field, [distributed.probe(plan.field)])
+                out["distribution"] = {**dist.as_dict(), **distributed.explain_tasks(
+                    db, out["sql"], plan.bind(probe[:1])[0])}
+        return out
 
     def calibrate(self, collection_name: str, index_name: str | None = None, *,
                   queries: Any = 100) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import args, catalog, fulltext
+from . import args, catalog, distributed, fulltext
 from . import companion as cmp
 from .catalog import CollectionInfo, IndexInfo
 from .errors import AlreadyExists, InvalidArgument, SchemaError
@@ -269,6 +269,7 @@ def create_index(db: Db, info: CollectionInfo, req: Mapping[str, Any], dsn: str,
     if f.dtype.is_vector and info.index_on(f.name) is not None:
         raise AlreadyExists(f"field {f.name!r} has a vector index already; drop it first")
     if isinstance(cfg, Companion) and metric is not None:
+        distributed.refuse_companion(info, cfg.kind)
         _create_companion(db, info, f, name, cfg, metric, progress)
         return name
     pg_name = None if isinstance(cfg, Flat) else pg_index_name(info.name, name)

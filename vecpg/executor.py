@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from . import distributed
 from .companion import Companions
 from .query import SearchPlan
 from .results import SearchResult
@@ -41,7 +42,15 @@ class Run:
 
 def run(db: Db, plan: SearchPlan, vectors: list[Any], companions: Companions) -> Run:
     """Run ``plan`` for ``vectors`` (validated by :func:`vecpg.query.query_vectors`)."""
+    if distributed.of(plan.query.info) is not None:
+        # on Citus a session setting stays on the coordinator: SET LOCAL reaches the shards
+        with distributed.worker_settings(db, plan.settings):
+            return _run(db, plan, vectors, companions)
     db.apply(plan.settings)
+    return _run(db, plan, vectors, companions)
+
+
+def _run(db: Db, plan: SearchPlan, vectors: list[Any], companions: Companions) -> Run:
     started = time.perf_counter()
     fallback = plan.fallback
     stale = False

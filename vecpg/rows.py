@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import args
+from . import args, distributed
 from .args import INT64_MAX
 from .catalog import CollectionInfo
 from .companion import Companions, Target
@@ -39,7 +39,13 @@ def write(db: Db, info: CollectionInfo, batch: Batch, targets: list[Target],
                 "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
                 (key_sequence(db, info), batch.n))])
         encoding = companions.before_write(db, targets) if targets else []
-        if upsert:
+        if distributed.unique_by_delete(info) and not partial:
+            # sharded by another field, the table's key is (pk, shard key): a key stored
+            # under another shard-key value would stay, so the batch's keys go first
+            _replace(db, info, batch)
+        elif upsert or distributed.of(info) is not None:
+            # (Citus reports a duplicate key in a COPY as an internal error, XX000: an insert
+            # into a distributed table replaces by ON CONFLICT from the start)
             _upsert(db, info, batch, partial=partial)
         else:
             try:
@@ -118,6 +124,18 @@ def _upsert(db: Db, info: CollectionInfo, batch: Batch, *, partial: bool = False
     db.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) "
                        "DO UPDATE SET {}").format(info.table, cols, cols, tmp,
                                                   sql.Identifier(pk), sql.SQL(", ").join(sets)))
+
+
+def _replace(db: Db, info: CollectionInfo, batch: Batch) -> None:
+    """Delete the rows of the batch's keys, then insert the batch: an upsert replacing
+    whole rows, for a table whose unique key is not the primary key alone."""
+    tmp = _staged(db, info, batch)
+    pk = sql.Identifier(info.schema.primary_field.name)
+    db.execute(sql.SQL("DELETE FROM {} WHERE {} IN (SELECT {} FROM {})").format(
+        info.table, pk, pk, tmp))
+    cols = _idents(batch.columns)
+    db.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+        info.table, cols, cols, tmp))
 
 
 def _partial_update(db: Db, info: CollectionInfo, batch: Batch, tmp: sql.Identifier,
