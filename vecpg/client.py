@@ -272,6 +272,17 @@ class Client(RbacMethods, UnsupportedMethods):
             aliases = catalog.aliases_of(db, self.schema, info.name)
         return compat.describe_collection(info, aliases)
 
+    def collection_schema(self, collection_name: str) -> CollectionSchema:
+        """The collection's schema as vecpg holds it (its BM25 functions and analyzer
+        settings included; ``describe_collection`` is pymilvus' dict of it), from the
+        client's catalog cache: no round trip once the collection has been seen. The object
+        is the cached one, shared by later calls: copy it (``copy.deepcopy``) to change it.
+
+        >>> client.collection_schema("docs").primary_field.name
+        'id'
+        """
+        return self._info(collection_name).schema
+
     def rename_collection(self, old_name: str, new_name: str, target_db: str = "",
                           timeout: float | None = None, **kwargs: Any) -> None:
         """Rename a collection (its table, indexes and catalog entry); ``target_db`` must

@@ -294,6 +294,27 @@ class SearchIterator(_Batches[Hits]):
     def _empty(self) -> Hits:
         return Hits()
 
+    @property
+    def cursor(self) -> tuple[float, Any] | None:
+        """Where the iterator stands: an opaque value (the last hit read's ordering key and
+        primary key), None before the first hit. A new iterator over the same search goes on
+        from there with :meth:`resume` (``vecpg serve`` pages pymilvus' iterators so)."""
+        return self._cursor
+
+    def resume(self, cursor: tuple[float, Any] | None) -> None:
+        """Start the next batch after ``cursor`` (another iterator's :attr:`cursor` over
+        the same collection, query, filter and metric): the batches of both put together
+        are still exact search's hits, none twice or skipped (rows written in between
+        excepted: each iterator has its own snapshot). Before the first ``next()`` only."""
+        if self._cursor is not None or self._kept or self._drained:
+            raise InvalidArgument("resume() goes before the iterator's first batch")
+        if cursor is not None:
+            if not isinstance(cursor, tuple) or len(cursor) != 2 or \
+                    isinstance(cursor[0], bool) or not isinstance(cursor[0], (int, float)):
+                raise InvalidArgument(f"resume() takes an iterator's cursor, got {cursor!r}")
+            cursor = (float(cursor[0]), cursor[1])
+        self._cursor = cursor
+
     def _read(self, n: int) -> Hits:
         """The next ``n`` hits from the database (fewer: the last ones)."""
         if self._cursor is None:
