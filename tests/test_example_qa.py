@@ -95,3 +95,29 @@ def test_leave_one_out_counts(loaded: tuple[vecpg.Client, str],
     assert n == len(pairs)
     assert abs(same_cat - ref) <= 2  # float32 ties may break differently in Postgres
     assert same_cat > 0.5 * n
+
+
+def test_rebuilds_give_identical_results(dsn: str, data: tuple[list[Pair], np.ndarray],
+                                         encoder: MiniLM) -> None:
+    """Three rebuilds -- the embeddings computed again, the tables made again, one of them
+    with an HNSW index -- give the same leave-one-out counts and the same answers: the
+    model has no randomness and the searches are exact, ties broken by id."""
+    pairs, emb = data
+    assert np.array_equal(encoder.encode([p.question for p in pairs]), emb)
+    questions = ["who invented the computer", "what do you like to eat", "is it raining"]
+    vecs = encoder.encode(questions)
+    name = "qa_" + uuid.uuid4().hex[:10]
+    seen = []
+    with vecpg.connect(dsn) as client:
+        try:
+            for hnsw in (False, True, False):
+                store.create(client, name, pairs, emb, hnsw=hnsw)
+                if hnsw:
+                    assert client.list_indexes(name) == ["embedding"]
+                seen.append((store.nearest_other_agreement(client, name),
+                             [[(a.answer, a.matched_question, round(a.similarity, 6))
+                               for a in store.ask(client, name, v, k=3)] for v in vecs]))
+        finally:
+            store.drop(client, name)
+    assert seen[0] == seen[1] == seen[2]
+    assert seen[0][0][0] == len(pairs)

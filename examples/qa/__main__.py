@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--collection", default="qa_questions")
     ap.add_argument("--ask", action="append", help="a question (repeatable); default: a demo set")
     ap.add_argument("-k", type=int, default=3)
+    ap.add_argument("--hnsw", action="store_true",
+                    help="build an HNSW index (approximate; exact search is the default: "
+                         "the corpus is small)")
     args = ap.parse_args(argv)
 
     pairs = load_pairs(SAMPLE_CATEGORIES if args.sample else None)
@@ -46,10 +49,11 @@ def main(argv: list[str] | None = None) -> None:
     t_emb = time.perf_counter() - t0
     client = vecpg.connect(args.dsn)
     t0 = time.perf_counter()
-    store.create(client, args.collection, pairs, emb)
+    store.create(client, args.collection, pairs, emb, hnsw=args.hnsw)
+    how = "with an HNSW index" if args.hnsw else "for exact search"
     print(f"{len(pairs)} question/answer pairs from chatterbot-corpus, "
           f"{len({p.category for p in pairs})} categories; embedded in {t_emb:.1f} s "
-          f"(numpy MiniLM, {len(pairs) / t_emb:.0f} questions/s); stored with an HNSW index "
+          f"(numpy MiniLM, {len(pairs) / t_emb:.0f} questions/s); stored {how} "
           f"in {time.perf_counter() - t0:.1f} s\n")
 
     for question in args.ask or DEMO_QUESTIONS:

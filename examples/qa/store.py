@@ -36,9 +36,13 @@ def drop(client: vecpg.Client, name: str) -> None:
 
 
 def create(client: vecpg.Client, name: str, pairs: Sequence[Pair], embeddings: np.ndarray,
-           hnsw: bool = True) -> None:
+           hnsw: bool = False) -> None:
     """(Re)create the collection and tables for ``pairs``; ``embeddings[i]`` embeds
-    ``pairs[i].question``. Identical answers in one category are stored once."""
+    ``pairs[i].question``. Identical answers in one category are stored once.
+
+    No vector index unless ``hnsw``: a few thousand questions are scanned exactly in a
+    millisecond or two, and exact answers are the same on every rebuild (an HNSW graph
+    is built with random levels, so its approximate answers may not be)."""
     drop(client, name)
     t = _tables(client, name)
     cats = sorted({p.category for p in pairs})
@@ -87,14 +91,14 @@ class Answer:
 def ask(client: vecpg.Client, name: str, embedding: np.ndarray, k: int = 3,
         category: str | None = None, candidates: int = 20) -> list[Answer]:
     """The ``k`` best distinct answers for a question's ``embedding``: the ``candidates``
-    nearest stored questions (HNSW when indexed), joined with their answers and
-    categories, best question per answer. One SQL statement."""
+    nearest stored questions (exact, or HNSW when indexed; ties by id), joined with their
+    answers and categories, best question per answer. One SQL statement."""
     t = _tables(client, name)
     stmt = sql.SQL("""
         SELECT a.text, c.name, max(s.sim) AS sim,
                (array_agg(s.question ORDER BY s.sim DESC))[1]
         FROM (SELECT q.question, q.answer_id, 1 - (q.embedding <=> %(v)s) AS sim
-              FROM {q} q ORDER BY q.embedding <=> %(v)s LIMIT %(n)s) s
+              FROM {q} q ORDER BY q.embedding <=> %(v)s, q.id LIMIT %(n)s) s
         JOIN {a} a ON a.id = s.answer_id
         JOIN {c} c ON c.id = a.category_id
         WHERE %(cat)s::text IS NULL OR c.name = %(cat)s
@@ -108,23 +112,24 @@ def ask(client: vecpg.Client, name: str, embedding: np.ndarray, k: int = 3,
 
 def nearest_other_agreement(client: vecpg.Client, name: str) -> tuple[int, int, int, int]:
     """Leave-one-out in one SQL statement: for every stored question, its nearest *other*
-    question (LATERAL join). Returns (questions, same category, questions whose answer has
-    another question, of those the ones whose nearest other question has the same
+    question (LATERAL join), found exactly (index scans off, ties by id) so that the counts
+    are the same on every rebuild. Returns (questions, same category, questions whose answer
+    has another question, of those the ones whose nearest other question has the same
     answer)."""
     t = _tables(client, name)
     stmt = sql.SQL("""
         WITH nn AS (
             SELECT q.answer_id, n.answer_id AS nn_answer,
-                   (SELECT category_id FROM {a} WHERE id = q.answer_id) AS cat,
-                   (SELECT category_id FROM {a} WHERE id = n.answer_id) AS nn_cat,
                    count(*) OVER (PARTITION BY q.answer_id) AS n_same
             FROM {q} q CROSS JOIN LATERAL (
                 SELECT o.answer_id FROM {q} o WHERE o.id <> q.id
-                ORDER BY o.embedding <=> q.embedding LIMIT 1) n)
-        SELECT count(*), count(*) FILTER (WHERE cat = nn_cat),
+                ORDER BY o.embedding <=> q.embedding, o.id LIMIT 1) n)
+        SELECT count(*), count(*) FILTER (WHERE a.category_id = b.category_id),
                count(*) FILTER (WHERE n_same > 1),
-               count(*) FILTER (WHERE n_same > 1 AND answer_id = nn_answer)
-        FROM nn""").format(**t)
-    with client.connection() as conn:
+               count(*) FILTER (WHERE n_same > 1 AND nn.answer_id = nn.nn_answer)
+        FROM nn JOIN {a} a ON a.id = nn.answer_id JOIN {a} b ON b.id = nn.nn_answer""").format(**t)
+    with client.connection() as conn, conn.transaction():
+        conn.execute("SET LOCAL enable_indexscan = off")  # an HNSW index would approximate
         row = conn.execute(stmt).fetchone()
+    assert row is not None
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])
