@@ -41,6 +41,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # type checkers see the real signatures; at run time they load lazily
     from .client import Client, IndexParams, MilvusClient, connect
+    from .replicas import ReplicaPolicy
 
 
 def __getattr__(name: str) -> object:
@@ -50,6 +51,10 @@ def __getattr__(name: str) -> object:
         from . import client
 
         return getattr(client, name)
+    if name == "ReplicaPolicy":
+        from .replicas import ReplicaPolicy
+
+        return ReplicaPolicy
     raise AttributeError(f"module 'vecpg' has no attribute {name!r}")
 
 __all__ = [
@@ -59,6 +64,6 @@ __all__ = [
     "Hit", "IndexNotFound", "IndexNotReady", "IndexParams", "InvalidArgument",
     "InvalidName", "InvalidVector", "Metric", "MetricMismatch", "MilvusClient", "NotFound",
     "NotSupported", "PartitionNotFound", "PermissionDenied", "PoolTimeout", "RRFRanker",
-    "SchemaError", "ServerError", "ServerUnavailable", "UnsupportedServer", "ValueTooLong",
-    "VecpgError", "WeightedRanker", "connect",
+    "ReplicaPolicy", "SchemaError", "ServerError", "ServerUnavailable", "UnsupportedServer",
+    "ValueTooLong", "VecpgError", "WeightedRanker", "connect",
 ]

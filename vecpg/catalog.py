@@ -416,7 +416,9 @@ class CatalogCache:
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]  # only checked names are cached
         check_name(name, "collection name")
-        with self._session.lease() as db:
+        # on the primary even when the call reads on a standby (vecpg.replicas): an entry
+        # read on a lagging standby would be cached for the writes that follow
+        with self._session.own_lease() as db:
             info = load(db, self.schema_name, name)
         with self._lock:
             self._entries[name] = (now, info)

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -60,6 +60,7 @@ from .milvus_api import UnsupportedMethods
 from .planner import DEFAULT_RECALL, PlanCache, Planner
 from .query import SearchPlan, SearchRequest, compile_query, query_vectors
 from .rbac import RbacMethods
+from .replicas import ReplicaPolicy, Replicas, in_recovery, level_name, routed
 from .results import Hit, Hits, SearchResult, round_distances, select_fields
 from .schema import (
     DEFAULT_PARTITION,
@@ -96,12 +97,15 @@ class Client(RbacMethods, UnsupportedMethods):
     schema holding the collection tables (default ``public``). ``tracer``: called with
     ``(sql, params)`` for every statement vecpg sends. ``pool_size``: the most connections
     open at once; ``pool_timeout``: seconds a call waits for a free one before
-    :class:`~vecpg.errors.PoolTimeout`.
+    :class:`~vecpg.errors.PoolTimeout`. ``replicas``: DSNs of streaming standbys of
+    ``dsn`` that take reads by consistency level, as ``replica_policy`` says (see
+    :mod:`vecpg.replicas`).
     """
 
     def __init__(self, dsn: str | None = None, *, data_dir: str | None = None,
                  schema: str = "public", pool_size: int = 10, pool_timeout: float = 30.0,
-                 tracer: Tracer | None = None) -> None:
+                 tracer: Tracer | None = None, replicas: Sequence[str] | None = None,
+                 replica_policy: ReplicaPolicy | None = None) -> None:
         self.dsn = resolve_dsn(dsn, data_dir=data_dir)
         self.schema = check_name(schema, "schema name")
         self._default_schema = self.schema  # Milvus' "default" database
@@ -115,6 +119,14 @@ class Client(RbacMethods, UnsupportedMethods):
         self._planner = Planner(StatsCache())
         self._plans = PlanCache(ttl=self._planner.stats.ttl)
         self._companions = cmp.Companions()
+        self._replicas: Replicas | None = None
+        # a standby given as the DSN: read-only (never migrated, calibrations not stored)
+        self._session.standby = in_recovery(self._session)
+        if replicas:
+            self._replicas = Replicas(self._session, list(replicas),
+                                      replica_policy or ReplicaPolicy(), pool_size=pool_size,
+                                      timeout=pool_timeout)
+            self._companions.primary = self._session.own_lease
 
     # -- lifecycle ------------------------------------------------------------------------
     @property
@@ -135,6 +147,16 @@ class Client(RbacMethods, UnsupportedMethods):
     def close(self) -> None:
         """Close every pooled connection."""
         self._session.close()
+        if self._replicas is not None:
+            self._replicas.close()
+
+    def replica_status(self) -> list[dict[str, Any]]:
+        """The primary and each standby: reads served, and a standby's state and staleness
+        (see :meth:`vecpg.replicas.Replicas.status`); just the primary without replicas."""
+        if self._replicas is None:
+            return [{"dsn": _redact(self.dsn), "role": "standby" if self._session.standby
+                     else "primary", "reads": None}]
+        return self._replicas.status()
 
     def __enter__(self) -> Client:
         return self
@@ -193,7 +215,8 @@ class Client(RbacMethods, UnsupportedMethods):
         Raises :class:`AlreadyExists` if it exists."""
         kw = check_kwargs("create_collection", {"timeout": timeout, **kwargs}, (
             "enable_dynamic_field", "description", "max_length", "num_partitions",
-            "properties", "partition_key_field", "shard_key", "shard_count"))
+            "properties", "partition_key_field", "shard_key", "shard_count",
+            "consistency_level"))
         check_name(collection_name, "collection name")
         schema = compat.schema_of(schema)
         if metric_type is not None:
@@ -208,6 +231,8 @@ class Client(RbacMethods, UnsupportedMethods):
         schema.validate()
         metrics = ddl.field_metrics(schema, metric_type)
         props = ddl.collection_properties(schema, kw.get("properties"), kw.get("num_partitions"))
+        if kw.get("consistency_level") is not None:  # the reads' default (vecpg.replicas)
+            props["consistency_level"] = level_name(kw["consistency_level"])
         shard = kw.get("shard_key") is not None or kw.get("shard_count") is not None
         if shard:
             distributed.refuse_unsupported(schema)
@@ -567,6 +592,7 @@ class Client(RbacMethods, UnsupportedMethods):
         with self._lease() as db, db.transaction():
             return {"delete_count": rows.delete_rows(db, info, where, params)}
 
+    @routed
     def get(self, collection_name: str, ids: Any, output_fields: list[str] | None = None,
             timeout: float | None = None, partition_names: list[str] | None = None,
             **kwargs: Any) -> list[dict[str, Any]]:
@@ -577,6 +603,7 @@ class Client(RbacMethods, UnsupportedMethods):
         return self.query(collection_name, ids=ids, output_fields=output_fields,
                           partition_names=partition_names)
 
+    @routed
     @retried
     def query(self, collection_name: str, filter: str = "", output_fields: list[str] | None = None,
               timeout: float | None = None, ids: Any = None,
@@ -618,6 +645,7 @@ class Client(RbacMethods, UnsupportedMethods):
         with self._lease() as db:
             return rows.select_rows(db, info, sel, where, params, limit, offset, order_by)
 
+    @routed
     def count(self, collection_name: str, filter: str = "",
               partition_names: list[str] | None = None, **kwargs: Any) -> int:
         """Number of rows (matching ``filter``; keyword ``filter_params`` as :meth:`query`)."""
@@ -627,6 +655,7 @@ class Client(RbacMethods, UnsupportedMethods):
         return int(res[0]["count(*)"])
 
     # -- search ---------------------------------------------------------------------------
+    @routed
     @retried
     def search(self, collection_name: str, data: Any = None, filter: str = "", limit: int = 10,
                output_fields: list[str] | None = None,
@@ -696,6 +725,7 @@ class Client(RbacMethods, UnsupportedMethods):
             round_distances(hits, digits)
         return result
 
+    @routed
     def hybrid_search(self, collection_name: str, reqs: list[Any], ranker: Any = None,
                       limit: int = 10, output_fields: list[str] | None = None,
                       timeout: float | None = None, partition_names: list[str] | None = None,
@@ -884,7 +914,8 @@ class Client(RbacMethods, UnsupportedMethods):
                 else:
                     doc = cal.calibrate_index(db, info, ix, queries=queries,
                                               companions=self._companions)
-                if doc is not None or ix.pg_index is not None or ix.kind.companion:
+                if (doc is not None or ix.pg_index is not None or ix.kind.companion) and \
+                        not db.standby:  # a standby's catalog is the primary's
                     with db.transaction():
                         catalog.set_calibration(db, info, ix, doc)
                 out[ix.index_name] = doc
@@ -1003,6 +1034,7 @@ class Client(RbacMethods, UnsupportedMethods):
             self._companions.forget(dropped)
 
     # -- iterators ------------------------------------------------------------------------
+    @routed
     def query_iterator(self, collection_name: str, batch_size: int = 1000, limit: int = -1,
                        filter: str = "", output_fields: list[str] | None = None,
                        partition_names: list[str] | None = None,
@@ -1017,6 +1049,7 @@ class Client(RbacMethods, UnsupportedMethods):
                              partition_names, offset=kw.get("offset", 0),
                              filter_params=_filter_params(kw))
 
+    @routed
     def search_iterator(self, collection_name: str, data: Any, batch_size: int = 1000,
                         filter: str = "", limit: int = -1,
                         output_fields: list[str] | None = None,
@@ -1298,16 +1331,20 @@ def _redact(dsn: str) -> str:
 
 def connect(dsn: str | None = None, *, data_dir: str | None = None, schema: str = "public",
             pool_size: int = 10, pool_timeout: float = 30.0,
-            tracer: Tracer | None = None) -> Client:
+            tracer: Tracer | None = None, replicas: Sequence[str] | None = None,
+            replica_policy: ReplicaPolicy | None = None) -> Client:
     """Open a :class:`Client`: ``dsn``, else ``$VECPG_DSN``, else the embedded server.
 
-    Creates the ``vector`` extension and migrates vecpg's schema on first use.
+    Creates the ``vector`` extension and migrates vecpg's schema on first use (not on a
+    standby). ``replicas``: standbys that take reads (:mod:`vecpg.replicas`).
 
         >>> client = vecpg.connect()                     # embedded Postgres
         >>> client = vecpg.connect("postgresql://me@db/app", schema="search")
+        >>> client = vecpg.connect("postgresql://db1/app", replicas=["postgresql://db2/app"])
     """
     return Client(dsn, data_dir=data_dir, schema=schema, pool_size=pool_size,
-                  pool_timeout=pool_timeout, tracer=tracer)
+                  pool_timeout=pool_timeout, tracer=tracer, replicas=replicas,
+                  replica_policy=replica_policy)
 
 
 
@@ -1325,7 +1362,7 @@ class MilvusClient(Client):
     def __init__(self, uri: str = "", user: str = "", password: str = "", db_name: str = "",
                  token: str = "", timeout: float | None = None, **kwargs: Any) -> None:
         check_kwargs("MilvusClient", {"timeout": timeout, **kwargs},
-                     ("pool_size", "pool_timeout", "tracer"))
+                     ("pool_size", "pool_timeout", "tracer", "replicas", "replica_policy"))
         uri = args.text(uri, "uri")
         if token and not (user or password):
             user, _, password = args.text(token, "token").partition(":")
@@ -1350,5 +1387,6 @@ class MilvusClient(Client):
         super().__init__(dsn, data_dir=data_dir, schema=schema,
                          pool_size=int(kwargs.get("pool_size", 10)),
                          pool_timeout=float(kwargs.get("pool_timeout", 30.0)),
-                         tracer=kwargs.get("tracer"))
+                         tracer=kwargs.get("tracer"), replicas=kwargs.get("replicas"),
+                         replica_policy=kwargs.get("replica_policy"))
         self._default_schema = "public"

@@ -28,6 +28,7 @@ and triggers ``_vecpg_cmp_<id>_{ins,upd,trunc}`` on the collection table.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -401,6 +402,11 @@ class Companions:
         self._loaded: dict[int, Loaded] = {}
         self._models: dict[tuple[int, int], Any] = {}
         self._lock = threading.Lock()
+        # with read replicas, a lease of the primary: codes searched on a standby load from
+        # the primary, whose advisory locks order them against writers (a standby's locks
+        # are its own); the high-water mark then covers every code below it, and the
+        # standby's re-rank scans what it has and the codes loaded lack
+        self.primary: Callable[[], contextlib.AbstractContextManager[Db]] | None = None
 
     def forget(self, index_id: int) -> None:
         """Drop what is loaded of an index (dropped, or rebuilt elsewhere)."""
@@ -431,12 +437,21 @@ class Companions:
         every :data:`REFRESH_SECONDS` (rows encoded since are scanned exactly meanwhile)."""
         cur = self._loaded.get(index_id)
         if cur is None or cur.version != version:
-            cur = self._load(conn, index_id, version, trees)
+            with self._loader(conn) as c:
+                cur = self._load(c, index_id, version, trees)
             with self._lock:
                 self._loaded[index_id] = cur
         elif not trees and time.monotonic() - cur.refreshed > REFRESH_SECONDS:
-            self._refresh(conn, cur)
+            with self._loader(conn) as c:
+                self._refresh(c, cur)
         return cur
+
+    def _loader(self, conn: Db) -> contextlib.AbstractContextManager[Db]:
+        """Where codes load from: the primary when ``conn`` is a standby's and the primary
+        is known, else ``conn``."""
+        if conn.standby and self.primary is not None:
+            return self.primary()
+        return contextlib.nullcontext(conn)
 
     def _load(self, conn: Db, index_id: int, version: int, trees: bool) -> Loaded:
         model = self.model(conn, index_id, version)

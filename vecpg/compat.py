@@ -21,11 +21,13 @@ from typing import Any
 from . import args
 from .catalog import CollectionInfo
 from .errors import InvalidArgument, NotSupported, SchemaError
+from .replicas import level_name, level_number
 from .schema import CollectionSchema, DataType, FieldSchema
 
-# Accepted by every method, changing nothing: one Postgres has no replicas to wait for
-# (every read sees every committed write: Milvus' "Strong"), no request routing, and no
-# client-side RPC deadline worth more than the statement it bounds (see ``timeout``).
+# Accepted by every method, changing nothing here: ``consistency_level`` is checked, and the
+# read methods of a client with replicas honour it before this (vecpg.replicas; on one
+# Postgres every read sees every committed write: Milvus' "Strong"); no request routing, and
+# no client-side RPC deadline worth more than the statement it bounds (see ``timeout``).
 HARMLESS = frozenset({
     "timeout", "consistency_level", "guarantee_timestamp", "graceful_time",
     "travel_timestamp", "_async", "_callback", "client_request_id", "priority",
@@ -34,7 +36,6 @@ HARMLESS = frozenset({
     "_skip_load_dynamic_field", "num_shards", "shards_num", "sync", "check_task",
     "progress_bar",
 })
-CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually", "Customized")
 
 
 def check_kwargs(method: str, kwargs: Mapping[str, Any], honoured: Iterable[str] = ()
@@ -48,22 +49,13 @@ def check_kwargs(method: str, kwargs: Mapping[str, Any], honoured: Iterable[str]
             out[key] = value
         elif key in HARMLESS:
             if key == "consistency_level" and value is not None:
-                _check_consistency(value)
+                level_name(value)  # honoured by the read methods with replicas
             elif key == "timeout":
                 timeout(value)
         else:
             raise NotSupported(f"{method}() got the keyword {key!r}, which vecpg does not "
                                "support; leave it out (see the README's MilvusClient table)")
     return out
-
-
-def _check_consistency(value: Any) -> None:
-    name = getattr(value, "name", value)
-    if isinstance(name, int) and not isinstance(name, bool) and 0 <= name < 5:
-        return  # pymilvus' ConsistencyLevel enum values
-    if not isinstance(name, str) or name.capitalize() not in CONSISTENCY_LEVELS:
-        raise InvalidArgument(f"consistency_level must be one of {', '.join(CONSISTENCY_LEVELS)},"
-                              f" got {value!r}")
 
 
 def timeout(value: Any) -> float | None:
@@ -205,7 +197,7 @@ def loaded_state() -> Any:
 
 
 # collection properties vecpg keeps for itself (not shown as Milvus properties)
-OWN_PROPERTIES = ("metrics", "tenant_field", "num_partitions", "recall")
+OWN_PROPERTIES = ("metrics", "tenant_field", "num_partitions", "recall", "consistency_level")
 
 
 def _function(fn: Any) -> dict[str, Any]:
@@ -250,7 +242,8 @@ def describe_collection(info: CollectionInfo, aliases: list[str]) -> dict[str, A
         "collection_name": info.name, "auto_id": pk.auto_id, "num_shards": 1,
         "description": info.schema.description, "fields": fields,
         "functions": [_function(fn) for fn in info.schema.functions],
-        "aliases": aliases, "consistency_level": 0,  # Strong: one Postgres
+        "aliases": aliases,  # the reads' default level (vecpg.replicas); Milvus' Bounded
+        "consistency_level": level_number(info.properties.get("consistency_level")),
         "properties": props,
         "num_partitions": int(info.properties.get("num_partitions", len(info.partitions))),
         "enable_dynamic_field": info.schema.enable_dynamic_field,

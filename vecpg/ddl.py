@@ -22,7 +22,7 @@ from psycopg import sql
 from . import args, catalog, distributed, fulltext
 from . import companion as cmp
 from .catalog import CollectionInfo, IndexInfo
-from .errors import AlreadyExists, InvalidArgument, SchemaError
+from .errors import AlreadyExists, InvalidArgument, NotFound, SchemaError
 from .indexes import (
     Companion,
     Flat,
@@ -46,9 +46,13 @@ def ensure_schema(dsn: str, schema_name: str) -> None:
     """Create the Postgres schema that holds a client's collections, if it is missing (on a
     connection of its own: it runs before the client's pool opens)."""
     with psycopg.connect(dsn, autocommit=True) as c:
-        if c.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
-                     (schema_name,)).fetchone():
+        row = c.execute("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s),"
+                        " pg_is_in_recovery()", (schema_name,)).fetchone()
+        if row is None or row[0]:
             return  # nothing to write: a role without CREATE can connect
+        if row[1]:
+            raise NotFound(f"schema {schema_name!r} does not exist on this standby; create "
+                           "it on the primary (connect there once)")
         with c.transaction():
             # IF NOT EXISTS alone races: two processes can both find it missing
             c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",

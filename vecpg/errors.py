@@ -151,6 +151,9 @@ class _Translate:
             raise CollectionNotFound(_pg_message(exc)) from exc
         if isinstance(exc, pgerr.InsufficientPrivilege):
             raise PermissionDenied(_pg_message(exc)) from exc
+        if isinstance(exc, pgerr.ReadOnlySqlTransaction):
+            raise ServerError(f"{_pg_message(exc)}: the server is read-only (a standby?); "
+                              "writes go to the primary") from exc
         if _connection_lost(exc):
             raise ServerUnavailable(f"lost the connection to the server ({_pg_message(exc)});"
                                     " is it running? The next call reconnects") from exc

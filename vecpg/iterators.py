@@ -114,7 +114,8 @@ class _Batches(Generic[B]):
 
     def _open(self, session: Session) -> None:
         if self._left != 0:  # limit 0: nothing to read, no connection to hold
-            self._snapshot = _Snapshot(session)
+            # on the standby a routed call reads from (vecpg.replicas), if any
+            self._snapshot = _Snapshot(session.routed())
 
     def _rows(self, stmt: sql.Composed, params: list[Any]) -> list[tuple[Any, ...]]:
         if self._snapshot is None:

@@ -97,8 +97,16 @@ def upgrade(dsn: str, *, revision: str = "head") -> None:
             # catalog and filters cannot work with
             raise UnsupportedServer(f"database encoding {enc_name}: vecpg needs a UTF8 "
                                     "database (CREATE DATABASE ... ENCODING 'UTF8')")
-        if revision == "head" and current_revision(probe) == head_revision():
+        have = current_revision(probe)
+        if revision == "head" and have == head_revision():
             return  # the common case: nothing to do, and no need to wait for the lock
+        row = probe.execute("SELECT pg_is_in_recovery()").fetchone()
+        if row and row[0]:  # a standby is read-only: its primary's migration reaches it
+            if have != head_revision():
+                raise UnsupportedServer(
+                    f"this server is a standby at vecpg revision {have or 'none'} (this vecpg "
+                    f"needs {head_revision()}): connect to the primary once to migrate it")
+            return
     _run_alembic(dsn, "upgrade", revision)
     _log.info("vecpg schema at revision %s", revision)
 

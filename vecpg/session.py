@@ -153,6 +153,11 @@ class Db:
         """The server process serving this connection."""
         return int(self.raw.pgconn.backend_pid)
 
+    @property
+    def standby(self) -> bool:
+        """Whether this connection is to a read-only standby (:mod:`vecpg.replicas`)."""
+        return self._session is not None and self._session.standby
+
 
 # What DISCARD ALL does, less DEALLOCATE ALL: psycopg prepares statements itself and does
 # not notice a second DISCARD ALL on a connection (it checks a statement's result only the
@@ -190,6 +195,8 @@ class _Lease:
         db = self._db
         if db is not None:
             self._session._local.db = None
+            if self._session.after_lease is not None:
+                self._session.after_lease(db)
             self._session._give(db)
         if exc is not None:
             if isinstance(exc, ServerUnavailable):  # translated further in already
@@ -204,14 +211,22 @@ class _Lease:
 
 class Session:
     """A pool of connections to ``dsn`` (at most ``pool_size`` open; callers wait up to
-    ``timeout`` seconds for a free one) and the tracer that sees every statement."""
+    ``timeout`` seconds for a free one) and the tracer that sees every statement.
+
+    ``standby``: the server is a read-only streaming standby. Read replicas
+    (:mod:`vecpg.replicas`) send a call's leases of the primary's session to a standby's
+    session with :meth:`reading_from`; :meth:`own_lease` is never redirected (the catalog,
+    companion code loads, writes). ``after_lease`` is called with the connection at the end
+    of each outermost lease (the replicas record the primary's WAL position there)."""
 
     def __init__(self, dsn: str, *, pool_size: int = 10, timeout: float = 30.0,
                  tracer: Tracer | None = None,
-                 on_lost: Callable[[], object] | None = None) -> None:
+                 on_lost: Callable[[], object] | None = None, standby: bool = False) -> None:
         self.dsn = dsn
         self.tracer = tracer
         self.on_lost = on_lost  # called when a connection to the server is found dead
+        self.standby = standby
+        self.after_lease: Callable[[Db], None] | None = None
         self.timeout = timeout
         self.size = pool_size
         self._idle: list[Db] = []
@@ -223,8 +238,33 @@ class Session:
 
     def lease(self) -> _Lease:
         """A pooled connection for one call: ``with session.lease() as db: ...``; psycopg
-        errors raised inside become vecpg errors."""
+        errors raised inside become vecpg errors. Inside :meth:`reading_from` the
+        connection is the other session's."""
+        to = getattr(self._local, "reads", None)
+        return _Lease(self if to is None else to)
+
+    def own_lease(self) -> _Lease:
+        """:meth:`lease`, never redirected by :meth:`reading_from`."""
         return _Lease(self)
+
+    @contextlib.contextmanager
+    def reading_from(self, other: Session) -> Iterator[None]:
+        """Within the block, this thread's :meth:`lease` calls lease from ``other``."""
+        before = getattr(self._local, "reads", None)
+        self._local.reads = other
+        try:
+            yield
+        finally:
+            self._local.reads = before
+
+    def routed(self) -> Session:
+        """The session this thread's :meth:`lease` calls use now (see :meth:`reading_from`)."""
+        to = getattr(self._local, "reads", None)
+        return self if to is None else to
+
+    def leased(self) -> bool:
+        """Whether this thread holds a lease of this session now."""
+        return getattr(self._local, "db", None) is not None
 
     @contextlib.contextmanager
     def lend(self) -> Iterator[psycopg.Connection]:
@@ -236,6 +276,8 @@ class Session:
         try:
             yield db.raw
         finally:
+            if self.after_lease is not None:  # the borrower may have written
+                self.after_lease(db)
             self._reset(db)
             self._give(db)
 
