@@ -42,6 +42,7 @@ from . import (
 )
 from . import calibrate as cal
 from . import companion as cmp
+from .autoindex import AutoIndexer
 from .args import check_recall
 from .catalog import CatalogCache, CollectionInfo
 from .compat import check_kwargs
@@ -119,6 +120,8 @@ class Client(RbacMethods, UnsupportedMethods):
         self._planner = Planner(StatsCache())
         self._plans = PlanCache(ttl=self._planner.stats.ttl)
         self._companions = cmp.Companions()
+        # scalar indexes built for filters that need one (vecpg.autoindex)
+        self._auto_indexes = AutoIndexer(self.dsn, self._after_auto_index)
         self._replicas: Replicas | None = None
         # a standby given as the DSN: read-only (never migrated, calibrations not stored)
         self._session.standby = in_recovery(self._session)
@@ -146,6 +149,7 @@ class Client(RbacMethods, UnsupportedMethods):
 
     def close(self) -> None:
         """Close every pooled connection."""
+        self._auto_indexes.close()
         self._session.close()
         if self._replicas is not None:
             self._replicas.close()
@@ -720,6 +724,9 @@ class Client(RbacMethods, UnsupportedMethods):
             self._catalog.forget(collection_name)
         elif not self._planner.observe(plan, run.ms_per_query):
             self._plans.drop(req)  # its cost moved away from the estimate: plan again
+        if not self._session.standby:
+            self._auto_indexes.note(info, req.filter, _filter_params(kw), plan.explain,
+                                    len(vectors))
         result = run.hits(plan)
         for hits in result:
             round_distances(hits, digits)
@@ -871,6 +878,9 @@ class Client(RbacMethods, UnsupportedMethods):
             plan = self._plan(db, info, req, fresh=True)
             vectors = query_vectors(plan.field, data) if data is not None else None
             out = dict(plan.explain or {})
+            if "missing_index" in out:
+                out["missing_index"] = {**out["missing_index"],
+                                        "auto_index": self._auto_indexes.status(info, filter)}
             dist = distributed.of(info)
             if dist is not None:  # how Citus runs it: shards searched (1: routed by the key)
                 probe = vectors or query_vectors(plan.field, [distributed.probe(plan.field)])
@@ -948,6 +958,12 @@ class Client(RbacMethods, UnsupportedMethods):
                 self._catalog.forget(collection_name)
             if built is not None:
                 self._calibrate_after_build(collection_name, built)
+
+    def _after_auto_index(self, collection_name: str) -> None:
+        """An automatic scalar index was built (in vecpg.autoindex's thread): plans and
+        filter statistics made without it go."""
+        self._catalog.forget(collection_name)
+        self._stats.forget_filters(self._table(collection_name).as_string(None))
 
     def _calibrate_after_build(self, collection_name: str, name: str) -> None:
         """The planner's curve for a new index (a failure leaves it on default estimates)."""

@@ -210,7 +210,8 @@ def rename_collection(db: Db, info: CollectionInfo, new_name: str) -> None:
         renames = [(pg_index_name(old, PARTITION_COLUMN), PARTITION_COLUMN)]
         renames += [(ix.pg_index, ix.index_name) for ix in info.indexes if ix.pg_index]
         for ix in info.indexes:
-            if info.schema.field(ix.field_name).dtype is DataType.BINARY_VECTOR:
+            f = info.schema.get(ix.field_name)  # None: a dynamic key's (automatic) index
+            if f is not None and f.dtype is DataType.BINARY_VECTOR:
                 db.execute(sql.SQL("ALTER INDEX IF EXISTS {} RENAME TO {}").format(
                     sql.Identifier(schema_name, popcount_index_name(old, ix.index_name)),
                     sql.Identifier(popcount_index_name(new_name, ix.index_name))))

@@ -647,9 +647,37 @@ def make_plan(ctx: PlanContext, best: Option, options: list[Option]) -> SearchPl
                         remembers=q.field.dtype in (DataType.FLOAT_VECTOR,
                                                     DataType.FLOAT16_VECTOR))
     settings = q.settings(run.settings)
+    explain = _explain(ctx, best, options, text, settings)
+    missing = missing_index(ctx, best)
+    if missing is not None:
+        explain["missing_index"] = missing
     return SearchPlan(q, run.label, text, settings, dict(best.params), estimate,
-                      run.companion, fallback,
-                      _explain(ctx, best, options, text, settings))
+                      run.companion, fallback, explain)
+
+
+INDEX_GAIN = 1.5  # an index on the filter is worth building when plans get this much cheaper
+INDEX_GAIN_MS = 0.5  # ... and save at least this many milliseconds per search
+
+
+def missing_index(ctx: PlanContext, best: Option) -> dict[str, Any] | None:
+    """What an index serving the filter would gain, when no index serves it now and the
+    cost model says the best plan with one (fetching the matching rows through it) would
+    be at least INDEX_GAIN times and INDEX_GAIN_MS cheaper; else None (pure)."""
+    s, q = ctx.stats, ctx.query
+    if not q.filtered or s.filter_access != "seq" or s.rows <= TINY_ROWS or q.bm25 is not None:
+        return None
+    try:
+        alt, _ = choose(replace(ctx, stats=replace(s, filter_access="index")))
+    except InvalidArgument:
+        return None
+    if alt.cost_ms * INDEX_GAIN > best.cost_ms or best.cost_ms - alt.cost_ms < INDEX_GAIN_MS:
+        return None
+    return {"estimated_cost_ms": round(best.cost_ms, 4),
+            "estimated_cost_ms_with_index": round(alt.cost_ms, 4),
+            "strategy_with_index": alt.label, "speedup": round(best.cost_ms / alt.cost_ms, 2),
+            "note": (f"no index serves the filter: a scan reads all {s.rows:.0f} rows to find "
+                     f"{s.matching:.0f}; with one, {alt.label} would cost about "
+                     f"{alt.cost_ms:.2f} ms instead of {best.cost_ms:.2f} ms")}
 
 
 class _Progress:

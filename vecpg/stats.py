@@ -85,6 +85,11 @@ class StatsCache:
             del self.queries[key]
         self._rows.pop(table, None)
 
+    def forget_filters(self, table: str) -> None:
+        """Drop the filter statistics of ``table`` (an index now serves some filter)."""
+        for key in [k for k in self._filters if k[0] == table]:
+            self._filters.pop(key, None)
+
     def put_filter(self, table: str, q: Query, value: tuple[float, str | None, str, float | None]
                    ) -> None:
         """Cache what was measured of ``q``'s filter."""
