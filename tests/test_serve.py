@@ -572,9 +572,9 @@ def test_bm25_full_text(mc: Any, local: vecpg.Client, name: str) -> None:
     assert json.loads(text["params"]["analyzer_params"]) == {"type": "english"}
     sparse = next(f for f in remote["fields"] if f["name"] == "sparse")
     assert sparse.get("is_function_output")
-    info = local._info(name)
-    assert info.schema.field("text").analyzer_params == {"type": "english"}
-    assert [f.output_field for f in info.schema.functions] == ["sparse"]
+    schema = local.collection_schema(name)
+    assert schema.field("text").analyzer_params == {"type": "english"}
+    assert [f.output_field for f in schema.functions] == ["sparse"]
     docs = ["the cat sat on the mat", "dogs chase cats in the garden",
             "a garden of roses and tulips", "the stock market fell sharply today",
             "cats and dogs living together", "roses are red and violets are blue"]

@@ -65,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     server = serve(args.host, args.port, dsn=args.dsn, data_dir=args.data_dir,
-                   workers=args.workers, handle_signals=True)
+                   workers=args.workers, max_clients=args.max_clients, handle_signals=True)
     print(f"vecpg serve: Milvus gRPC on {args.host}:{server.port}", flush=True)
     server.wait_for_termination()
     return 0
@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on")
     s.add_argument("--port", type=int, default=19530, help="port (Milvus' default 19530)")
     s.add_argument("--workers", type=int, default=16, help="request threads")
+    s.add_argument("--max-clients", type=int, default=32,
+                   help="(role, database) clients kept open, each a connection pool")
     s.add_argument("-v", "--verbose", action="store_true", help="log every request")
     s.set_defaults(func=cmd_serve)
     v = sub.add_parser("server", help="keep the embedded Postgres running: start, stop, status")

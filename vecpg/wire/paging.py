@@ -6,11 +6,12 @@ with a token and the page's last distance (``search_iter_last_bound``); every la
 sends that token back, with the previous page's bound. Milvus resumes from the bound.
 
 Here each page is one batch of a :class:`vecpg.iterators.SearchIterator` (an exact
-search, keyset-paged by ``(distance, pk)``), resumed at the cursor the token's previous
-page ended at, so the pages put together are exactly ``search(..., search_params={"exact":
-True})``'s hits, ties in primary-key order, none twice or skipped. Nothing is held between
-pages (no connection, no snapshot, no lock a DROP would wait for): a token is only the
-cursor, forgotten after ``max_tokens`` newer ones (an unknown token starts again).
+search, keyset-paged by ``(distance, pk)``), resumed (``SearchIterator.resume``) at the
+cursor the token's previous page ended at, so the pages put together are exactly
+``search(..., search_params={"exact": True})``'s hits, ties in primary-key order, none
+twice or skipped. Nothing is held between pages (no connection, no snapshot, no lock a
+DROP would wait for): a token is only the cursor, forgotten after ``max_tokens`` newer
+ones (an unknown token starts again).
 Unlike vecpg's own iterator, each page sees the rows committed when it runs.
 
 pymilvus probes with a one-hit page before it starts and drops that token; its iterator
@@ -27,10 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..results import Hits
-
-# vecpg's SearchIterator keeps its keyset cursor here: (pgvector's raw key, pk) of the last
-# row read. vecpg.Client has no public way to resume an iterator at a cursor yet.
-_CURSOR = "_cursor"
 
 
 class SearchPages:
@@ -59,12 +56,9 @@ class SearchPages:
             return Hits()
         it = make()
         try:
-            if cursor is not None:
-                if not hasattr(it, _CURSOR):
-                    raise RuntimeError("vecpg's SearchIterator has no cursor to resume at")
-                setattr(it, _CURSOR, cursor)
+            it.resume(cursor)
             hits = it.next()
-            after = getattr(it, _CURSOR, None) if hits else None
+            after = it.cursor if hits else None
         finally:
             it.close()
         with self._lock:

@@ -25,16 +25,19 @@ _MAX_MESSAGE = 2**31 - 1
 
 
 def serve(host: str = "127.0.0.1", port: int = 19530, dsn: str | None = None,
-          data_dir: str | None = None, workers: int = 16, *,
+          data_dir: str | None = None, workers: int = 16, *, max_clients: int = 32,
           handle_signals: bool = False) -> Any:
     """Start a gRPC server speaking Milvus' protocol on ``host:port`` (``port=0``: a free
     port, read back from ``server.port``), translating onto Postgres at ``dsn`` (default
     ``$VECPG_DSN``, else the embedded server in ``data_dir``); returns the started
-    ``grpc.Server``. With ``handle_signals``, SIGTERM and SIGINT stop it gracefully
+    ``grpc.Server``. ``max_clients``: the (role, database) clients kept open, each with a
+    pool of up to ``max(workers, 4)`` connections (see :class:`~vecpg.wire.service.
+    ClientCache`). With ``handle_signals``, SIGTERM and SIGINT stop it gracefully
     (in-flight requests get 5 seconds); call from the main thread then."""
     if workers < 1:
         raise InvalidArgument(f"workers must be at least 1, got {workers}")
-    service = MilvusService(dsn, data_dir=data_dir, pool_size=max(workers, 4))
+    service = MilvusService(dsn, data_dir=data_dir, pool_size=max(workers, 4),
+                            max_clients=max_clients)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers,
                                                     thread_name_prefix="vecpg-serve"),
                          options=[("grpc.max_send_message_length", _MAX_MESSAGE),

@@ -4,8 +4,9 @@ turns into the exceptions it raises against Milvus.
 
 Requests run as a Postgres role: ``token="user:password"`` (or user and password) arrives
 base64-encoded in the ``authorization`` metadata, as pymilvus' interceptor sends it, and the
-request runs on a client logged in as that role (one client per role and database,
-cached); without credentials, on the server's own DSN. The Milvus database (``db_name`` in
+request runs on a client logged in as that role (one client per role and database, the
+``max_clients`` most recently used kept open: see :class:`ClientCache`); without
+credentials, on the server's own DSN. The Milvus database (``db_name`` in
 the request or ``dbname`` in the metadata) is the client's database (a Postgres schema).
 
 RPCs not translated here answer ``UNIMPLEMENTED``, naming the RPC.
@@ -21,7 +22,9 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -109,15 +112,17 @@ def status_of(e: VecpgError, request: Any = None) -> Any:
 
 
 def rpc(reply: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Wrap an RPC handler: log it at debug level, and turn a vecpg error into ``reply``
-    carrying its status (``reply`` is the response message class, or Status itself)."""
+    """Wrap an RPC handler: log it at debug level, hold the clients it takes until it
+    answers, and turn a vecpg error into ``reply`` carrying its status (``reply`` is the
+    response message class, or Status itself)."""
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def handler(self: MilvusService, request: Any, context: Any) -> Any:
             if _log.isEnabledFor(logging.DEBUG):
                 _log.debug("%s %s", fn.__name__, _brief(request))
             try:
-                return fn(self, request, context)
+                with self.clients.request():
+                    return fn(self, request, context)
             except VecpgError as e:
                 _log.debug("%s failed: %s: %s", fn.__name__, type(e).__name__, e)
                 status = status_of(e, request)
@@ -144,16 +149,132 @@ def _not_implemented(name: str) -> Callable[..., Any]:
     return handler
 
 
+class _Entry:
+    __slots__ = ("client", "evicted", "users")
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.users = 0  # requests holding it now
+        self.evicted = False  # out of the cache: closed when the last user lets go
+
+
+class ClientCache:
+    """The clients of the roles and databases requests run as, the ``max_clients`` most
+    recently used kept open (each holds a pool of connections). A client pushed out is
+    closed once no request holds it any more, so a request in flight never loses its
+    client; the next request of that role opens a new one. Thread-safe.
+
+    A request takes clients with :meth:`take` inside ``with cache.request():``, which
+    lets them go when the request ends."""
+
+    def __init__(self, max_clients: int = 32) -> None:
+        if isinstance(max_clients, bool) or not isinstance(max_clients, int) or max_clients < 1:
+            raise InvalidArgument(f"max_clients must be an integer of at least 1, got "
+                                  f"{max_clients!r}")
+        self.max_clients = max_clients
+        self._entries: OrderedDict[tuple[str, ...], _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._held = threading.local()  # the entries the current request holds
+        self.opened = 0  # clients opened so far (for tests and logs)
+        self.closed = 0  # clients closed so far
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def keys(self) -> list[tuple[str, ...]]:
+        """The cached keys, least recently used first."""
+        with self._lock:
+            return list(self._entries)
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        """The scope of one request: clients taken inside are held until it ends."""
+        outer = getattr(self._held, "entries", None)
+        self._held.entries = [] if outer is None else outer
+        try:
+            yield
+        finally:
+            if outer is None:
+                entries, self._held.entries = self._held.entries, None
+                self._release(entries)
+
+    def take(self, key: tuple[str, ...], open_client: Callable[[], Client]) -> Client:
+        """The client for ``key`` (``open_client()`` opens it when not cached), held by the
+        current request; the least recently used beyond ``max_clients`` are evicted."""
+        held = getattr(self._held, "entries", None)
+        if held is None:
+            raise RuntimeError("ClientCache.take outside a request() scope")
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                entry.users += 1
+                held.append(entry)
+                return entry.client
+        client = open_client()  # outside the lock: opening takes a round trip or more
+        spare: list[Client] = []
+        with self._lock:
+            self.opened += 1
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = _Entry(client)
+                while len(self._entries) > self.max_clients:
+                    _, old = self._entries.popitem(last=False)
+                    old.evicted = True
+                    if old.users == 0:
+                        spare.append(old.client)
+            else:  # another request opened it meanwhile
+                self._entries.move_to_end(key)
+                spare.append(client)
+            entry.users += 1
+            held.append(entry)
+        self._close(spare)
+        return entry.client
+
+    def evict(self, match: Callable[[tuple[str, ...]], bool]) -> None:
+        """Evict the clients whose key matches (closed when no request holds them)."""
+        with self._lock:
+            gone = [self._entries.pop(k) for k in list(self._entries) if match(k)]
+            for e in gone:
+                e.evicted = True
+            idle = [e.client for e in gone if e.users == 0]
+        self._close(idle)
+
+    def close(self) -> None:
+        """Close every cached client (requests still running keep theirs until they end)."""
+        self.evict(lambda key: True)
+
+    def _release(self, entries: list[_Entry]) -> None:
+        idle = []
+        with self._lock:
+            for e in entries:
+                e.users -= 1
+                if e.evicted and e.users == 0:
+                    idle.append(e.client)
+        self._close(idle)
+
+    def _close(self, clients: list[Client]) -> None:
+        for c in clients:
+            try:
+                c.close()
+            except VecpgError as e:  # a dead server: nothing left to close cleanly
+                _log.debug("closing an evicted client: %s", e)
+            with self._lock:
+                self.closed += 1
+
+
 class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     """The servicer: ``grpc.server`` it with ``milvus_pb2_grpc.add_MilvusServiceServicer_
-    to_server(MilvusService(dsn), server)``, or use :func:`vecpg.wire.serve`."""
+    to_server(MilvusService(dsn), server)``, or use :func:`vecpg.wire.serve`.
+    ``pool_size``: connections per client; ``max_clients``: clients (role and database
+    pairs) kept open, so at most ``pool_size * max_clients`` connections."""
 
     def __init__(self, dsn: str | None = None, *, data_dir: str | None = None,
-                 pool_size: int = 10) -> None:
+                 pool_size: int = 10, max_clients: int = 32) -> None:
         self.dsn = resolve_dsn(dsn, data_dir=data_dir)
         self._pool_size = pool_size
-        self._clients: dict[tuple[str, str, str], Client] = {}
-        self._lock = threading.Lock()
+        self.clients = ClientCache(max_clients)
         self._ids = itertools.count(1)
         self._pages = SearchPages()
 
@@ -166,10 +287,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     def close(self) -> None:
         """Close every client the service opened."""
         self._pages.close()
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for c in clients:
-            c.close()
+        self.clients.close()
 
     # -- who and where ----------------------------------------------------------------------
     def _client(self, context: Any, request: Any = None, db: str | None = None) -> Client:
@@ -188,19 +306,22 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         if db is None:
             db = getattr(request, "db_name", "") or meta.get("dbname", "") or "default"
         db = db or "default"
-        key = (user, password, db)
-        with self._lock:
-            client = self._clients.get(key)
-        if client is not None:
-            return client
+        return self.clients.take((user, password, db),
+                                 lambda: self._open(context, user, password, db))
+
+    def _open(self, context: Any, user: str, password: str, db: str) -> Client:
         dsn = self.dsn
         if user:
             dsn = psycopg.conninfo.make_conninfo(dsn, user=user, password=password)
+        client = None
         try:
             client = Client(dsn, pool_size=self._pool_size)
             if db != "default":
                 client.use_database(db)
+            return client
         except VecpgError as e:
+            if client is not None:
+                client.close()
             cause = e.__cause__
             if isinstance(cause, psycopg.OperationalError) and (
                     (cause.sqlstate or "").startswith("28") or _AUTH_FAILED.search(str(cause))):
@@ -208,16 +329,11 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
                               "auth check failure, please check username and password are "
                               "correct")
             raise
-        with self._lock:
-            other = self._clients.setdefault(key, client)
-        if other is not client:
-            client.close()
-        return other
 
     @staticmethod
     def _schema(client: Client, name: str) -> CollectionSchema:
-        # the client's catalog cache: the schema every data RPC needs, without a round trip
-        return client._info(name).schema
+        # from the client's catalog cache: every data RPC needs it, without a round trip
+        return client.collection_schema(name)
 
     # -- server -----------------------------------------------------------------------------
     @rpc(milvus_pb2.ConnectResponse)
@@ -742,11 +858,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
     def DropDatabase(self, request: Any, context: Any) -> Any:
         """``Client.drop_database`` (an empty one); the clients opened on it are closed."""
         self._admin(context).drop_database(request.db_name)
-        with self._lock:
-            gone = [k for k in self._clients if k[2] == request.db_name]
-            clients = [self._clients.pop(k) for k in gone]
-        for c in clients:
-            c.close()
+        self.clients.evict(lambda key: key[2] == request.db_name)
         return _OK
 
     @rpc(milvus_pb2.ListDatabasesResponse)
