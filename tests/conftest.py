@@ -161,7 +161,9 @@ def dsn(request: pytest.FixtureRequest) -> Iterator[str]:
 
         image = require_docker("pgvector")
         _STARTED_CONTAINERS = True
+        # testcontainers publishes the port on every interface: a password of its own
         pg = PostgresContainer(image, driver=None, username="postgres", dbname="postgres",
+                               password=uuid.uuid4().hex,
                                name=f"vecpg-test-{SESSION_LABEL['vecpg.test']}-pg17")
         pg.with_kwargs(labels=SESSION_LABEL, shm_size=SHM_SIZE)
         pg.with_env("POSTGRES_INITDB_ARGS", "--no-sync")  # a test server: ~3 s less to start

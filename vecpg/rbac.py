@@ -406,6 +406,20 @@ def _description(db: Db, oid: int) -> str:
 
 # -- roles --------------------------------------------------------------------------------
 
+def describe_as(db: Db, role_name: Any, description: Any, what: str) -> None:
+    """Set the description of an existing user (``what="user"``) or role: ``COMMENT ON
+    ROLE`` (an empty one clears it)."""
+    if what == "user":
+        name = _existing_user(db, role_name)
+    else:
+        name = _grantee(db, role_name)[2]
+        if name == PUBLIC:
+            raise InvalidArgument("role 'public' has no description to change")
+    text = args.text(description, "description")
+    db.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(
+        sql.Identifier(name), sql.Literal(text) if text else sql.SQL("NULL")))
+
+
 def create_role(db: Db, schema: str, role_name: Any, description: Any = None) -> None:
     """A role: ``CREATE ROLE <role> NOLOGIN``."""
     name = _name(role_name, "role name")
@@ -734,6 +748,13 @@ class RbacMethods:
         with self._lease() as db, db.transaction():
             update_password(db, self.schema, user_name, old_password, new_password)
 
+    def update_user(self, user_name: str, description: str, timeout: float | None = None,
+                    **kwargs: Any) -> None:
+        """Change a user's description (``COMMENT ON ROLE``; empty: none)."""
+        check_kwargs("update_user", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            describe_as(db, user_name, description, "user")
+
     def list_users(self, timeout: float | None = None, **kwargs: Any) -> list[str]:
         """The users (LOGIN roles), by name."""
         check_kwargs("list_users", {"timeout": timeout, **kwargs})
@@ -760,6 +781,13 @@ class RbacMethods:
         check_kwargs("drop_role", {"timeout": timeout, **kwargs})
         with self._lease() as db, db.transaction():
             drop_role(db, self.schema, role_name, force_drop)
+
+    def alter_role(self, role_name: str, description: str, timeout: float | None = None,
+                   **kwargs: Any) -> None:
+        """Change a role's description (``COMMENT ON ROLE``; empty: none)."""
+        check_kwargs("alter_role", {"timeout": timeout, **kwargs})
+        with self._lease() as db, db.transaction():
+            describe_as(db, role_name, description, "role")
 
     def list_roles(self, timeout: float | None = None, **kwargs: Any) -> list[str]:
         """The roles, by name."""
