@@ -430,6 +430,10 @@ def test_collection_maintenance(mc: Any, local: vecpg.Client, name: str) -> None
                    local.query(new, filter="id >= 8", output_fields=["note", "score"]))
         assert mc.get(new, ids=[100], output_fields=["note", "score"])[0] == {
             "id": 100, "note": "hi", "score": 9}
+        # a field's parameters cannot change: vecpg's NotSupported, as Milvus' status
+        with pytest.raises(MilvusException) as e:
+            mc.alter_collection_field(new, "note", {"max_length": 40})
+        assert e.value.code == 10 and "ALTER TABLE" in e.value.message
         job = mc.compact(new)
         assert str(mc.get_compaction_state(job)) == "Completed"
         mc.truncate_collection(new)
@@ -481,6 +485,17 @@ def test_users_roles_privileges(mc: Any, server: Any, local: vecpg.Client, name:
     mc.revoke_privilege(role, "Collection", "Search", name)
     assert [p for p in local.describe_role(role)["privileges"]
             if p["object_name"] == name] == []
+    # descriptions: update_user (UpdateCredential without passwords) and alter_role
+    mc.update_user(user, "reads the catalog")
+    mc.alter_role(role, "catalog readers")
+    assert local.describe_user(user)["description"] == "reads the catalog"
+    assert mc.describe_role(role)["description"] == "catalog readers" == \
+        local.describe_role(role)["description"]
+    mc.update_user(user, "")  # empty: none
+    assert local.describe_user(user)["description"] == ""
+    with pytest.raises(MilvusException) as e:
+        mc.update_user(user + "_nobody", "x")
+    assert e.value.code == 1100 and "does not exist" in e.value.message
     mc.revoke_role(user, role)
     assert mc.describe_user(user)["roles"] == ()
     assert {g["privilege_group"] for g in mc.list_privilege_groups()} == {

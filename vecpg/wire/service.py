@@ -46,6 +46,7 @@ from ..errors import (
     ServerUnavailable,
     VecpgError,
 )
+from ..milvus_api import STATUS
 from ..schema import CollectionSchema, DataType, FieldSchema
 from ..server import resolve_dsn
 from . import convert
@@ -938,6 +939,17 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         client.add_collection_field(name, f.name, f.dtype, f.description, **kw)
         return _OK
 
+    @rpc(common_pb2.Status)
+    def AlterCollectionField(self, request: Any, context: Any) -> Any:
+        """``Client.alter_collection_field``: vecpg's answer (NotSupported, saying what to
+        do instead) as a Milvus status, rather than UNIMPLEMENTED."""
+        client = self._client(context, request)
+        client.collection_schema(request.collection_name).field(request.field_name)
+        status, note = STATUS["alter_collection_field"]
+        if status == "not_supported":  # Client's method raises this (set at import)
+            raise NotSupported(f"alter_collection_field: {note}")
+        raise NotSupported("alter_collection_field is not translated by vecpg serve yet")
+
     @rpc(milvus_pb2.ManualCompactionResponse)
     def ManualCompaction(self, request: Any, context: Any) -> Any:
         """``Client.compact``: VACUUM (ANALYZE), done when it answers."""
@@ -972,11 +984,20 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
 
     @rpc(common_pb2.Status)
     def UpdateCredential(self, request: Any, context: Any) -> Any:
-        """``Client.update_password``."""
+        """``Client.update_password``; without passwords (pymilvus' ``update_user``),
+        ``Client.update_user``: the description only."""
+        client = self._admin(context)
         if not request.oldPassword and not request.newPassword:
-            raise NotSupported("changing only a user's description is not supported")
-        self._admin(context).update_password(request.username, _b64(request.oldPassword),
-                                             _b64(request.newPassword))
+            client.update_user(request.username, request.description)
+            return _OK
+        client.update_password(request.username, _b64(request.oldPassword),
+                               _b64(request.newPassword))
+        return _OK
+
+    @rpc(common_pb2.Status)
+    def AlterRole(self, request: Any, context: Any) -> Any:
+        """``Client.alter_role``: the role's description."""
+        self._admin(context).alter_role(request.role_name, request.description)
         return _OK
 
     @rpc(common_pb2.Status)
