@@ -73,3 +73,24 @@ def test_a_closed_pipe_and_a_bad_file_end_in_one_line(tmp_path, dsn: str) -> Non
     p.stdout.close()
     _, err = p.communicate(timeout=120)
     assert p.returncode == 1 and b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def test_dsn_and_psql_pass_their_arguments_on(tmp_path, dsn: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    assert main(["--dsn", dsn, "dsn"]) == 0 and capsys.readouterr().out.strip() == dsn
+    # nothing runs in an empty data directory: one line that says what to do, exit 2
+    assert main(["--data-dir", str(tmp_path / "none"), "dsn"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vecpg: ServerUnavailable:") and err.endswith("`vecpg server start`")
+    with pytest.raises(SystemExit) as done:  # only psql takes arguments vecpg does not know
+        main(["--dsn", dsn, "info", "-c", "x"])
+    assert done.value.code == 2
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    run = subprocess.run([sys.executable, "-m", "vecpg.cli", "--dsn", dsn, "psql", "-X", "-A",
+                          "-t", "-v", "n=41", "-c", r"\echo :n", "-c", "SELECT 41 + 1"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 0 and run.stdout.split() == ["41", "42"], run.stderr
