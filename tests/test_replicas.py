@@ -75,11 +75,10 @@ def _reads(client: vecpg.Client) -> list[int]:
 
 
 def _pause(s: LocalServer) -> None:
+    """Replay paused: once requested, the startup process applies no further record (it
+    says "paused" only when one arrives)."""
     s.sql("SELECT pg_wal_replay_pause()")
-    deadline = time.monotonic() + 10
-    while s.sql("SELECT pg_get_wal_replay_pause_state()") != "paused":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    assert s.sql("SELECT pg_get_wal_replay_pause_state()") in ("pause requested", "paused")
 
 
 def _write_elsewhere(cluster: LocalCluster, schema: str, key: int, dim: int = 8) -> None:
@@ -161,13 +160,14 @@ def test_session_is_this_clients_writes_and_strong_everyones(cluster: LocalClust
 def test_bounded_skips_a_stale_standby(cluster: LocalCluster, schema: str) -> None:
     with _client(cluster, schema, max_staleness=1.0) as client:
         vecs = _setup(client, cluster)
-        for s in cluster.standbys:
-            _pause(s)
-        # paused but nothing new to replay (an idle primary): not stale, however long
+        # the last commit is older than max_staleness, but the standbys replayed all the
+        # primary sent: not stale (the replay timestamp alone would say 1.3 s)
         time.sleep(1.3)
         before = _reads(client)
         assert client.count("docs", consistency_level="Bounded") == 200
         assert _reads(client)[0] == before[0]
+        for s in cluster.standbys:
+            _pause(s)
         # a write the standbys cannot replay: after max_staleness they are skipped
         client.insert("docs", [{"id": 900, "vector": vecs[2]}])
         time.sleep(1.3)
@@ -311,3 +311,83 @@ def test_standby_behind_vecpg_is_not_migrated(cluster: LocalCluster, schema: str
             vecpg.connect(cluster.standbys[0].dsn, schema=schema)
     finally:
         cluster.primary.sql("UPDATE vecpg.alembic_version SET version_num = %s", (head,))
+
+
+def test_replicas_in_containers(docker_postgres, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The same routing on Debian's PostgreSQL 17 in containers: a standby made with
+    pg_basebackup from the primary (into a volume the standby container then starts on),
+    reads shown on it, and the standby container killed mid-run."""
+    from conftest import SESSION_LABEL
+
+    import docker
+
+    engine = docker.from_env(timeout=60)
+    tag = SESSION_LABEL["vecpg.test"]
+    net, volume = f"vecpg-test-{tag}-repl", f"vecpg-test-{tag}-repl-data"
+    # a replication entry for images whose entrypoint adds none (the public ones)
+    hba = tmp_path / "20-replication.sh"
+    hba.write_text('echo "host replication all all scram-sha-256" >> "$PGDATA/pg_hba.conf"\n')
+    hba.chmod(0o755)
+    engine.volumes.create(volume, labels=SESSION_LABEL)
+    try:
+        primary = docker_postgres(
+            "repl-primary", network=net, env={"POSTGRES_INITDB_ARGS": "--no-sync"},
+            args=["-c", "wal_level=replica", "-c", "max_wal_senders=5",
+                  "-c", "hot_standby_feedback=on"],
+            volumes={volume: {"bind": "/backup", "mode": "rw"},
+                     str(hba): {"bind": "/docker-entrypoint-initdb.d/20-replication.sh",
+                                "mode": "ro"}})
+        primary.exec("sh", "-c", "chown postgres /backup", user="root")
+        primary.exec("pg_basebackup", "-D", "/backup/standby", "-R", "-X", "stream", "-c",
+                     "fast", "-d", f"host={primary.name} port=5432 user=postgres "
+                     f"password={primary.password}")
+        standby = docker_postgres("repl-standby", network=net,
+                                  env={"PGDATA": "/var/lib/postgresql/repl/standby"},
+                                  volumes={volume: {"bind": "/var/lib/postgresql/repl",
+                                                    "mode": "rw"}})
+        with psycopg.connect(standby.dsn, autocommit=True) as c:
+            assert c.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+        with vecpg.connect(primary.dsn, replicas=[standby.dsn],
+                           replica_policy=ReplicaPolicy(retry_after=0.5)) as client:
+            client.create_collection("docs", dimension=4, metric_type="L2")
+            client.insert("docs", [{"id": i, "vector": [i, 1, 0, 0]} for i in range(50)])
+            assert client.get("docs", [7], consistency_level="Session")[0]["id"] == 7
+            assert client.replica_status()[1]["reads"] == 1  # replayed already, or waited
+            with psycopg.connect(standby.dsn, autocommit=True) as c:
+                c.execute("SELECT pg_wal_replay_pause()")
+                time.sleep(0.3)
+                client.insert("docs", [{"id": 99, "vector": [9, 9, 9, 9]}])
+                assert client.get("docs", [99], consistency_level="Eventually") == []
+                assert client.get("docs", [99], consistency_level="Session")[0]["id"] == 99
+                c.execute("SELECT pg_wal_replay_resume()")
+            errors: list[BaseException] = []
+            done = threading.Event()
+
+            def reader() -> None:
+                while not done.is_set():
+                    try:
+                        hits = client.search("docs", [[3, 1, 0, 0]], limit=1,
+                                             consistency_level="Eventually")
+                        assert hits[0].ids == [3]
+                    except BaseException as e:  # noqa: BLE001 - the test's finding
+                        errors.append(e)
+
+            threads = [threading.Thread(target=reader) for _ in range(2)]
+            for t in threads:
+                t.start()
+            time.sleep(0.5)
+            standby.container.kill()
+            time.sleep(1.0)
+            done.set()
+            for t in threads:
+                t.join()
+            assert not errors, errors[:3]
+            status = client.replica_status()
+            assert status[1]["reads"] > 1 and status[0]["reads"] > 0
+            assert status[1]["failures"] >= 1
+        standby.remove()
+        primary.remove()
+    finally:
+        for c in engine.containers.list(all=True, filters={"name": f"vecpg-test-{tag}-repl"}):
+            c.remove(force=True, v=True)
+        engine.volumes.get(volume).remove(force=True)

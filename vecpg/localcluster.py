@@ -154,15 +154,16 @@ class LocalCluster:
                     raise TimeoutError(f"standby {s.data.name} did not reach {target}")
                 time.sleep(0.02)
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
         """Stop every server that runs (standbys first)."""
         for s in [*self.standbys, self.primary]:
             if s.running():
-                s.stop("immediate" if s is not self.primary else "fast")
+                s.stop(mode)
 
     def remove(self) -> None:
-        """Stop everything and delete the cluster's directory."""
-        self.stop()
+        """Stop everything (no shutdown checkpoint: the data goes) and delete the cluster's
+        directory."""
+        self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> LocalCluster:
