@@ -65,8 +65,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     server = serve(args.host, args.port, dsn=args.dsn, data_dir=args.data_dir,
-                   workers=args.workers, max_clients=args.max_clients, handle_signals=True)
-    print(f"vecpg serve: Milvus gRPC on {args.host}:{server.port}", flush=True)
+                   workers=args.workers, max_clients=args.max_clients,
+                   tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
+                   handle_signals=True)
+    tls = " (TLS)" if args.tls_cert else ""
+    print(f"vecpg serve: Milvus gRPC{tls} on {args.host}:{server.port}", flush=True)
     server.wait_for_termination()
     return 0
 
@@ -174,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--workers", type=int, default=16, help="request threads")
     s.add_argument("--max-clients", type=int, default=32,
                    help="(role, database) clients kept open, each a connection pool")
+    s.add_argument("--tls-cert", help="PEM certificate: serve TLS only (with --tls-key)")
+    s.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    s.add_argument("--tls-ca", help="PEM CA: require client certificates it signed")
     s.add_argument("-v", "--verbose", action="store_true", help="log every request")
     s.set_defaults(func=cmd_serve)
     v = sub.add_parser("server", help="keep the embedded Postgres running: start, stop, status")

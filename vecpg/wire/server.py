@@ -3,6 +3,12 @@
     server = serve("127.0.0.1", 19530, dsn="postgresql://me@db/app")
     ...                                   # pymilvus.MilvusClient("http://127.0.0.1:19530")
     server.stop(grace=5)
+
+With ``tls_cert`` and ``tls_key`` (PEM files) it serves TLS only, as Milvus does with
+``tlsMode`` 1: pymilvus connects with ``MilvusClient(uri="https://host:19530",
+server_pem_path="cert.pem")`` (``server_name=`` when the certificate names another host).
+``tls_ca`` too asks every client for a certificate signed by that CA (Milvus' ``tlsMode``
+2; pymilvus' ``client_pem_path``, ``client_key_path`` and ``ca_pem_path``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotFound
 from .service import MilvusService
 
 _log = logging.getLogger("vecpg.wire")
@@ -26,16 +32,19 @@ _MAX_MESSAGE = 2**31 - 1
 
 def serve(host: str = "127.0.0.1", port: int = 19530, dsn: str | None = None,
           data_dir: str | None = None, workers: int = 16, *, max_clients: int = 32,
+          tls_cert: str | None = None, tls_key: str | None = None, tls_ca: str | None = None,
           handle_signals: bool = False) -> Any:
     """Start a gRPC server speaking Milvus' protocol on ``host:port`` (``port=0``: a free
     port, read back from ``server.port``), translating onto Postgres at ``dsn`` (default
     ``$VECPG_DSN``, else the embedded server in ``data_dir``); returns the started
     ``grpc.Server``. ``max_clients``: the (role, database) clients kept open, each with a
     pool of up to ``max(workers, 4)`` connections (see :class:`~vecpg.wire.service.
-    ClientCache`). With ``handle_signals``, SIGTERM and SIGINT stop it gracefully
-    (in-flight requests get 5 seconds); call from the main thread then."""
+    ClientCache`). ``tls_cert`` / ``tls_key`` / ``tls_ca``: TLS (see the module doc).
+    With ``handle_signals``, SIGTERM and SIGINT stop it gracefully (in-flight requests get
+    5 seconds); call from the main thread then."""
     if workers < 1:
         raise InvalidArgument(f"workers must be at least 1, got {workers}")
+    credentials = _tls(tls_cert, tls_key, tls_ca)
     service = MilvusService(dsn, data_dir=data_dir, pool_size=max(workers, 4),
                             max_clients=max_clients)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers,
@@ -48,7 +57,9 @@ def serve(host: str = "127.0.0.1", port: int = 19530, dsn: str | None = None,
                                   ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
                                   ("grpc.http2.max_ping_strikes", 0)])
     milvus_pb2_grpc.add_MilvusServiceServicer_to_server(service, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    bound = server.add_insecure_port(address) if credentials is None else \
+        server.add_secure_port(address, credentials)
     if bound == 0:
         service.close()
         raise InvalidArgument(f"cannot listen on {host}:{port}")
@@ -73,5 +84,30 @@ def serve(host: str = "127.0.0.1", port: int = 19530, dsn: str | None = None,
             stop_and_close(5.0)
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-    _log.info("vecpg serve: Milvus gRPC on %s:%s -> %s", host, bound, service.dsn_redacted)
+    _log.info("vecpg serve: Milvus gRPC%s on %s:%s -> %s", "" if credentials is None else
+              " (TLS)", host, bound, service.dsn_redacted)
     return server
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise NotFound(f"cannot read the {what} {path!r}: {e.strerror}") from e
+
+
+def _tls(cert: str | None, key: str | None, ca: str | None) -> Any:
+    """Server credentials from PEM files (None: plain TCP)."""
+    if cert is None and key is None and ca is None:
+        return None
+    if cert is None or key is None:
+        raise InvalidArgument("TLS needs both tls_cert and tls_key")
+    pair = (_read(key, "TLS key"), _read(cert, "TLS certificate"))
+    if b"PRIVATE KEY" not in pair[0] or b"CERTIFICATE" not in pair[1]:
+        raise InvalidArgument("tls_key and tls_cert must be PEM files (a private key, a "
+                              "certificate)")
+    if ca is None:
+        return grpc.ssl_server_credentials([pair])
+    return grpc.ssl_server_credentials([pair], root_certificates=_read(ca, "TLS CA"),
+                                       require_client_auth=True)
