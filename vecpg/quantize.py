@@ -42,6 +42,8 @@ IVF_POINTS_PER_CENTROID = 64
 PQ_MAX_TRAIN = 256 * 128
 IVF_ITERS = 12
 PQ_ITERS = 10
+# Query batches up to this size compute their products without BLAS (see Searcher.search).
+SMALL_BATCH = 4
 # Elements of a (rows x k) distance block computed at once (~4 MB, cache friendly).
 _BLOCK_ELEMS = 1 << 20
 
@@ -327,7 +329,8 @@ class _IvfModel(Model):
 
     def probe(self, q: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
         """Lists to probe per query, best first, and ||q-c||^2 (L2, COSINE) or ip(q, c) (IP)."""
-        ip = q @ self.centroids.T
+        ip = np.einsum("qd,cd->qc", q, self.centroids) if len(q) <= SMALL_BATCH \
+            else q @ self.centroids.T
         if self.metric == "IP":
             key = -ip
         else:
@@ -369,6 +372,20 @@ class _IvfModel(Model):
         """Approximate scores of query ``i`` against rows ``codes`` (``aux``: their
         :meth:`row_terms`; ``coarse``: each row's probe score from :meth:`probe`): squared
         L2 when :attr:`l2_scoring` (smaller is closer), else inner products."""
+        raise NotImplementedError
+
+    def code_part(self, state: Any, i: int, codes: np.ndarray) -> np.ndarray:
+        """The part of :meth:`score` read from the codes (numpy)."""
+        raise NotImplementedError
+
+    def scan(self, kernels: Any, state: Any, i: int, codes: np.ndarray, starts: np.ndarray,
+             lens: np.ndarray) -> np.ndarray:
+        """:meth:`code_part` for the rows of ranges of ``codes``, by a compiled kernel."""
+        raise NotImplementedError
+
+    def finish(self, state: Any, i: int, part: np.ndarray, aux: np.ndarray | None,
+               coarse: np.ndarray) -> np.ndarray:
+        """:meth:`score` from the code-dependent part computed by :meth:`scan`."""
         raise NotImplementedError
 
 
@@ -428,9 +445,22 @@ class IvfSq8Model(_IvfModel):
               coarse: np.ndarray) -> np.ndarray:
         """``||q||^2 - 2 q.x_hat + ||x_hat||^2`` (L2, COSINE) or ``q.x_hat`` (IP); the
         coarse term is not needed, as SQ8 codes encode the whole vector."""
-        _, qs, base, qn = state
-        ip = codes.astype(np.float32) @ qs[i]
-        ip += base[i]
+        return self.finish(state, i, self.code_part(state, i, codes), aux, coarse)
+
+    def code_part(self, state: Any, i: int, codes: np.ndarray) -> np.ndarray:
+        """The part of :meth:`score` read from the codes: ``(q * scale) . c`` per row."""
+        return codes.astype(np.float32) @ state[1][i]
+
+    def scan(self, kernels: Any, state: Any, i: int, codes: np.ndarray, starts: np.ndarray,
+             lens: np.ndarray) -> np.ndarray:
+        """:meth:`code_part` of the rows of ranges of ``codes``, by a compiled kernel."""
+        return kernels.sq8_dots(codes, starts, lens, state[1][i])
+
+    def finish(self, state: Any, i: int, part: np.ndarray, aux: np.ndarray | None,
+               coarse: np.ndarray) -> np.ndarray:
+        """:meth:`score` from :meth:`code_part`."""
+        _, _, base, qn = state
+        ip = part + base[i]
         if self.l2_scoring:
             assert aux is not None
             return qn[i] - 2.0 * ip + aux
@@ -510,18 +540,31 @@ class IvfPqModel(_IvfModel):
         """Per query, the lookup table of ``q_j . codebook_j[k]`` for every sub-vector j and
         code k (flattened to m * 256) and ``||q||^2``: scoring is then table lookups."""
         qsub = q.reshape(len(q), self.m, self.dsub)
-        lut = np.einsum("qjd,jkd->qjk", qsub, self.codebooks, optimize=True)
+        lut = np.einsum("qjd,jkd->qjk", qsub, self.codebooks, optimize=len(q) > SMALL_BATCH)
         return lut.reshape(len(q), -1).astype(np.float32), _sq_norms(q)
 
     def score(self, state: Any, i: int, codes: np.ndarray, aux: np.ndarray | None,
               coarse: np.ndarray) -> np.ndarray:
         """Asymmetric distances from the lookup table, by the class docstring's formulas;
         ``coarse`` supplies ``||q - c||^2`` or ``ip(q, c)`` when codes are residuals."""
-        lut, qn = state
+        return self.finish(state, i, self.code_part(state, i, codes), aux, coarse)
+
+    def code_part(self, state: Any, i: int, codes: np.ndarray) -> np.ndarray:
+        """The part of :meth:`score` read from the codes: the lookup-table sum per row."""
         # intp indices: np.take would otherwise convert them itself (measured 2-3x slower).
         idx = codes.astype(np.intp)
         idx += np.arange(self.m, dtype=np.intp) * 256
-        s = lut[i].take(idx).sum(axis=1, dtype=np.float32)
+        return state[0][i].take(idx).sum(axis=1, dtype=np.float32)
+
+    def scan(self, kernels: Any, state: Any, i: int, codes: np.ndarray, starts: np.ndarray,
+             lens: np.ndarray) -> np.ndarray:
+        """:meth:`code_part` of the rows of ranges of ``codes``, by a compiled kernel."""
+        return kernels.pq_sums(codes, starts, lens, state[0][i])
+
+    def finish(self, state: Any, i: int, s: np.ndarray, aux: np.ndarray | None,
+               coarse: np.ndarray) -> np.ndarray:
+        """:meth:`score` from :meth:`code_part`."""
+        _, qn = state
         if self.l2_scoring:
             assert aux is not None
             base = coarse if self.by_residual else qn[i]
@@ -757,6 +800,28 @@ def _worst(metric: str) -> float:
     return float("inf") if metric == "L2" else float("-inf")
 
 
+_kernels: Any = None  # vecpg._jit once imported, False when numba is missing or disabled
+
+
+def kernels() -> Any:
+    """The compiled scans (:mod:`vecpg._jit`), or None: numba is not installed or
+    ``$VECPG_NO_JIT`` is set. The first call compiles them (or loads numba's cache)."""
+    global _kernels
+    if _kernels is None:
+        with _blas_lock:
+            if _kernels is None:
+                if os.environ.get("VECPG_NO_JIT"):
+                    _kernels = False
+                else:
+                    try:
+                        from . import _jit
+                    except ImportError:
+                        _kernels = False
+                    else:
+                        _kernels = _jit
+    return _kernels or None
+
+
 def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """Concatenation of arange(s, s + l) for each (s, l), without a Python loop."""
     total = int(lens.sum())
@@ -784,6 +849,7 @@ class Searcher:
     """
 
     merge_min_rows = 4096  # the append buffer merges past max(this, an eighth of the rows)
+    use_kernels = True     # compiled scans (vecpg._jit) when numba is installed
 
     def __init__(self, model: Model, list_no: np.ndarray, codes: np.ndarray,
                  keys: np.ndarray) -> None:
@@ -885,7 +951,10 @@ class Searcher:
         with self._lock:
             pend = self._pending_arrays() if self._pending else None
             all_codes, all_keys, all_aux, offs = self._codes, self._keys, self._aux, self._offsets
-        with _one_blas_thread():  # per-query products are small; see _one_blas_thread
+        # per-query products are small (see _one_blas_thread); with the compiled scans, a
+        # few queries need no BLAS at all, and setting the thread limit costs more
+        small = len(q) <= SMALL_BATCH and self.use_kernels and kernels() is not None
+        with contextlib.nullcontext() if small else _one_blas_thread():
             return self._search(model, q, n, nprobe, pend, all_codes, all_keys, all_aux, offs)
 
     def _search(self, model: _IvfModel, q: np.ndarray, n: int, nprobe: int,
@@ -896,16 +965,21 @@ class Searcher:
         lists, coarse = model.probe(q, nprobe)
         state = model.query_state(q)
         l2 = model.l2_scoring
+        kern = kernels() if self.use_kernels else None
         out: list[tuple[np.ndarray, np.ndarray]] = []
         for i in range(nq):
             li = lists[i]
             starts = offs[li]
             lens = offs[li + 1] - starts
             rows = _ranges(starts, lens)
-            codes = all_codes[rows]
             keys = all_keys[rows]
             aux = None if all_aux is None else all_aux[rows]
             crow = np.repeat(coarse[i], lens).astype(np.float32)
+            if kern is not None:  # read the codes in place
+                part = model.scan(kern, state, i, all_codes, starts, lens)
+                codes = all_codes[:0]
+            else:
+                codes = all_codes[rows]
             if pend is not None:
                 # Buffered rows of the probed lists: look up each row's probe rank.
                 rank = np.full(model.nlist, -1, dtype=np.int64)
@@ -922,7 +996,13 @@ class Searcher:
             if len(keys) == 0:
                 out.append((keys, np.empty(0, np.float32)))
                 continue
-            s = model.score(state, i, codes, aux, crow).astype(np.float32, copy=False)
+            if kern is not None:
+                if len(codes):  # buffered rows, scored by numpy
+                    part = np.concatenate([part, model.code_part(state, i, codes)])
+                s = model.finish(state, i, part, aux, crow)
+            else:
+                s = model.score(state, i, codes, aux, crow)
+            s = s.astype(np.float32, copy=False)
             key = s if l2 else -s
             if len(key) > n:
                 top = np.argpartition(key, n - 1)[:n]

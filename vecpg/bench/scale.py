@@ -103,9 +103,9 @@ def run_scale(client: Any, report: Report, *, sizes: Sequence[int] = DEFAULT_SIZ
                 name = sql.Identifier(client.schema, coll).as_string(conn)
                 table_bytes = conn.execute("SELECT pg_table_size(%s::regclass)",
                                            (name,)).fetchone()[0]
-                settings = dict(conn.execute(
-                    "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN"
-                    " ('shared_buffers', 'max_parallel_maintenance_workers')").fetchall())
+                settings = {name: conn.execute("SELECT current_setting(%s)", (name,)
+                                               ).fetchone()[0]
+                            for name in ("shared_buffers", "max_parallel_maintenance_workers")}
 
             def side(params: dict[str, Any], coll: str = coll) -> Any:
                 def run(q: np.ndarray) -> list[int]:
