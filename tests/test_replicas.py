@@ -192,6 +192,12 @@ def test_collection_default_level(cluster: LocalCluster, schema: str) -> None:
             client.get("docs", [1], consistency_level="Sometimes")
     with pytest.raises(vecpg.InvalidArgument, match="max_staleness"):
         ReplicaPolicy(max_staleness=-1)
+    for bad in (cluster.standbys[0].dsn, [1], [""]):  # a DSN string is not a list of them
+        with pytest.raises(vecpg.InvalidArgument, match="replicas must be a list"):
+            vecpg.connect(cluster.primary.dsn, schema=schema, replicas=bad)  # type: ignore
+    with pytest.raises(vecpg.InvalidArgument, match="replica_policy"):
+        vecpg.connect(cluster.primary.dsn, schema=schema, replicas=[cluster.standbys[0].dsn],
+                      replica_policy={"max_staleness": 1})  # type: ignore[arg-type]
 
 
 def test_standby_stopped_mid_run_costs_no_call(cluster: LocalCluster, schema: str) -> None:

@@ -62,6 +62,7 @@ from .planner import DEFAULT_RECALL, PlanCache, Planner
 from .query import SearchPlan, SearchRequest, compile_query, query_vectors
 from .rbac import RbacMethods
 from .replicas import ReplicaPolicy, Replicas, in_recovery, level_name, routed
+from .replicas import check as check_replicas
 from .results import Hit, Hits, SearchResult, round_distances, select_fields
 from .schema import (
     DEFAULT_PARTITION,
@@ -107,6 +108,7 @@ class Client(RbacMethods, UnsupportedMethods):
                  schema: str = "public", pool_size: int = 10, pool_timeout: float = 30.0,
                  tracer: Tracer | None = None, replicas: Sequence[str] | None = None,
                  replica_policy: ReplicaPolicy | None = None) -> None:
+        check_replicas(replicas, replica_policy)
         self.dsn = resolve_dsn(dsn, data_dir=data_dir)
         self.schema = check_name(schema, "schema name")
         self._default_schema = self.schema  # Milvus' "default" database

@@ -145,10 +145,7 @@ class Replicas:
 
     def __init__(self, primary: Session, dsns: Sequence[str], policy: ReplicaPolicy, *,
                  pool_size: int = 10, timeout: float = 30.0) -> None:
-        if isinstance(dsns, str) or not all(isinstance(d, str) and d for d in dsns):
-            raise InvalidArgument(f"replicas must be a list of DSNs, got {dsns!r}")
-        if not isinstance(policy, ReplicaPolicy):
-            raise InvalidArgument(f"replica_policy must be a ReplicaPolicy, got {policy!r}")
+        check(dsns, policy)
         self.primary = primary
         self.policy = policy
         self.standbys = [Standby(d) for d in dsns]
@@ -363,6 +360,15 @@ class Replicas:
         for s in self.standbys:
             if s.session is not None:
                 s.session.close()
+
+
+def check(dsns: Any, policy: Any) -> None:
+    """``replicas`` and ``replica_policy`` as a client takes them (None for either: none)."""
+    if dsns is not None and (isinstance(dsns, (str, bytes)) or not isinstance(dsns, Sequence)
+                             or not all(isinstance(d, str) and d for d in dsns)):
+        raise InvalidArgument(f"replicas must be a list of DSNs, got {dsns!r}")
+    if policy is not None and not isinstance(policy, ReplicaPolicy):
+        raise InvalidArgument(f"replica_policy must be a ReplicaPolicy, got {policy!r}")
 
 
 def routed(method: Callable[..., R]) -> Callable[..., R]:
