@@ -153,8 +153,13 @@ def test_rows_and_reads_match_one_node(cc: vecpg.Client, cluster: str) -> None:
         cc.insert(n, [{"id": 4, "vector": [0.25] * 8, "tag": "again", "n": 97}])  # replaces
         assert cc.delete(n, filter='tag == "t2"') == {"delete_count": 60}
         cc.delete(n, ids=[5, 6])
-    assert cc.get(d, [3, 4, 1000, 7], output_fields=["*"]) == cc.get(
-        local, [3, 4, 1000, 7], output_fields=["*"])
+        cc.upsert(n, [{"id": 8, "n": 55}], partial_update=True)
+        cc.upsert(n, [{"id": 1001, "n": 56, "vector": [0.3] * 8, "tag": "p"}],
+                  partial_update=True)
+    keys = [3, 4, 1000, 9, 8, 1001]
+    got = cc.get(d, keys, output_fields=["*"])
+    assert got == cc.get(local, keys, output_fields=["*"]) and len(got) == 6
+    assert [r["n"] for r in got if r["id"] in (8, 1001)] == [55, 56]
     for expr in ('tag in ["t1", "new"]', "n > 3 and n < 99", ""):
         kw: dict[str, Any] = {"filter": expr, "output_fields": ["tag", "n"], "limit": 500}
         got = cc.query(d, **kw)
@@ -166,6 +171,9 @@ def test_rows_and_reads_match_one_node(cc: vecpg.Client, cluster: str) -> None:
         b = cc.search(local, q, limit=10, filter=expr, output_fields=["tag"])
         assert _ids(a) == _ids(b)
         assert np.allclose(_dists(a), _dists(b), rtol=1e-5)
+    # each shard returns its top limit + offset; the coordinator's merge skips the offset
+    a = cc.search(d, q, limit=5, offset=7)
+    assert _ids(a) == _ids(cc.search(local, q, limit=5, offset=7))
 
 
 @pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
@@ -241,9 +249,11 @@ def test_hnsw_settings_reach_the_workers(cc: vecpg.Client, cluster: str) -> None
     low = recall(search_params={"params": {"ef": 10}})
     high = recall(search_params={"params": {"ef": 400}})
     assert high >= 0.98 and low <= high - 0.15, (low, high)
-    e = cc.explain("hn", limit=10)
+    # the planner's ef for recall 0.95 (from the calibration measured on the cluster)
+    e = cc.explain("hn", limit=10, strategy="hnsw")
     assert e["strategy"] == "hnsw" and e["distribution"]["task_count"] == 2
-    assert recall() >= 0.95
+    assert recall(strategy="hnsw") >= 0.95
+    assert recall() >= 0.95  # whatever it picks (exact on a loaded machine)
 
 
 def test_ivfflat_probes_reach_the_workers(cc: vecpg.Client) -> None:

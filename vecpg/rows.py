@@ -152,6 +152,15 @@ def _partial_update(db: Db, info: CollectionInfo, batch: Batch, tmp: sql.Identif
         db.execute(sql.SQL("UPDATE {t} SET {sets} FROM {tmp} s WHERE {t}.{pk} = s.{pk}").format(
             t=t, sets=sets, tmp=tmp, pk=pk))
     cols = _idents(batch.columns)
+    if distributed.of(info) is not None:
+        # Citus joins no local (temporary) table with a distributed one in INSERT ... SELECT:
+        # the keys that exist are looked up first
+        have = [r[0] for r in db.execute(sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
+            pk, t, pk), (list(batch.pk_values or []),)).fetchall()]
+        db.execute(sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM {tmp} s "
+                           "WHERE s.{pk} <> ALL(%s)").format(t=t, cols=cols, tmp=tmp, pk=pk),
+                   (have,))
+        return
     db.execute(sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM {tmp} s WHERE NOT EXISTS "
                        "(SELECT 1 FROM {t} x WHERE x.{pk} = s.{pk})").format(
         t=t, cols=cols, tmp=tmp, pk=pk))
