@@ -24,13 +24,13 @@ DIM = 16
 
 @pytest.fixture(scope="module")
 def world(dsn: str, state_latencies):
-    """``w``: N rows, HNSW on ``v``; ``a``, ``b``, ``c`` INT64 fields with no index, each 1 on
-    0.25% of rows (different rows), and a dynamic key ``j`` (1 on 0.3% of rows)."""
+    """``w``: N rows, HNSW on ``v``; ``a``, ``b``, ``c``, ``d`` INT64 fields with no index,
+    each 1 on 0.25% of rows (different rows), and a dynamic key ``j`` (1 on 0.3% of rows)."""
     schema_name = "ai_" + uuid.uuid4().hex[:10]
     rng = np.random.default_rng(5)
     data = rng.normal(size=(N, DIM)).astype(np.float32)
     ids = np.arange(N)
-    cols = {name: (ids % 400 == k).astype(np.int64) for k, name in enumerate("abc")}
+    cols = {name: (ids % 400 == k).astype(np.int64) for k, name in enumerate("abcd")}
     j = (ids % 333 == 7).astype(np.int64)
     with vecpg.connect(dsn, schema=schema_name) as builder:
         schema = builder.create_schema(enable_dynamic_field=True)
@@ -148,3 +148,13 @@ def test_targets_only_what_an_index_serves(world):
     assert "auto_a" in names and "auto_b" not in names and "auto_c" not in names
     assert any(n.startswith("auto_j_") for n in names)
     assert not autoindex.targets(info, "a != 1")
+
+
+def test_queries_count_too(world):
+    client, _, cols, _ = world
+    for _ in range(autoindex.AFTER):
+        got = client.query("w", filter="d == 1", output_fields=["id"])
+    client._auto_indexes.wait(120)
+    assert sorted(r["id"] for r in got) == [int(i) for i in np.flatnonzero(cols["d"] == 1)]
+    assert "auto_d" in client.list_indexes("w")
+    client.drop_index("w", "auto_d")

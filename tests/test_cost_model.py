@@ -192,3 +192,28 @@ def test_companion_by_its_curve_and_under_a_filter() -> None:
                        forced="ivf_sq8"))
     assert f.params["rerank"] == 100
     assert f.recall < max(o.recall for o in options if o.label == "ivf_sq8")
+
+
+def test_noisy_latencies_do_not_buy_a_wider_beam() -> None:
+    """A calibration measured under load (latencies that fall as ef grows, seen on a
+    2-core machine at load 18) must not make a wide beam look cheaper than the narrowest
+    setting that meets the target: the latency is fitted as a line in ef."""
+    noisy = {10: 8.96, 20: 4.02, 40: 7.93, 64: 12.2, 100: 5.99, 200: 5.75}
+    info = _info(calibration=_calibration("ef", HNSW_CURVE, lambda ef: noisy[ef], 100_000))
+    label, params = _pick(_ctx(info, rows=100_000))
+    assert label == "hnsw" and 20 < params["ef"] <= 40, params
+
+
+def test_missing_index_is_reported_only_when_an_index_pays_off() -> None:
+    from vecpg.planner import missing_index
+
+    info = _info(calibration=_hnsw_cal())
+    ctx = _ctx(info, rows=100_000, matching=300, access="seq", expr="tag == 1")
+    best, _ = choose(ctx)
+    miss = missing_index(ctx, best)
+    assert miss is not None and miss["strategy_with_index"] == "filter_first"
+    assert miss["estimated_cost_ms_with_index"] * 1.5 <= miss["estimated_cost_ms"]
+    # served by an index already, or most rows match: nothing to gain
+    for c in (_ctx(info, rows=100_000, matching=300, access="index", expr="tag == 1"),
+              _ctx(info, rows=100_000, matching=60_000, access="seq", expr="tag == 1")):
+        assert missing_index(c, choose(c)[0]) is None

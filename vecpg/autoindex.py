@@ -49,6 +49,7 @@ from .session import Db
 
 PROPERTY = "vecpg.auto_scalar_index"
 AFTER = 20          # searches that would have gained before an index is built
+MIN_ROWS = 2000     # smaller tables scan in about a millisecond (the planner's TINY_ROWS)
 MAX_SELECTIVITY = 0.2  # a condition letting more rows through gains little from a btree
 LOCK_CLASS = 0x76706169  # advisory lock namespace ("vpai"), with hashtext(index name)
 log = logging.getLogger("vecpg")
@@ -283,6 +284,13 @@ class AutoIndexer:
                                             name="vecpg-auto-index")
             self._thread.start()
 
+    def note_query(self, info: CollectionInfo, expression: str,
+                   params: dict[str, Any] | None) -> None:
+        """Count a ``query`` with this filter (no cost model there: the build itself checks
+        that the condition is selective and the collection not tiny)."""
+        if expression and expression.strip():
+            self.note(info, expression, params, {"missing_index": "query"}, 1)
+
     def wait(self, timeout: float | None = None) -> None:
         """Wait for a running build to end (tests, benchmarks, closing)."""
         t = self._thread
@@ -319,6 +327,11 @@ def build(dsn: str, info: CollectionInfo, expression: str,
         return "skipped: no condition an index serves"
     with psycopg.connect(dsn, autocommit=True) as raw:
         db = Db(raw)
+        # (counted up to MIN_ROWS + 1: reltuples is -1 until the table is analyzed)
+        rows = db.value(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT %s) s").format(
+            info.table), (MIN_ROWS + 1,))
+        if rows is None or int(rows) <= MIN_ROWS:
+            return f"skipped: at most {MIN_ROWS} rows"
         have = {r[0] for r in db.execute(
             "SELECT index_name FROM vecpg.indexes WHERE schema_name = %s AND collection = %s",
             (info.schema_name, info.name)).fetchall()}

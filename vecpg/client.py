@@ -649,7 +649,10 @@ class Client(RbacMethods, UnsupportedMethods):
             limit = None
         offset = args.integer(offset or 0, "offset")
         with self._lease() as db:
-            return rows.select_rows(db, info, sel, where, params, limit, offset, order_by)
+            got = rows.select_rows(db, info, sel, where, params, limit, offset, order_by)
+        if not self._session.standby and ids is None:
+            self._auto_indexes.note_query(info, filter, _filter_params(kw))
+        return got
 
     @routed
     def count(self, collection_name: str, filter: str = "",

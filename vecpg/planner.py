@@ -178,6 +178,25 @@ def _interp(x: float, points: list[tuple[float, float]]) -> float:
     return points[-1][1]
 
 
+def _line(points: list[tuple[float, float]]) -> Callable[[float], float]:
+    """Latency as a line in the knob (``a + b x``, b >= 0), fitted robustly (Theil-Sen: the
+    median of the pairwise slopes, then the median intercept). A search's cost grows with
+    ef or nprobe, but calibrations measured on a loaded machine are not monotone (seen on a
+    2-core machine at load 18: ef 10 at 9.0 ms, ef 20 at 4.0, ef 200 at 5.7, ef 64 at
+    12.2), and the planner then chose ef 200 over ef 30 as "cheaper" (0.64x the best QPS).
+    On a quiet machine the dev set's curve is close to a line (1.0 ms at ef 10, 2.6 at 100,
+    7.1 at 400, 13.5 at 800)."""
+    slopes = sorted((y1 - y0) / (x1 - x0) for (x0, y0), (x1, y1)
+                    in itertools.combinations(points, 2) if x1 != x0)
+    ys = sorted(y for _, y in points)
+    # a slope of at least 0.5% of the median latency per unit: a wider beam never comes
+    # free (noise can make the fitted slope 0 or less; the dev set's is 0.6% of its median)
+    b = max(0.005 * ys[len(ys) // 2], slopes[len(slopes) // 2] if slopes else 0.0)
+    inter = sorted(y - b * x for x, y in points)
+    a = max(1e-3, inter[len(inter) // 2])
+    return lambda x: a + b * x
+
+
 def _low(point: dict[str, Any]) -> float:
     """A calibrated recall less one standard error: sampled recall is a noisy promise."""
     return float(point["recall"]) - float(point.get("se", 0.0))
@@ -254,7 +273,7 @@ class HnswStrategy:
             curve = [(float(a), b, c) for a, b, c in DEFAULT_HNSW]
             src, kcal = "default (uncalibrated)", 10
         rec = [(e, r) for e, r, _ in curve]
-        lat = [(e, ms) for e, _, ms in curve]
+        ms_at = _line([(e, ms) for e, _, ms in curve])
         grow = _growth(ctx, cal)
         if "ef" in q.knobs:
             efs = [int_param(q.knobs, ("ef",), 40, 1, 1000, what="search parameter")]
@@ -263,12 +282,6 @@ class HnswStrategy:
             efs = sorted({e for e in grid if e >= q.k} | {max(q.k, grid[0])})
             efs = [e for e in efs if e <= max(1000, q.k)]
         sel = ctx.stats.selectivity
-
-        def ms_at(e: float) -> float:
-            """Latency exploring ``e`` candidates: interpolated on the curve, linear past
-            its end."""
-            top_ef, top_ms = lat[-1]
-            return _interp(e, lat) if e <= top_ef else top_ms * e / top_ef
 
         def option(ef: int) -> Option:
             ef_search = max(ef, q.k)
@@ -367,6 +380,7 @@ class IvfFlatStrategy:
             lat = [(p, c["base_ms"] + 0.3 + min(1.0, p / nlist) * n / 1000 * c["ms_per_1k"])
                    for p in (1.0, float(nlist))]
             src = "default (uncalibrated)"
+        ms_at = _line(lat)
         grow = _growth(ctx, cal)
         if "nprobe" in q.knobs:
             probes = [min(int_param(q.knobs, ("nprobe",), 8, 1, 65536, what="search parameter"),
@@ -378,7 +392,7 @@ class IvfFlatStrategy:
         def option(p: int) -> Option:
             recall = _interp(float(p), rec) if q.k <= 10 else _interp(p * 10 / q.k, rec)
             base = c["base_ms"]
-            cost = base + (_interp(float(p), lat) - base) * grow  # lists grow with the table
+            cost = base + (ms_at(float(p)) - base) * grow  # lists grow with the table
             if q.filtered:
                 # matching rows in the probed lists; the iterative scan probes more until k
                 found = sel * p * n / nlist
