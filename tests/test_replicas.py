@@ -291,6 +291,7 @@ def test_client_on_a_standby_is_read_only(cluster: LocalCluster, schema: str) ->
         cluster.wait_caught_up()
         stored = cluster.primary.sql("SELECT calibration::text FROM vecpg.indexes WHERE "
                                      "schema_name = %s", (schema,))
+    assert stored is not None and '"curve"' in stored  # calibrated on the primary, stored there
     standby = cluster.standbys[0]
     with vecpg.connect(standby.dsn, schema=schema) as client:
         assert client.replica_status()[0]["role"] == "standby"
