@@ -147,6 +147,7 @@ def _not_implemented(name: str) -> Callable[..., Any]:
         context.abort(grpc.StatusCode.UNIMPLEMENTED,
                       f"vecpg serve does not implement MilvusService/{name}")
     handler.__name__ = handler.__qualname__ = name
+    handler.unimplemented = True  # type: ignore[attr-defined]
     return handler
 
 
@@ -360,6 +361,14 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         self._client(context, request).server_info()
         return milvus_pb2.CheckHealthResponse(status=_OK, isHealthy=True)
 
+    @rpc(milvus_pb2.ComponentStates)
+    def GetComponentStates(self, request: Any, context: Any) -> Any:
+        """Healthy when the database answers (Milvus' component health probe)."""
+        self._client(context, request).server_info()
+        return milvus_pb2.ComponentStates(
+            status=_OK, state=milvus_pb2.ComponentInfo(role="vecpg", nodeID=1,
+                                                       state_code=common_pb2.Healthy))
+
     @rpc(milvus_pb2.AllocTimestampResponse)
     def AllocTimestamp(self, request: Any, context: Any) -> Any:
         """A hybrid timestamp for now (pymilvus asks one before waiting on an index)."""
@@ -486,6 +495,12 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
             resp.coll_seal_times[name] = int(time.time())
             resp.coll_flush_ts[name] = ts
         return resp
+
+    @rpc(milvus_pb2.FlushAllResponse)
+    def FlushAll(self, request: Any, context: Any) -> Any:
+        """``Client.flush_all``: nothing to wait for, every write is committed."""
+        self._client(context, request).flush_all()
+        return milvus_pb2.FlushAllResponse(status=_OK, flush_all_ts=_hybrid_ts())
 
     @rpc(milvus_pb2.GetFlushStateResponse)
     def GetFlushState(self, request: Any, context: Any) -> Any:
@@ -769,22 +784,23 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
                             params=params or None, index_name=request.index_name or None)
         return _OK
 
-    @rpc(milvus_pb2.DescribeIndexResponse)
-    def DescribeIndex(self, request: Any, context: Any) -> Any:
-        """``Client.describe_index`` (every index of the field, without a name)."""
-        client = self._client(context, request)
-        name = request.collection_name
-        if request.index_name:
-            names = [request.index_name]
-            client.describe_index(name, request.index_name)  # IndexNotFound when missing
+    @staticmethod
+    def _describe_indexes(client: Client, name: str, index_name: str, field_name: str,
+                          target: Any) -> list[dict[str, Any]]:
+        """Fill ``target`` (a repeated IndexDescription) with the named index, or every
+        index of the field (of the collection, without one); their describe_index dicts."""
+        if index_name:
+            names = [index_name]
+            client.describe_index(name, index_name)  # IndexNotFound when missing
         else:
-            names = client.list_indexes(name, field_name=request.field_name or None)
+            names = client.list_indexes(name, field_name=field_name or None)
             if not names:
                 raise IndexNotFound(f"no index on {name!r}")
-        resp = milvus_pb2.DescribeIndexResponse(status=_OK)
+        out = []
         for ix in names:
             d = client.describe_index(name, ix)
-            desc = resp.index_descriptions.add(
+            out.append(d)
+            desc = target.add(
                 index_name=ix, indexID=zlib.crc32(ix.encode()) + 1,
                 field_name=d.get("field_name", ""), indexed_rows=int(d.get("indexed_rows", 0)),
                 total_rows=int(d.get("total_rows", 0)),
@@ -795,7 +811,45 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
                 desc.params.add(key="metric_type", value=str(d["metric_type"]))
             build = d.get("params") or {}
             desc.params.add(key="params", value=convert.json_text(build))
+        return out
+
+    @rpc(milvus_pb2.DescribeIndexResponse)
+    def DescribeIndex(self, request: Any, context: Any) -> Any:
+        """``Client.describe_index`` (every index of the field, without a name)."""
+        resp = milvus_pb2.DescribeIndexResponse(status=_OK)
+        self._describe_indexes(self._client(context, request), request.collection_name,
+                               request.index_name, request.field_name,
+                               resp.index_descriptions)
         return resp
+
+    @rpc(milvus_pb2.GetIndexStatisticsResponse)
+    def GetIndexStatistics(self, request: Any, context: Any) -> Any:
+        """As DescribeIndex (the rows each index covers)."""
+        resp = milvus_pb2.GetIndexStatisticsResponse(status=_OK)
+        self._describe_indexes(self._client(context, request), request.collection_name,
+                               request.index_name, "", resp.index_descriptions)
+        return resp
+
+    @rpc(milvus_pb2.GetIndexStateResponse)
+    def GetIndexState(self, request: Any, context: Any) -> Any:
+        """The state of the field's index (older SDKs wait on it after CreateIndex)."""
+        scratch = milvus_pb2.DescribeIndexResponse()
+        self._describe_indexes(self._client(context, request), request.collection_name,
+                               request.index_name, request.field_name,
+                               scratch.index_descriptions)
+        return milvus_pb2.GetIndexStateResponse(status=_OK,
+                                                state=scratch.index_descriptions[0].state)
+
+    @rpc(milvus_pb2.GetIndexBuildProgressResponse)
+    def GetIndexBuildProgress(self, request: Any, context: Any) -> Any:
+        """The rows the field's index covers, of the collection's."""
+        scratch = milvus_pb2.DescribeIndexResponse()
+        self._describe_indexes(self._client(context, request), request.collection_name,
+                               request.index_name, request.field_name,
+                               scratch.index_descriptions)
+        d = scratch.index_descriptions[0]
+        return milvus_pb2.GetIndexBuildProgressResponse(
+            status=_OK, indexed_rows=d.indexed_rows, total_rows=d.total_rows)
 
     @rpc(common_pb2.Status)
     def DropIndex(self, request: Any, context: Any) -> Any:
@@ -1212,4 +1266,14 @@ for _name in dir(milvus_pb2_grpc.MilvusServiceServicer):
     if _name[0].isupper() and _name not in MilvusService.__dict__:
         setattr(MilvusService, _name, _not_implemented(_name))
 
-__all__ = ["MilvusService", "status_of"]
+
+def implemented_rpcs() -> list[str]:
+    """The MilvusService RPCs ``vecpg serve`` translates (the others answer
+    UNIMPLEMENTED), by name."""
+    service = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"]
+    return sorted(m.name for m in service.methods
+                  if m.name in MilvusService.__dict__
+                  and not getattr(MilvusService.__dict__[m.name], "unimplemented", False))
+
+
+__all__ = ["ClientCache", "MilvusService", "implemented_rpcs", "status_of"]
