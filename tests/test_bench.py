@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
+from vecpg.bench.report import point_label
 from vecpg.bench.scale import clustered_data
 from vecpg.bench.timing import Timed, same_ids, time_sides
 from vecpg.cli import main
@@ -83,6 +84,11 @@ def test_bench_cli_end_to_end(dsn: str, schema_name: str, dataset: Path, tmp_pat
     hnsw = [r for r in search if r["index"] == "HNSW" and r["system"] == "vecpg"]
     assert len({r["value"] for r in hnsw if r["filter"] is None}) >= 2
     assert all(0 < r["recall"] <= 1 for r in hnsw)
+    # the planner's own choice (recall targets), named by the strategy it ran, as plotted
+    auto = [r for r in search if r["index"] == "auto"]
+    assert {r["filter"] for r in auto} == {None, "cls_0", "cls_3"}
+    assert all(r["strategy"] for r in auto), auto
+    assert point_label(auto[0]).startswith(f"{auto[0]['value']}: {auto[0]['strategy']}")
     # the raw baseline runs the same statement with the same settings: same rows
     for r in (r for r in search if r["system"] == "vecpg" and r["index"] in ("FLAT", "HNSW")):
         assert r["same_ids"] >= 0.9 and r["vecpg_over_raw"] > 0, r

@@ -159,8 +159,12 @@ class DatasetBench:
         self._raw_settings: dict[str, str] = {}
         self._seen_settings: dict[str, str] = {}
         self._captured: list[tuple[str, list[Any]]] = []
+        # a client with a planner takes search(recall=...), by name or (vecpg.Client, as
+        # pymilvus does for its extras) through **kwargs next to explain()
         params = inspect.signature(client.search).parameters
-        self.has_planner = "recall" in params
+        self.has_planner = "recall" in params or (
+            hasattr(client, "explain")
+            and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()))
 
     # -- setup ----------------------------------------------------------------------------
     def _scalar_fields(self) -> dict[str, np.ndarray]:
@@ -352,8 +356,18 @@ class DatasetBench:
                              "filter": case.name if case else None,
                              "selectivity": case.selectivity if case else None,
                              "k": self.opts.k, "queries": len(timed.found),
-                             "indexes_present": present,
+                             "indexes_present": present, **self._chosen(case, target),
                              **self._scores(timed, truth), **timed.summary()})
+
+    def _chosen(self, case: FilterCase | None, target: float) -> dict[str, Any]:
+        """The strategy the planner ran for a recall target (asked after the timed run,
+        so it is the plan the timed searches settled on), for the plot's labels."""
+        try:
+            plan = self.client.explain(self.coll, self.queries[:1], filter=case.expr if case
+                                       else "", limit=self.opts.k, recall=target)
+        except VecpgError:
+            return {}
+        return {"strategy": plan.get("strategy"), "strategy_params": plan.get("params") or {}}
 
     # -- one index ------------------------------------------------------------------------
     def build(self, spec: IndexSpec) -> dict[str, Any] | None:

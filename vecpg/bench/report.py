@@ -179,9 +179,12 @@ def _selectivity(records: Sequence[dict[str, Any]], f: str | None) -> float:
 # ----------------------------------------------------------------------------- plots
 
 
+# legend order, and the colour (tab10) of each system; one marker per index type; the
+# planner's own choice (``auto``, ``auto/IVF_PQ``) is vecpg's colour, a star, a dashed line
 _SYSTEM_ORDER = {"vecpg": 0, "pgvector-sql": 1, "hnswlib": 2, "faiss": 3, "milvus-lite": 4}
-_SYSTEM_STYLE = {"vecpg": ("-", "o"), "pgvector-sql": ("--", "s"), "hnswlib": (":", "^"),
-                 "faiss": ("-.", "v"), "milvus-lite": (":", "D")}
+_INDEX_MARKER = {"FLAT": "s", "HNSW": "o", "IVF_FLAT": "^", "IVF_SQ8": "v", "IVF_PQ": "D",
+                 "ANNOY": "p", "BIN_FLAT": "s", "BIN_IVF_FLAT": "^"}
+_KNOB_SHORT = {"nprobe": "np", "search_k": "sk", "ef": "ef", "reorder_k": "rk"}
 
 
 def series_label(r: dict[str, Any]) -> str:
@@ -189,11 +192,37 @@ def series_label(r: dict[str, Any]) -> str:
     return f"{r['system']} {r['index']}"
 
 
+def point_label(r: dict[str, Any]) -> str:
+    """The text next to one plotted point: its search setting (``ef 64``, ``np 8``), or for
+    a planner point the recall asked for and the strategy that ran (``0.95: hnsw ef 80``)."""
+    if str(r.get("index", "")).startswith("auto"):
+        ran = str(r.get("strategy") or "?")
+        params = r.get("strategy_params") or {}
+        knobs = " ".join(f"{_KNOB_SHORT.get(k, k)} {v}" for k, v in sorted(params.items())
+                         if isinstance(v, (int, float)) and not isinstance(v, bool))
+        return f"{r.get('value')}: {ran}" + (f" {knobs}" if knobs else "")
+    if r.get("param") and r.get("value") is not None:
+        return f"{_KNOB_SHORT.get(r['param'], r['param'])} {r['value']}"
+    return ""
+
+
+def _series_style(system: str, index: str, cmap: Any) -> dict[str, Any]:
+    auto = index.startswith("auto")
+    base = index.split("/", 1)[1] if "/" in index else index
+    return {"color": cmap(_SYSTEM_ORDER.get(system, 7) % 10),
+            "marker": "*" if auto else _INDEX_MARKER.get(base, "x"),
+            "markersize": 9 if auto else 5, "linestyle": "--" if auto else "-",
+            "linewidth": 1.2,
+            "markerfacecolor": "none" if "/" in index else None}
+
+
 def plot_recall_qps(records: Sequence[dict[str, Any]], path: str | Path, *,
                     filtered: bool = False, title: str = "") -> Path | None:
     """Recall (x) against QPS (y, log scale), one line per system and index, as in
-    ann-benchmarks. Unfiltered searches in one panel, or (``filtered``) one panel per
-    filter. Returns the path written, or None when there is nothing to plot."""
+    ann-benchmarks: a colour per system, a marker per index type, each point labelled
+    with its setting (planner points: the strategy that ran), one legend outside the
+    panels. Unfiltered searches in one panel, or (``filtered``) one panel per filter.
+    Returns the path written, or None when there is nothing to plot."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -208,37 +237,45 @@ def plot_recall_qps(records: Sequence[dict[str, Any]], path: str | Path, *,
         if filtered else [None]
     cols = min(2, len(panels))
     nrows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(7.5 * cols, 5.2 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(7.5 * cols, 5.6 * nrows), squeeze=False)
     labels = sorted({series_label(r) for r in recs}, key=lambda lab: (
-        lab.split(" ", 1)[1], _SYSTEM_ORDER.get(lab.split(" ", 1)[0], 9)))
-    # one colour per index kind, one line style and marker per system: vecpg and the raw
-    # SQL on the same index share a colour
-    kinds = sorted({r["index"] for r in recs})
+        _SYSTEM_ORDER.get(lab.split(" ", 1)[0], 9), lab.split(" ", 1)[1]))
     cmap = plt.get_cmap("tab10")
-    colors = {kind: cmap(i % 10) for i, kind in enumerate(kinds)}
     k = recs[0].get("k", 10)
+    handles: dict[str, Any] = {}
     for ax, f in zip(axes.flat, panels):
         for lab in labels:
-            pts = sorted((r["recall"], r["qps"]) for r in recs
-                          if series_label(r) == lab and r.get("filter") == f)
+            pts = sorted(((r["recall"], r["qps"], point_label(r)) for r in recs
+                          if series_label(r) == lab and r.get("filter") == f),
+                         key=lambda p: (p[0], p[1]))
             if not pts:
                 continue
-            system, kind = lab.split(" ", 1)
-            style, marker = _SYSTEM_STYLE.get(system, (":", "x"))
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, markersize=4,
-                    linestyle=style, color=colors[kind], label=lab)
+            system, index = lab.split(" ", 1)
+            style = _series_style(system, index, cmap)
+            (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], label=lab, **style)
+            handles.setdefault(lab, line)
+            for x, y, text in pts:
+                if text:
+                    ax.annotate(text, (x, y), xytext=(3, 3), textcoords="offset points",
+                                fontsize=6, color=style["color"], alpha=0.9)
+        lo, hi = ax.get_xlim()
+        ax.set_xlim(lo, hi + 0.08 * (hi - lo))  # room for the labels of the recall-1 points
         ax.set_yscale("log")
         ax.set_xlabel(f"recall@{k}")
         ax.set_ylabel("queries per second (single client, log)")
         ax.grid(True, which="both", alpha=0.3)
         sub = "unfiltered" if f is None else f"filter {f} ({_selectivity(records, f):.2%} of rows)"
         ax.set_title(f"{title} {sub}".strip(), fontsize=10)
-        ax.legend(fontsize=7, loc="lower left")
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
+    legend = fig.legend([handles[lab] for lab in labels if lab in handles],
+                        [lab for lab in labels if lab in handles], loc="upper left",
+                        bbox_to_anchor=(1.0, 0.98), fontsize=8, frameon=False,
+                        title="system index (point: setting;\nauto: recall target: strategy)",
+                        title_fontsize=7)
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight", bbox_extra_artists=[legend])
     plt.close(fig)
     return out
 
