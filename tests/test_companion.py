@@ -308,3 +308,33 @@ def test_another_clients_rebuild_does_not_fail_searches(client: vecpg.Client, ds
     assert [[h.id for h in hits] for hits in got] == before
     assert client.describe_index("c", "q")["version"] == 2
     assert _same_as_exact(client, q) == before  # the next search plans with version 2
+
+
+@pytest.mark.parametrize("kind", ["IVF_SQ8", "IVF_PQ"])
+def test_processes_share_one_copy_of_the_codes(client: vecpg.Client, dsn: str, kind: str,
+                                               tmp_path: object,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second client (as a new process would) maps the codes the first one saved under
+    the cache directory instead of holding its own copy, and answers the same; rows written
+    after the save are found through each client's own buffer; sharing off keeps copies."""
+    monkeypatch.setenv("VECPG_CACHE_DIR", str(tmp_path))
+    x = _make(client, kind)
+    q = x[:3] + 0.01
+    first = _same_as_exact(client, q)
+    index_id = next(iter(client._companions._loaded))
+    mine = client._companions.loaded_now(index_id)
+    assert mine is not None and mine.shared is not None and mine.pks is None
+    assert isinstance(mine.searcher.arrays()["codes"], np.memmap)
+    with vecpg.connect(dsn, schema=client.schema) as other:
+        assert _same_as_exact(other, q) == first
+        theirs = other._companions.loaded_now(index_id)
+        assert theirs is not None and theirs.shared == mine.shared
+        other.insert("c", {"id": [N + 7], "vec": q[:1] + 0.0001, "grp": [0]})
+        time.sleep(cmp.REFRESH_SECONDS + 0.1)
+        assert _same_as_exact(other, q)[0][0] == N + 7
+    assert _same_as_exact(client, q)[0][0] == N + 7
+    monkeypatch.setenv("VECPG_CACHE_DIR", "off")
+    with vecpg.connect(dsn, schema=client.schema) as private:
+        assert _same_as_exact(private, q)[0][0] == N + 7
+        own = private._companions.loaded_now(index_id)
+        assert own is not None and own.shared is None

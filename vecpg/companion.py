@@ -29,10 +29,14 @@ and triggers ``_vecpg_cmp_<id>_{ins,upd,trunc}`` on the collection table.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -384,15 +388,17 @@ class Loaded:
     trees: bool                   # ANNOY: immutable trees, not lists of codes
     model: Any
     searcher: Any
-    pks: list[Any]                # key (position) -> primary key
+    pks: list[Any] | None         # key (position) -> primary key; None: keys are the bigint pks
     item_keys: np.ndarray | None  # ANNOY: item number -> key
     loaded_seq: int
     refreshed: float
     lock: threading.Lock = field(default_factory=threading.Lock)
+    shared: str | None = None     # the cache entry whose memory maps the searcher reads
 
     def memory_bytes(self) -> int:
-        """Bytes this process holds for the version: searcher, model and key map."""
-        return int(self.searcher.nbytes()) + int(self.model.model_bytes()) + 8 * len(self.pks)
+        """Bytes held for the version (searcher, model, key map; memory maps included)."""
+        return int(self.searcher.nbytes()) + int(self.model.model_bytes()) + \
+            8 * len(self.pks or ())
 
 
 class Companions:
@@ -455,10 +461,23 @@ class Companions:
 
     def _load(self, conn: Db, index_id: int, version: int, trees: bool) -> Loaded:
         model = self.model(conn, index_id, version)
+        entry = None
         with conn.transaction():
             _lock_exclusive(conn, index_id)
+            if not trees:
+                entry, top = _cache_entry(conn, index_id, version)
+                searcher = _map_entry(entry, model)
+                if searcher is not None:
+                    return Loaded(index_id, version, False, model, searcher, None, None, top,
+                                  time.monotonic(), shared=str(entry))
             rows = _fetch_codes(conn, index_id, version, after=None)
         pks, lists, codes, seqs = rows
+        top = int(seqs.max()) if len(seqs) else 0
+        if entry is not None:  # bigint keys: the searcher's keys are the primary keys
+            searcher = quantize.Searcher(model, lists, codes, np.asarray(pks, dtype=np.int64))
+            mapped = _save_entry(entry, searcher)
+            return Loaded(index_id, version, False, model, mapped or searcher, None, None, top,
+                          time.monotonic(), shared=str(entry) if mapped else None)
         keys = np.arange(len(pks), dtype=np.int64)
         item_keys = None
         if trees:
@@ -467,7 +486,6 @@ class Companions:
             item_keys[lists] = keys
         else:
             searcher = quantize.Searcher(model, lists, codes, keys)
-        top = int(seqs.max()) if len(seqs) else 0
         return Loaded(index_id, version, trees, model, searcher, list(pks), item_keys, top,
                       time.monotonic())
 
@@ -483,9 +501,12 @@ class Companions:
                 pks, lists, codes, seqs = _fetch_codes(conn, cur.index_id, cur.version,
                                                        after=cur.loaded_seq)
             if len(pks):
-                keys = np.arange(len(cur.pks), len(cur.pks) + len(pks), dtype=np.int64)
-                cur.searcher.add(lists, codes, keys)
-                cur.pks.extend(pks)
+                if cur.pks is None:
+                    cur.searcher.add(lists, codes, np.asarray(pks, dtype=np.int64))
+                else:
+                    keys = np.arange(len(cur.pks), len(cur.pks) + len(pks), dtype=np.int64)
+                    cur.searcher.add(lists, codes, keys)
+                    cur.pks.extend(pks)
                 cur.loaded_seq = int(seqs.max())
             cur.refreshed = time.monotonic()
         finally:
@@ -526,6 +547,79 @@ class Companions:
             t=codes_table(t.index_id, version), pk=_pk_type(t.pk), seq=_next_seq(t.index_id)),
             (list(pks), lists.astype(np.int32).tolist(), [c.tobytes() for c in codes]))
         conn.execute("SELECT set_config(%s, 'off', true)", (_skip_flag(t.index_id),))
+
+
+# -- codes shared between the processes of one machine --------------------------------------
+# A version's codes up to a seq never change (a re-encoded row gets a new seq), so the sorted
+# arrays loaded at (index, version, max seq, count) are saved once under the cache directory
+# and every process memory-maps the same files: one copy per machine in the page cache
+# instead of one per client process. Rows encoded later go to each process's small buffer.
+
+def cache_root() -> Path | None:
+    """Where shared codes live: ``$VECPG_CACHE_DIR`` ("off" disables sharing), else the
+    user's cache directory (``.../vecpg/companions``)."""
+    env = os.environ.get("VECPG_CACHE_DIR")
+    if env is not None:
+        return None if env.strip().lower() in ("", "off", "0", "none") else Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("vecpg")) / "companions"
+
+
+def _cache_entry(conn: Db, index_id: int, version: int) -> tuple[Path | None, int]:
+    """The cache directory for the codes visible now (None when sharing is off or the keys
+    are not bigint) and their highest seq. Called under the index's exclusive lock."""
+    codes = codes_table(index_id, version)
+    row = conn.execute(sql.SQL(
+        "SELECT coalesce(max(seq), 0), count(*), current_database(),"
+        " pg_postmaster_start_time()::text, (SELECT atttypid = 'bigint'::regtype FROM"
+        " pg_attribute WHERE attrelid = {}::regclass AND attname = 'pk') FROM {}").format(
+        sql.Literal(codes.as_string(conn.raw)), codes)).fetchone()
+    assert row is not None
+    top, count, db, started, bigint = row
+    root = cache_root()
+    if root is None or not bigint:
+        return None, int(top)
+    # the server (database + postmaster start) keys the directory: index ids repeat
+    # across databases and servers
+    server = hashlib.sha256(f"{db}@{started}".encode()).hexdigest()[:16]
+    return root / server / f"{index_id}_v{version}_s{top}_n{count}", int(top)
+
+
+def _map_entry(entry: Path | None, model: Any) -> Any:
+    """A searcher over the memory-mapped arrays of ``entry``, or None if it is not there
+    (or is unreadable, e.g. removed meanwhile by a newer version's writer)."""
+    if entry is None or not entry.is_dir():
+        return None
+    try:
+        arrays = {n: np.load(entry / f"{n}.npy", mmap_mode="r", allow_pickle=False)
+                  for n in quantize.Searcher.ARRAYS if (entry / f"{n}.npy").exists()}
+        return quantize.Searcher.from_arrays(model, arrays)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _save_entry(entry: Path, searcher: Any) -> Any:
+    """Save ``searcher``'s arrays as ``entry`` (atomically: written aside, then renamed),
+    drop older entries of the index, and return a searcher over the mapped files (None
+    when the cache directory is not writable: the caller keeps its private copy)."""
+    tmp = entry.with_name(f"{entry.name}.tmp{os.getpid()}_{threading.get_ident()}")
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        for n, a in searcher.arrays().items():
+            np.save(tmp / f"{n}.npy", np.ascontiguousarray(a), allow_pickle=False)
+        try:
+            os.rename(tmp, entry)
+        except OSError:  # another process saved it first: use theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+        index = entry.name.split("_v")[0]
+        for old in entry.parent.glob(f"{index}_v*"):
+            if old != entry and ".tmp" not in old.name:
+                shutil.rmtree(old, ignore_errors=True)  # mapped pages outlive the unlink
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return None
+    return _map_entry(entry, searcher.model)
 
 
 def _fetch_codes(conn: Db, index_id: int, version: int, after: int | None
@@ -581,6 +675,8 @@ def candidates(state: Loaded, queries: np.ndarray, n: int, knobs: Knobs) -> list
         found, _ = state.searcher.search(queries, n, {"nprobe": knobs.nprobe})
         keys = [row[row >= 0] for row in np.atleast_2d(found)]
     pks = state.pks
+    if pks is None:
+        return [row.tolist() for row in keys]
     return [[pks[k] for k in row.tolist()] for row in keys]
 
 

@@ -876,6 +876,36 @@ class Searcher:
     def __len__(self) -> int:
         return len(self._keys) + self._pend_rows
 
+    ARRAYS = ("codes", "keys", "aux", "offsets")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The sorted arrays (pending rows merged first), to save and map back with
+        :meth:`from_arrays`."""
+        with self._lock:
+            self._merge()
+            out: dict[str, np.ndarray] = {"codes": self._codes, "keys": self._keys,
+                                          "offsets": self._offsets}
+            if self._aux is not None:
+                out["aux"] = self._aux
+            return out
+
+    @classmethod
+    def from_arrays(cls, model: Model, arrays: Mapping[str, np.ndarray]) -> Searcher:
+        """A searcher over arrays from :meth:`arrays`, used as they are (e.g. read-only
+        memory maps shared by processes: they are replaced, never written, by later adds)."""
+        self = cls(model, np.empty(0, np.int32), np.empty((0, model.code_size), np.uint8),
+                   np.empty(0, np.int64))
+        nl = self.model.nlist
+        codes, keys, offs = arrays["codes"], arrays["keys"], arrays["offsets"]
+        if codes.shape[1:] != (model.code_size,) or keys.shape != (len(codes),) or \
+                offs.shape != (nl + 1,) or int(offs[-1]) != len(codes):
+            raise ValueError("saved searcher arrays do not fit the model")
+        aux = arrays.get("aux")
+        if (aux is None) != (self._aux is None):
+            raise ValueError("saved searcher arrays do not fit the model's metric")
+        self._codes, self._keys, self._offsets, self._aux = codes, keys, offs, aux
+        return self
+
     def add(self, list_no: np.ndarray, codes: np.ndarray, keys: np.ndarray) -> None:
         """Append rows encoded by ``model.encode`` with their keys."""
         list_no = np.asarray(list_no, dtype=np.int32).reshape(-1)
