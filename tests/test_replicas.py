@@ -101,9 +101,15 @@ def test_eventually_reads_go_to_the_standbys(cluster: LocalCluster, schema: str)
         assert client.get("docs", [5], consistency_level="Eventually")[0]["id"] == 5
         with client.query_iterator("docs", batch_size=50, consistency_level="Eventually") as it:
             assert sum(len(b) for b in it) == 200
+        with client.search_iterator("docs", q, batch_size=50, limit=60,
+                                    consistency_level="Eventually") as sit:
+            assert sit.next()[0]["id"] == 3
+        req = vecpg.AnnSearchRequest([q], "vector", {}, 5)
+        assert client.hybrid_search("docs", [req, req], limit=3,
+                                    consistency_level="Eventually")[0].ids[0] == 3
         after = _reads(client)
         assert after[0] == before[0]  # the primary served none of them
-        assert sum(after[1:]) - sum(before[1:]) == 5
+        assert sum(after[1:]) - sum(before[1:]) == 7  # one each: nested calls are not counted
         assert after[1] > before[1] and after[2] > before[2]  # both standbys take turns
         # the standby itself answered: with its replay paused it lacks a newer row
         for s in cluster.standbys:

@@ -150,9 +150,9 @@ class Replicas:
         self.policy = policy
         self.standbys = [Standby(d) for d in dsns]
         self._pool_size = pool_size
-        # a standby's pool waits less than the primary's: when it is saturated or
-        # unreachable, another server answers
-        self._timeout = min(timeout, 5.0)
+        # a standby's pool (and its connection attempts) wait less than the primary's: when
+        # it is saturated or unreachable, another server answers
+        self._timeout = min(timeout, 2.0)
         self._write_lsn = 0
         self._write_unknown = False  # a call ended where its writes' position was not read
         self._lock = threading.Lock()
@@ -221,15 +221,18 @@ class Replicas:
             return  # the primary's position is unknown: it answers
         deadline = time.monotonic() + self.policy.wait
         pause = 0.002
-        while True:
+        while order:
+            waiting = []
             for s in order:
                 if self._replayed(s, target):
-                    yield s
+                    yield s  # tried once: if it fails the call, it is not tried again
+                else:
+                    waiting.append(s)
             if time.monotonic() + pause > deadline:
                 return
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
-            order = [s for s in order if self._usable(s)]
+            order = [s for s in waiting if self._usable(s)]
 
     def _ordered(self) -> list[Standby]:
         """The usable standbys, starting at this call's turn (with ``read_primary``, the
