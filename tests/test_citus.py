@@ -1,6 +1,6 @@
 """Distributed collections on a Citus cluster: a coordinator and two workers in containers
-(image ``vecpg/citus:pg17``, built by ``docker/images.sh``; skipped with the reason when no
-Docker engine answers or the image is missing).
+(the ``citus`` image of tests/conftest.py, ``vecpg/citus:pg17`` from ``docker/images.sh`` by
+default; skipped with the reason when no Docker engine answers or the image is missing).
 
 Every result on the cluster is compared with the same rows in a plain (local) table on the
 coordinator, and searches with numpy's exact answer.
@@ -8,10 +8,9 @@ coordinator, and searches with numpy's exact answer.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -22,27 +21,8 @@ import vecpg
 from vecpg import DataType
 from vecpg.errors import InvalidArgument, NotSupported, UnsupportedServer
 
-IMAGE = os.environ.get("VECPG_CITUS_IMAGE", "vecpg/citus:pg17")
-PREFIX = f"vecpg-citus-test-{uuid.uuid4().hex[:6]}"
 
-
-def _docker() -> Any:
-    """The Docker client, or a skip saying why there is none."""
-    try:
-        import docker
-
-        engine = docker.from_env(timeout=10)
-        engine.ping()
-        engine.images.get(IMAGE)
-    except Exception as e:  # noqa: BLE001 - no SDK, no socket, no image: all mean skip
-        if os.environ.get("VECPG_TEST_DOCKER") == "1":
-            pytest.fail(f"VECPG_TEST_DOCKER=1 but Citus containers cannot run: {e}")
-        pytest.skip(f"no Citus cluster: a Docker engine with image {IMAGE} is needed "
-                    f"(docker/images.sh citus) ({type(e).__name__}: {e})")
-    return engine
-
-
-def _wait(dsn: str, timeout: float = 60) -> None:
+def _wait(dsn: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -56,40 +36,30 @@ def _wait(dsn: str, timeout: float = 60) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """A coordinator and two workers on a docker network; the coordinator's DSN."""
-    engine = _docker()
-    net = engine.networks.create(PREFIX)
-    started: list[Any] = []
+def cluster(docker_postgres: Callable[..., Any]) -> Iterator[str]:
+    """A coordinator and two workers on a docker network (the ``citus`` image of
+    tests/conftest.py; skipped when it cannot run); the coordinator's DSN."""
+    tag = uuid.uuid4().hex[:6]
+    nodes = {n: docker_postgres(
+        f"citus-{tag}-{n}", kind="citus", network=f"vecpg-citus-{tag}", wait=False,
+        # no TLS between the nodes (the image makes no certificates); trust on the network
+        args=["-c", "shared_preload_libraries=citus", "-c", "citus.node_conninfo=sslmode=disable"],
+        env={"POSTGRES_HOST_AUTH_METHOD": "trust"}) for n in ("coord", "w1", "w2")}
     try:
-        dsns = {}
-        for name in ("coord", "w1", "w2"):
-            c = engine.containers.run(
-                IMAGE, ["-c", "shared_preload_libraries=citus",
-                        # no TLS between the nodes (the image makes no certificates)
-                        "-c", "citus.node_conninfo=sslmode=disable"],
-                name=f"{PREFIX}-{name}", hostname=f"{PREFIX}-{name}", detach=True,
-                network=net.name, shm_size="1g",
-                environment={"POSTGRES_HOST_AUTH_METHOD": "trust", "POSTGRES_PASSWORD": "x"},
-                ports={"5432/tcp": ("127.0.0.1", None)})
-            started.append(c)
-            c.reload()
-            port = c.attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"]
-            dsns[name] = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        for dsn in dsns.values():
-            _wait(dsn)
-            with psycopg.connect(dsn, autocommit=True) as c:
+        for node in nodes.values():  # started together, waited for in turn
+            _wait(node.dsn)
+            with psycopg.connect(node.dsn, autocommit=True) as c:
                 c.execute("CREATE EXTENSION IF NOT EXISTS citus")
-        with psycopg.connect(dsns["coord"], autocommit=True) as c:
-            c.execute("SELECT citus_set_coordinator_host(%s, 5432)", (f"{PREFIX}-coord",))
+        coord = nodes["coord"]
+        with psycopg.connect(coord.dsn, autocommit=True) as c:
+            c.execute("SELECT citus_set_coordinator_host(%s, 5432)", (coord.name,))
             for w in ("w1", "w2"):
-                c.execute("SELECT citus_add_node(%s, 5432)", (f"{PREFIX}-{w}",))
+                c.execute("SELECT citus_add_node(%s, 5432)", (nodes[w].name,))
             assert len(c.execute("SELECT * FROM citus_get_active_worker_nodes()").fetchall()) == 2
-        yield dsns["coord"]
+        yield coord.dsn
     finally:
-        for c in started:
-            c.remove(force=True, v=True)
-        net.remove()
+        for node in nodes.values():
+            node.remove()
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +209,14 @@ def test_hnsw_settings_reach_the_workers(cc: vecpg.Client, cluster: str) -> None
             "pg_indexes WHERE indexdef LIKE '%%USING hnsw%%' AND tablename = "
             "split_part('%s', '.', 2)$$)").fetchall()
     assert [r[0] for r in per_shard] == ["1", "1"]
+    assert cc.describe_index("hn", "vector")["total_bytes"] > n * dim * 4 / 2  # the shards'
+    with psycopg.connect(cluster, autocommit=True) as c:
+        (cal,) = c.execute("SELECT calibration FROM vecpg.indexes WHERE schema_name = 'citus_t'"
+                           " AND collection = 'hn'").fetchone()
+    # measured through the coordinator with the knob reaching the shards: recall rises with
+    # ef (with the knob stuck at the workers' default the curve would be flat)
+    measured = [p["recall_measured"] for p in cal["curve"]]
+    assert measured[0] < measured[-1] - 0.1, cal["curve"]
     q = rng.standard_normal((40, dim)).astype(np.float32)
     truth = [set(np.argsort(((x - v) ** 2).sum(1))[:10].tolist()) for v in q]
 

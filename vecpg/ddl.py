@@ -484,7 +484,9 @@ def describe_index(db: Db, info: CollectionInfo, ix: IndexInfo,
     if not ix.kind.companion:
         size = 0
         if ix.pg_index:
-            size = int(db.value("SELECT pg_relation_size(%s::regclass)",
+            # Citus: the shards' indexes (the coordinator's own is empty)
+            size_of = "citus_relation_size" if distributed.of(info) else "pg_relation_size"
+            size = int(db.value(sql.SQL("SELECT {}(%s::regclass)").format(sql.SQL(size_of)),
                                 (sql.Identifier(info.schema_name, ix.pg_index).as_string(db.raw),)))
         return {**out, "total_bytes": size, "bytes_per_vector": (size / n) if n else None}
     out["version"] = ix.version
