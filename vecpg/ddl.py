@@ -377,14 +377,11 @@ def companion_target(info: CollectionInfo, ix: IndexInfo) -> cmp.Target:
 
 
 # pgvector's HNSW build keeps the whole graph in maintenance_work_mem: per element the
-# vector, 2*M neighbour slots at level 0 (16 bytes each) and bookkeeping; a serial build
-# allocates with palloc, whose chunks round up to powers of two. Past the budget it writes
-# the graph to disk and inserts the rest one by one (measured 1M x 128: see benchmarks.md).
+# vector, 2*M neighbour slots at level 0 (16 bytes each) and ~250 bytes of bookkeeping
+# (measured: 64MB held 52,684 elements of 128 dims at M=16, 1,274 bytes each). Past the
+# budget it writes the graph out and inserts the rest one by one: 100k x 128 built in 205 s
+# at 64MB against 82 s with the graph in memory (docs/benchmarks.md, 2026-12-02).
 BUILD_MEM_MAX_MB = int(os.environ.get("VECPG_BUILD_MEM_MAX_MB", "4096"))
-
-
-def _pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
 
 
 def build_memory_mb(db: Db, info: CollectionInfo, f: FieldSchema, cfg: Any) -> int:
@@ -410,8 +407,8 @@ def hnsw_graph_mb(rows: int, dim: int, dtype: DataType, m: int) -> int:
     """Estimated size (MB) of pgvector's in-memory HNSW graph for ``rows`` vectors."""
     width = dim // 8 if dtype is DataType.BINARY_VECTOR else (
         2 * dim if dtype is DataType.FLOAT16_VECTOR else 4 * dim)
-    per_row = _pow2(width + 24) + _pow2(16 * 2 * m + 24) + 160
-    return int(rows * per_row * 1.15) // 2**20 + 64
+    per_row = width + 16 * 2 * m + 250
+    return int(rows * per_row * 1.25) // 2**20 + 64
 
 
 def companion_targets(info: CollectionInfo) -> list[cmp.Target]:

@@ -3,12 +3,14 @@ raw pgvector SQL and reference libraries, with tables, JSON lines and plots.
 
     vecpg bench DATASET.hdf5 [--indexes hnsw,ivfflat,...] [--queries N] [--k 10] [--filters]
                 [--references auto|none|hnswlib,faiss,milvus-lite] [--out DIR] [--quick]
-    vecpg bench --scale [--sizes 100000,300000,1000000] [--dim 128] [--out DIR]
+    vecpg bench DATASET.hdf5 --clients 1,2,4,8,16 [--indexes hnsw,ivf_sq8,ivf_pq,annoy]
+    vecpg bench --scale [--sizes 100000,300000,1000000] [--dim 128] [--vector-type float16]
     vecpg bench --report DIR     # tables and plots of an earlier run again
 
 Modules: :mod:`.harness` (the dataset run), :mod:`.timing` (interleaved timing),
 :mod:`.ingest` (insert vs raw COPY), :mod:`.references` (hnswlib, FAISS, Milvus Lite),
-:mod:`.scale` (generated data, growing N), :mod:`.report` (JSON lines, tables, PNG).
+:mod:`.scale` (generated data, growing N), :mod:`.concurrency` (N concurrent clients),
+:mod:`.companions` (companion indexes vs FAISS), :mod:`.report` (JSON lines, tables, PNG).
 Needs the ``bench`` extra (h5py, matplotlib; optionally hnswlib, faiss-cpu, pymilvus,
 milvus-lite).
 """
@@ -72,6 +74,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="--scale: stored vector type (float16: halfvec)")
     b.add_argument("--target-recall", type=float, default=0.95,
                    help="--scale: recall at which QPS is reported")
+    b.add_argument("--clients", metavar="N[,N...]",
+                   help="concurrency mode: QPS, p50/p99 and memory per process with N "
+                        "concurrent clients (threads and processes) per index, at the "
+                        "cheapest setting reaching --target-recall (indexes: hnsw, ivf_sq8, "
+                        "ivf_pq, annoy)")
+    b.add_argument("--seconds", type=float, default=4.0,
+                   help="--clients: timed seconds per client count")
     b.add_argument("--report", metavar="DIR",
                    help="draw the tables and plots of an earlier run's DIR/results.jsonl again")
     b.set_defaults(func=run_bench_command)
@@ -138,6 +147,28 @@ def run_bench_command(args: argparse.Namespace) -> int:
     from ..datasets import load_hdf5
     from .harness import BenchOptions, run_dataset
 
+    if args.clients:
+        from .concurrency import SWEEPS, parse_clients, run_concurrency
+
+        counts = parse_clients(args.clients)
+        names = [i for i in _csv(args.indexes) if i in SWEEPS] if args.indexes != ",".join(
+            INDEX_NAMES) else list(SWEEPS)
+        ds = load_hdf5(path, limit_train=args.train_limit)
+        out = Path(args.out or f"bench_out/{ds.name}-clients-{stamp}")
+        report = Report(out, stream=sys.stderr)
+        with connect(args.dsn, data_dir=args.data_dir, schema=args.schema,
+                     pool_size=max(counts) + 2) as client:
+            from .harness import machine_info
+
+            report.add({"kind": "run", "mode": "clients", "dataset": ds.name,
+                        "clients": counts, **machine_info(client)})
+            run_concurrency(client, client.dsn, ds, report, indexes=names, clients=counts,
+                            k=args.k, queries=args.queries or 300,
+                            target=args.target_recall, seconds=args.seconds,
+                            keep=args.keep)
+        write_outputs(report)
+        return 0
+
     indexes = tuple(_csv(args.indexes))
     quick = bool(args.quick)
     opts = BenchOptions(indexes=indexes,
@@ -162,7 +193,12 @@ def write_outputs(report: Any, footer: str = "") -> None:
     from .report import full_report, plot_recall_qps, plot_scale
 
     out = report.out_dir
-    if report.of_kind("scale"):
+    if report.of_kind("concurrency"):
+        from .concurrency import concurrency_table
+
+        text = concurrency_table(report.records) + "\n"
+        pngs = []
+    elif report.of_kind("scale"):
         from .scale import scale_table
 
         text = scale_table(report.records) + "\n"
