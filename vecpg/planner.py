@@ -42,6 +42,9 @@ from .stats import RESERVOIR, Stats, StatsCache, measure_filter, reads_json, sam
 
 DEFAULT_RECALL = 0.95
 BEAM_COST = 0.1  # a filtered HNSW scan's extra cost per (ef / tuples visited); see HnswStrategy
+# ... and a narrow beam's: an iterative scan with ef_search below ITER_EF restarts more often
+# (+ITER_COST per ITER_EF / ef - 1); see HnswStrategy
+ITER_EF, ITER_COST = 48, 0.1
 MAX_SCAN_TUPLES = 20000  # pgvector's hnsw.max_scan_tuples default: an iterative scan stops there
 ITERATIVE_SCANS = ("off", "strict_order", "relaxed_order")
 EXACT_PREFERENCE = 1.2  # an exact plan within 20% of the cheapest wins: estimates are noisy
@@ -295,7 +298,12 @@ class HnswStrategy:
                 # the geometric mean. A wider beam still costs a little more (at 12% on the
                 # dev set: +3% at ef 40, +7% at ef 64, over ef 20), so the smallest ef that
                 # meets the target wins rather than any ef below k / selectivity.
-                cost = ms_at(need) * (1 + BEAM_COST * ef_search / need)
+                # A beam narrower than ITER_EF costs more again: measured on a generated
+                # 50k x 128 set at 12% (2026-12-02, one run), ef 10 ran 0.79x the QPS of ef
+                # 40-64, ef 20 0.95x; on the dev set at 12% auto's ef 25 ran slower than
+                # ef 80 (issue 17).
+                cost = ms_at(need) * (1 + BEAM_COST * ef_search / need) * (
+                    1 + ITER_COST * max(0.0, min(need, ITER_EF) / ef_search - 1))
                 explored = math.sqrt(ef_search * need)
             else:
                 cost = ms_at(explored) * (1 + BEAM_COST if q.filtered else 1)
