@@ -67,9 +67,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = serve(args.host, args.port, dsn=args.dsn, data_dir=args.data_dir,
                    workers=args.workers, max_clients=args.max_clients,
                    tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
-                   handle_signals=True)
+                   rest_port=args.rest_port, handle_signals=True)
     tls = " (TLS)" if args.tls_cert else ""
-    print(f"vecpg serve: Milvus gRPC{tls} on {args.host}:{server.port}", flush=True)
+    rest = f", REST v2 on {args.host}:{server.rest_port}" if server.rest_port else ""
+    print(f"vecpg serve: Milvus gRPC{tls} on {args.host}:{server.port}{rest}", flush=True)
     server.wait_for_termination()
     return 0
 
@@ -180,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--tls-cert", help="PEM certificate: serve TLS only (with --tls-key)")
     s.add_argument("--tls-key", help="PEM private key of --tls-cert")
     s.add_argument("--tls-ca", help="PEM CA: require client certificates it signed")
+    s.add_argument("--rest-port", type=int, help="also serve Milvus' REST API v2 on this port "
+                   "(gRPC cannot share its port with HTTP/1.1)")
     s.add_argument("-v", "--verbose", action="store_true", help="log every request")
     s.set_defaults(func=cmd_serve)
     v = sub.add_parser("server", help="keep the embedded Postgres running: start, stop, status")

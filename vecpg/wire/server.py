@@ -9,6 +9,9 @@ With ``tls_cert`` and ``tls_key`` (PEM files) it serves TLS only, as Milvus does
 server_pem_path="cert.pem")`` (``server_name=`` when the certificate names another host).
 ``tls_ca`` too asks every client for a certificate signed by that CA (Milvus' ``tlsMode``
 2; pymilvus' ``client_pem_path``, ``client_key_path`` and ``ca_pem_path``).
+
+With ``rest_port``, Milvus' RESTful API v2 too, on that port (see :mod:`vecpg.wire.rest`;
+plain HTTP, also with TLS on the gRPC port).
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ _MAX_MESSAGE = 2**31 - 1
 def serve(host: str = "127.0.0.1", port: int = 19530, dsn: str | None = None,
           data_dir: str | None = None, workers: int = 16, *, max_clients: int = 32,
           tls_cert: str | None = None, tls_key: str | None = None, tls_ca: str | None = None,
-          handle_signals: bool = False) -> Any:
+          rest_port: int | None = None, handle_signals: bool = False) -> Any:
     """Start a gRPC server speaking Milvus' protocol on ``host:port`` (``port=0``: a free
     port, read back from ``server.port``), translating onto Postgres at ``dsn`` (default
     ``$VECPG_DSN``, else the embedded server in ``data_dir``); returns the started
     ``grpc.Server``. ``max_clients``: the (role, database) clients kept open, each with a
     pool of up to ``max(workers, 4)`` connections (see :class:`~vecpg.wire.service.
     ClientCache`). ``tls_cert`` / ``tls_key`` / ``tls_ca``: TLS (see the module doc).
+    ``rest_port``: serve the REST API there too (0: a free port, ``server.rest_port``).
     With ``handle_signals``, SIGTERM and SIGINT stop it gracefully (in-flight requests get
     5 seconds); call from the main thread then."""
     if workers < 1:
@@ -65,10 +69,24 @@ def serve(host: str = "127.0.0.1", port: int = 19530, dsn: str | None = None,
         raise InvalidArgument(f"cannot listen on {host}:{port}")
     server.port = bound
     server.service = service
+    rest = None
+    if rest_port is not None:
+        from .rest import serve_rest
+
+        try:
+            rest = serve_rest(service, host, rest_port)
+        except BaseException:
+            service.close()
+            raise
+    server.rest = rest
+    server.rest_port = rest.server_address[1] if rest is not None else None
     server.start()
     stop = server.stop
 
     def stop_and_close(grace: float | None = None) -> Any:
+        if rest is not None:
+            rest.shutdown()  # waits for its loop; requests in flight run on their threads
+            rest.server_close()
         event = stop(grace)
 
         def close_when_stopped() -> None:
