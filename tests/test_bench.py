@@ -229,3 +229,35 @@ def test_unavailable_index_is_skipped_with_a_note(
     assert not any(r["index"] == "ANNOY" for r in report.of_kind("search"))
     assert any(r["index"] == "HNSW" for r in report.of_kind("search"))
     assert "skip: ANNOY" in capsys.readouterr().err
+
+
+def test_clients_mode_small(dsn: str, schema_name: str, dataset: Path, tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    """--clients: threads and processes per client count, companions also with private
+    codes; every record has QPS, latency and memory, at a setting that reached recall."""
+    out = tmp_path / "clients"
+    rc = main(["--dsn", dsn, "--schema", schema_name, "bench", str(dataset), "--clients",
+               "1,2", "--indexes", "ivf_sq8", "--queries", "20", "--seconds", "0.5",
+               "--target-recall", "0.9", "--k", "10", "--out", str(out)])
+    assert rc == 0
+    recs = [r for r in _records(out) if r["kind"] == "concurrency"]
+    assert [(r["mode"], r["shared"], r["clients"]) for r in recs] == [
+        ("threads", "on", 1), ("threads", "on", 2), ("processes", "on", 1),
+        ("processes", "on", 2), ("processes", "off", 1), ("processes", "off", 2)]
+    for r in recs:
+        assert r["index"] == "IVF_SQ8" and r["recall"] >= 0.9
+        assert r["queries"] > 0 and r["qps"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"]
+        assert r["rss_mb"] > 0 and 0 < r["pss_mb"] <= r["rss_mb"] + 1
+    assert "PSS MB/proc" in capsys.readouterr().out
+    assert main(["--dsn", dsn, "--schema", schema_name, "bench", str(dataset),
+                 "--clients", "0,x"]) == 2
+
+
+def test_scale_mode_halfvec(dsn: str, schema_name: str, tmp_path: Path) -> None:
+    out = tmp_path / "scale16"
+    rc = main(["--dsn", dsn, "--schema", schema_name, "bench", "--scale", "--sizes", "1000",
+               "--dim", "16", "--queries", "20", "--vector-type", "float16", "--out", str(out)])
+    assert rc == 0
+    (rec,) = [r for r in _records(out) if r["kind"] == "scale"]
+    assert rec["vector_type"] == "float16" and rec["exact_recall"] == 1.0
+    assert rec["settings"]["shared_buffers"] and rec["build_mem_mb"] > 0
