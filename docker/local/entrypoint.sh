@@ -17,7 +17,10 @@ if [ "$(id -u)" = 0 ]; then
   mkdir -p "$PGDATA" /var/run/postgresql
   chown -R postgres:postgres "$PGDATA" /var/run/postgresql
   chmod 700 "$PGDATA"
-  exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
+  # postgres' own HOME, as gosu gives it in the official image: libpq (Citus' connections
+  # between nodes, pg_basebackup) looks for ~/.pgpass and ~/.postgresql/ there
+  HOME=$(getent passwd postgres | cut -d: -f6) exec setpriv --reuid=postgres --regid=postgres \
+      --init-groups "$0" "$@"
 fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "$POSTGRES_HOST_AUTH_METHOD" != trust ]; then
