@@ -194,6 +194,8 @@ def test_collection_default_level(cluster: LocalCluster, schema: str) -> None:
         _write_elsewhere(cluster, schema, 4242)
         assert client.get("docs", [4242])[0]["id"] == 4242  # Strong by default
         assert client.get("docs", [4242], consistency_level="Eventually") == []
+        assert client.get("docs", [4242], consistency_level=3) == []  # pymilvus' Eventually
+        assert client.get("docs", [4242], consistency_level="Customized")  # read as Strong
         with pytest.raises(vecpg.InvalidArgument, match="consistency_level"):
             client.get("docs", [1], consistency_level="Sometimes")
     with pytest.raises(vecpg.InvalidArgument, match="max_staleness"):
