@@ -338,3 +338,20 @@ def test_processes_share_one_copy_of_the_codes(client: vecpg.Client, dsn: str, k
         assert _same_as_exact(private, q)[0][0] == N + 7
         own = private._companions.loaded_now(index_id)
         assert own is not None and own.shared is None
+
+
+def test_processes_share_one_annoy_forest(client: vecpg.Client, dsn: str, tmp_path: object,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients map one forest file (named by its content) from the cache directory."""
+    monkeypatch.setenv("VECPG_CACHE_DIR", str(tmp_path))
+    x = _make(client, "ANNOY")
+    q = x[:3] + 0.01
+    first = _same_as_exact(client, q)
+    index_id = next(iter(client._companions._loaded))
+    mine = client._companions.loaded_now(index_id)
+    assert mine is not None and mine.model.shared_path is not None
+    assert mine.model._index_bytes is None  # no heap copy next to the mapping
+    with vecpg.connect(dsn, schema=client.schema) as other:
+        assert _same_as_exact(other, q) == first
+        theirs = other._companions.loaded_now(index_id)
+        assert theirs is not None and theirs.model.shared_path == mine.model.shared_path

@@ -433,7 +433,9 @@ class Companions:
             parts = catalog.model_parts(conn, index_id, version)
             if not parts:
                 raise IndexNotReady(f"companion index {index_id} has no model version {version}")
-            m = quantize.model_from_bytes(b"".join(parts))
+            root = cache_root()
+            m = quantize.model_from_bytes(b"".join(parts),
+                                          None if root is None else root / "annoy")
             with self._lock:
                 self._models[key] = m
         return m

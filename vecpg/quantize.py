@@ -588,7 +588,7 @@ class AnnoyModel(Model):
     can_encode = False
 
     def __init__(self, metric: str, dim: int, index_bytes: bytes, keys: np.ndarray,
-                 n_trees: int) -> None:
+                 n_trees: int, share_dir: str | os.PathLike[str] | None = None) -> None:
         from annoy import AnnoyIndex
 
         self.metric = _check_metric(metric)
@@ -596,10 +596,31 @@ class AnnoyModel(Model):
         self.code_size = 0
         self.n_trees = int(n_trees)
         self.keys = np.asarray(keys, dtype=np.int64)
-        self._index_bytes = index_bytes
+        self._size = len(index_bytes)
+        self._index_bytes: bytes | None = index_bytes
+        self._path: str | None = None
         self.index = AnnoyIndex(self.dim, _ANNOY_METRIC[self.metric])
-        # Annoy loads from a path and mmaps it; on POSIX the mapping outlives the unlinked
-        # file, so no temp file is left behind.
+        # Annoy loads from a path and mmaps it. With ``share_dir`` the file is named by its
+        # content, so every process of the machine maps the same one (one copy in the page
+        # cache, none on the heap); otherwise a temp file, unlinked at once (the mapping
+        # outlives it).
+        if share_dir is not None:
+            import hashlib
+
+            name = hashlib.sha256(index_bytes).hexdigest()[:32] + ".annoy"
+            path = os.path.join(os.fspath(share_dir), name)
+            try:
+                if not os.path.exists(path):
+                    os.makedirs(os.fspath(share_dir), exist_ok=True)
+                    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=os.fspath(share_dir))
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(index_bytes)
+                    os.replace(tmp, path)
+                self.index.load(path)
+                self._path, self._index_bytes = path, None
+                return
+            except OSError:
+                pass  # not writable: a private copy as below
         fd, path = tempfile.mkstemp(suffix=".annoy")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -608,21 +629,33 @@ class AnnoyModel(Model):
         finally:
             os.unlink(path)
 
+    @property
+    def shared_path(self) -> str | None:
+        """The shared file this process maps, if any."""
+        return self._path
+
+    def _bytes(self) -> bytes:
+        if self._index_bytes is not None:
+            return self._index_bytes
+        assert self._path is not None
+        with open(self._path, "rb") as f:
+            return f.read()
+
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Always raises NotImplementedError: an annoy forest cannot take new rows."""
         raise NotImplementedError("ANNOY indexes are immutable; rebuild to include new rows")
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"index": np.frombuffer(self._index_bytes, dtype=np.uint8), "keys": self.keys,
+        return {"index": np.frombuffer(self._bytes(), dtype=np.uint8), "keys": self.keys,
                 "dim": np.array(self.dim), "n_trees": np.array(self.n_trees)}
 
     def model_bytes(self) -> int:
         """The size of the saved annoy index (the forest is the whole model)."""
-        return len(self._index_bytes)
+        return self._size
 
     def nbytes(self) -> int:
         """Memory of the index plus the key array."""
-        return len(self._index_bytes) + self.keys.nbytes
+        return self._size + self.keys.nbytes
 
     def search(self, queries: np.ndarray, n_candidates: int,
                params: Mapping[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -772,8 +805,9 @@ def train(kind: str, x: np.ndarray, metric: str, params: Mapping[str, Any], *, s
     return model
 
 
-def model_from_bytes(b: bytes) -> Model:
-    """Rebuild any model from :meth:`Model.to_bytes` output (``allow_pickle=False``)."""
+def model_from_bytes(b: bytes, share_dir: str | os.PathLike[str] | None = None) -> Model:
+    """Rebuild any model from :meth:`Model.to_bytes` output (``allow_pickle=False``);
+    ``share_dir``: where an ANNOY forest is saved once for every process to map."""
     with np.load(io.BytesIO(b), allow_pickle=False) as z:
         kind = str(z["kind"])
         metric = str(z["metric"])
@@ -783,7 +817,7 @@ def model_from_bytes(b: bytes) -> Model:
             return IvfPqModel(metric, z["centroids"], z["codebooks"], bool(z["by_residual"]))
         if kind == "ANNOY":
             return AnnoyModel(metric, int(z["dim"]), z["index"].tobytes(), z["keys"],
-                              int(z["n_trees"]))
+                              int(z["n_trees"]), share_dir)
     raise ValueError(f"unknown model kind {kind!r}")
 
 
