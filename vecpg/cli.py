@@ -110,6 +110,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     print(f"running: Postgres {st.pg_version} in {st.data_dir} (pid {st.pid}), {kind}")
     print(f"DSN: {st.dsn}")
     print(f"clients: {st.clients if st.clients is not None else '?'} connection(s)")
+    print(f"log: {st.data_dir / 'log'}")
     return 0
 
 

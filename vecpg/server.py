@@ -101,11 +101,11 @@ def _open(path: Path, version: int, cleanup_mode: str | None) -> Any:
     running, this process registered as one of its users."""
     pgserver = _pgserver()
     cached = pgserver.PostgresServer._instances.get(path)
+    _forget_dead_handles(path)
     try:
         if cached is not None:
             server = cached
         else:
-            _forget_dead_handles(path)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 server = pgserver.get_server(path, cleanup_mode=cleanup_mode, start=False,
