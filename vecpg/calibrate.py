@@ -127,6 +127,9 @@ def calibrate_index(conn: Db, info: CollectionInfo, index: IndexInfo, *,
             kind.companion and companions is None) or (
             not kind.companion and index.pg_index is None):
         return None
+    dist = distributed.of(info)
+    if dist is not None:  # as searches on it run (see vecpg.distributed)
+        conn.apply(distributed.coordinator_settings(dist))
     with conn.transaction():
         run = _Calibration(conn, info, index, k, given=not isinstance(queries, int))
         if not run.take_sample(queries):

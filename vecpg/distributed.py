@@ -200,6 +200,15 @@ def set_local(db: Db, name: str, value: str) -> None:
     db.execute(_set_local({name: value}), prepare=False)
 
 
+def coordinator_settings(dist: Distribution) -> dict[str, str]:
+    """Session settings of the coordinator's connection for searches on ``dist``: keep a
+    connection per shard (up to 8) to each worker open between transactions. Citus keeps
+    one by default, so a search fanning out to several shards of a worker opened new
+    connections each time: measured on the dev set (55k rows, 8 shards, 2 workers, a loaded
+    2-core machine), 773 ms a search in a SET LOCAL transaction, 386 ms with 8 kept."""
+    return {"citus.max_cached_conns_per_worker": str(min(dist.shard_count, 8))}
+
+
 @contextlib.contextmanager
 def worker_settings(db: Db, settings: dict[str, str]) -> Iterator[None]:
     """Run the block in a transaction whose ``settings`` reach the workers (``SET LOCAL``

@@ -42,8 +42,10 @@ class Run:
 
 def run(db: Db, plan: SearchPlan, vectors: list[Any], companions: Companions) -> Run:
     """Run ``plan`` for ``vectors`` (validated by :func:`vecpg.query.query_vectors`)."""
-    if distributed.of(plan.query.info) is not None:
+    dist = distributed.of(plan.query.info)
+    if dist is not None:
         # on Citus a session setting stays on the coordinator: SET LOCAL reaches the shards
+        db.apply(distributed.coordinator_settings(dist))
         with distributed.worker_settings(db, plan.settings):
             return _run(db, plan, vectors, companions)
     db.apply(plan.settings)
