@@ -226,3 +226,15 @@ def test_a_filtered_scan_does_not_take_a_narrow_beam() -> None:
     label, params = _pick(_ctx(info, rows=100_000, matching=12_000, access="index",
                                expr="tag == 1"))
     assert label == "hnsw" and params["ef"] >= 30, params
+
+
+def test_a_strategy_not_yet_measured_inherits_part_of_the_slowdown() -> None:
+    """HNSW measured 4x its estimate under a filter (a loaded machine): the exact plan, not
+    run under it yet, is charged sqrt(4) = 2x, so load alone does not flip the choice."""
+    info = _info(calibration=_hnsw_cal())
+    ctx = _ctx(info, rows=100_000, matching=12_000, access="index", expr="tag == 1")
+    ctx.cache.record(ctx.table, ctx.query.filter_key, "hnsw", 4.0)
+    best, options = choose(ctx)
+    exact = next(o for o in options if o.label == "filter_first")
+    assert exact.ratio == pytest.approx(2.0) and "other strategies" in exact.cost_source
+    assert best.label == "hnsw" and best.ratio == pytest.approx(4.0)

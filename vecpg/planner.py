@@ -146,10 +146,21 @@ class PlanContext:
         option.model_cost = option.cost_ms
         if self.query.filtered:
             r = self.cache.ratio(self.table, self.query.filter_key, option.label)
+            source = " x observed"
+            if r is None:
+                # Not run under this filter yet: part of what slowed the strategies that ran
+                # is the machine (load, round trips), not the strategy, so the unmeasured
+                # one is charged the square root of the smallest ratio seen. Without this,
+                # a loaded machine made every measured plan look worse than the unmeasured
+                # ones and auto flipped between them (dev set, 12%, load 20 on 2 cores: 10
+                # plans in 200 searches, hnsw -> filter_first, 13 QPS where hnsw ef 40 ran 23).
+                seen = self.cache.ratios(self.table, self.query.filter_key)
+                if seen:
+                    r, source = math.sqrt(min(seen)), " x observed (other strategies)"
             if r is not None:
                 option.cost_ms *= r
                 option.ratio = r
-                option.cost_source += " x observed"
+                option.cost_source += source
         return option
 
 

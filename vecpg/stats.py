@@ -111,6 +111,12 @@ class StatsCache:
             return None
         return hit[1]
 
+    def ratios(self, table: str, filter_key: str) -> list[float]:
+        """The measured / estimated costs of every strategy measured under this filter."""
+        now = time.monotonic()
+        return [r for (t, f, _), (at, r) in list(self._observed.items())
+                if t == table and f == filter_key and now - at <= self.observed_ttl]
+
     def record(self, table: str, filter_key: str, label: str, ratio: float) -> None:
         """Keep the measured / estimated cost of strategy ``label`` under this filter."""
         if len(self._observed) > 4096:
