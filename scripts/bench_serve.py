@@ -11,8 +11,12 @@ and the AUTOINDEX pymilvus' quick form adds, made in-process too), then search Q
 limit 10, one query per call and batches of 10 queries per call (QPS counts queries).
 Every call is from one client, one at a time.
 The vecpg server runs in this process (``vecpg.wire.serve``) on the same Postgres as the
-in-process client. Printed: each round, the medians, and the ratios (serve / in-process,
-serve / Milvus Lite), each round's ratio and the median of them.
+in-process client. Printed: each round, the medians, the ratios (serve / in-process,
+serve / Milvus Lite), each round's ratio and the median of them, and the gRPC hop: the
+milliseconds a search call takes through serve beyond the same call in-process, from the
+rounds and from ``--pairs`` one-query calls made alternately (serve, in-process), which
+load coming and going hits alike, and the server's own share of it (its Search handler
+called directly, without gRPC, next to ``client.search``).
 """
 
 from __future__ import annotations
@@ -98,6 +102,59 @@ class System:
         self.client.drop_collection(self.collection)
 
 
+def paired_latencies(local: System, serve: System, queries: np.ndarray,
+                     n: int) -> list[tuple[float, float]]:
+    """(in-process ms, serve ms) of the same one-query search, ``n`` times alternating
+    which goes first."""
+    out = []
+    for i in range(n):
+        q = queries[i % len(queries)][None, :]
+        times = {}
+        for s in ((local, serve) if i % 2 == 0 else (serve, local)):
+            t = time.perf_counter()
+            s.client.search(s.collection, q, limit=LIMIT)
+            times[s.name] = 1000 * (time.perf_counter() - t)
+        out.append((times[local.name], times[serve.name]))
+    return out
+
+
+class _NoMetadata:
+    """A ServicerContext with no credentials (the server's own DSN)."""
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        return []
+
+    def abort(self, code: Any, details: str) -> None:
+        raise RuntimeError(f"{code}: {details}")
+
+
+def handler_latencies(service: Any, local: System, serve: System, queries: np.ndarray,
+                      n: int) -> list[tuple[float, float]]:
+    """(client.search ms, MilvusService.Search ms) of the same one-query search, alternating;
+    the handler gets the request pymilvus would send, without gRPC in between."""
+    from pymilvus.client.prepare import Prepare
+
+    ctx = _NoMetadata()
+    out = []
+    for i in range(n):
+        q = queries[i % len(queries)][None, :]
+        req = Prepare.search_requests_with_expr(serve.collection, "vector",
+                                                {"metric_type": "COSINE", "params": {}},
+                                                LIMIT, data=q.tolist())
+        times = {}
+        for who in (("local", "handler") if i % 2 == 0 else ("handler", "local")):
+            t = time.perf_counter()
+            if who == "local":
+                local.client.search(local.collection, q, limit=LIMIT)
+            else:
+                resp = service.Search(req, ctx)
+                if resp.status.code != 0:
+                    raise RuntimeError(f"Search: {resp.status.reason}")
+            times[who] = 1000 * (time.perf_counter() - t)
+        out.append((times["local"], times["handler"]))
+    return out
+
+
 def milvus_lite(directory: str) -> Any | None:
     try:
         import milvus_lite  # noqa: F401
@@ -115,6 +172,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-lite", action="store_true", help="leave Milvus Lite out")
+    ap.add_argument("--pairs", type=int, default=400,
+                    help="paired one-query calls (serve, in-process) for the hop")
     args = ap.parse_args()
 
     import pymilvus
@@ -155,6 +214,13 @@ def main() -> None:
                     results[s.name][metric].append(value)
                     print(f"round {r + 1}/{args.rounds}  {s.name:<12} {metric:<15} "
                           f"{value:10.1f}", flush=True)
+        # the hop alone: the same query through serve and in-process, call after call (so
+        # load that comes and goes hits both), on each system's last collection
+        pairs = paired_latencies(systems[0], systems[1], queries, args.pairs)
+        # the server's own share of the hop: its Search handler called directly (request
+        # message parsed, vecpg's search, response message built), next to client.search
+        translate = handler_latencies(server.service, systems[0], systems[1], queries,
+                                      args.pairs)
     finally:
         for s in systems:
             s.drop()
@@ -177,6 +243,25 @@ def main() -> None:
             per = [a / b for a, b in zip(results["serve"][m], results[other][m])]
             print(f"serve / {other:<12} {m:<15} "
                   + " ".join(f"{x:6.2f}" for x in per) + f"   median {statistics.median(per):.2f}")
+    local_ms, serve_ms = (np.array(x) for x in zip(*pairs))
+    print(f"\npaired calls ({len(pairs)}, one query each, alternating): in-process median "
+          f"{np.median(local_ms):.2f} ms, serve {np.median(serve_ms):.2f} ms; hop (serve - "
+          f"in-process, median of the pairs) {np.median(serve_ms - local_ms):.2f} ms, "
+          f"p25 {np.percentile(serve_ms - local_ms, 25):.2f}, "
+          f"p75 {np.percentile(serve_ms - local_ms, 75):.2f}")
+    local_ms, handler_ms = (np.array(x) for x in zip(*translate))
+    print(f"the server's share ({len(translate)} pairs): MilvusService.Search called directly "
+          f"{np.median(handler_ms):.2f} ms vs client.search {np.median(local_ms):.2f} ms: "
+          f"translation {np.median(handler_ms - local_ms):.2f} ms (median of the pairs); "
+          "the rest of the hop is gRPC and pymilvus")
+    # the gRPC hop: what a search call costs through serve beyond the same call in-process
+    print("\ngRPC hop per search call from the rounds (serve - in-process, ms; per round; "
+          "median):")
+    for m, per_call in (("search QPS x1", 1), ("search QPS x10", 10)):
+        hop = [1000 * per_call / a - 1000 * per_call / b
+               for a, b in zip(results["serve"][m], results["in-process"][m])]
+        print(f"{per_call:>2} queries a call {'':<3}" + " ".join(f"{x:6.2f}" for x in hop)
+              + f"   median {statistics.median(hop):.2f} ms")
 
 
 if __name__ == "__main__":
