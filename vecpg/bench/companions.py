@@ -48,7 +48,9 @@ def _faiss_index(kind: str, x: np.ndarray, nlist: int, m: int, ip: bool) -> Any:
 
 def run(ds: AnnDataset, *, kinds: Sequence[str] = ("IVF_SQ8", "IVF_PQ"), queries: int = 300,
         k: int = 10, target: float = 0.95, dsn: str | None = None,
-        data_dir: str | None = None, out: Any = sys.stdout) -> list[dict[str, Any]]:
+        data_dir: str | None = None, out: Any = sys.stdout,
+        nprobes: Sequence[int] = NPROBES, reranks: Sequence[int] = RERANKS
+        ) -> list[dict[str, Any]]:
     """Load ``ds`` into a collection, build each companion kind and its FAISS twin, sweep
     both; one JSON record per point on ``out``; returns the summary per kind."""
     import faiss
@@ -91,8 +93,8 @@ def run(ds: AnnDataset, *, kinds: Sequence[str] = ("IVF_SQ8", "IVF_PQ"), queries
                                   "vecpg_s": round(vb, 2), "faiss_s": round(fb, 2)}),
                       file=out, flush=True)
                 best: dict[str, Any] = {"index": kind, "params": params}
-                for nprobe in NPROBES:
-                    for rr in RERANKS:
+                for nprobe in nprobes:
+                    for rr in reranks:
                         sides = [_vecpg_side(client, coll, k, nprobe, rr),
                                  _faiss_side(findex, k, nprobe, rr)]
                         # faiss gets the prepared (unit) queries, vecpg the raw ones
@@ -154,11 +156,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--indexes", default="IVF_SQ8,IVF_PQ")
     ap.add_argument("--target-recall", type=float, default=0.95)
+    ap.add_argument("--nprobes", default=",".join(map(str, NPROBES)))
+    ap.add_argument("--reranks", default=",".join(map(str, RERANKS)))
     ap.add_argument("--dsn")
     args = ap.parse_args(argv)
     ds = load_hdf5(args.dataset)
     res = run(ds, kinds=args.indexes.split(","), queries=args.queries,
-              target=args.target_recall, dsn=args.dsn)
+              target=args.target_recall, dsn=args.dsn,
+              nprobes=[int(v) for v in args.nprobes.split(",")],
+              reranks=[int(v) for v in args.reranks.split(",")])
     for r in res:
         v, f = r.get("vecpg"), r.get("faiss")
         print(f"{r['index']}: vecpg {v and (v['qps'], v['nprobe'], v['rerank'], v['recall'])}"
