@@ -1261,6 +1261,58 @@ def _columns(rows: list[dict[str, Any]], output: list[str],
     return [f.name for f in schema.fields if f.name == pk or f.name in output]
 
 
+# The RPCs behind the MilvusClient methods vecpg classifies not_supported (vecpg.milvus_api):
+# answered with that NotSupported as a Milvus status (code 10), whose message says what to
+# do instead, rather than a bare UNIMPLEMENTED.
+_NOT_SUPPORTED_RPCS = {
+    "CreateResourceGroup": "create_resource_group", "DropResourceGroup": "drop_resource_group",
+    "DescribeResourceGroup": "describe_resource_group",
+    "ListResourceGroups": "list_resource_groups",
+    "UpdateResourceGroups": "update_resource_groups", "TransferReplica": "transfer_replica",
+    "GetReplicas": "describe_replica",
+    "UpdateReplicateConfiguration": "update_replicate_configuration",
+    "GetReplicateConfiguration": "get_replicate_configuration",
+    "GetQuerySegmentInfo": "list_loaded_segments",
+    "GetPersistentSegmentInfo": "list_persistent_segments",
+    "GetCompactionStateWithPlans": "get_compaction_plans",
+    "CreateSnapshot": "create_snapshot", "DropSnapshot": "drop_snapshot",
+    "ListSnapshots": "list_snapshots", "DescribeSnapshot": "describe_snapshot",
+    "RestoreSnapshot": "restore_snapshot", "GetRestoreSnapshotState": "get_restore_snapshot_state",
+    "ListRestoreSnapshotJobs": "list_restore_snapshot_jobs",
+    "PinSnapshotData": "pin_snapshot_data", "UnpinSnapshotData": "unpin_snapshot_data",
+    "AddFileResource": "add_file_resource", "RemoveFileResource": "remove_file_resource",
+    "ListFileResources": "list_file_resources",
+    "RefreshExternalCollection": "refresh_external_collection",
+    "GetRefreshExternalCollectionProgress": "get_refresh_external_collection_progress",
+    "ListRefreshExternalCollectionJobs": "list_refresh_external_collection_jobs",
+    "AlterIndex": "alter_index_properties", "OperatePrivilegeGroup": "add_privileges_to_group",
+    "RunAnalyzer": "run_analyzer", "AddCollectionFunction": "add_collection_function",
+    "AlterCollectionFunction": "alter_collection_function",
+    "DropCollectionFunction": "drop_collection_function",
+    "AddCollectionStructField": "add_collection_struct_field",
+}
+
+
+def _not_supported(rpc_name: str, method: str, note: str, reply: Any) -> Callable[..., Any]:
+    def handler(self: Any, request: Any, context: Any) -> Any:
+        raise NotSupported(f"{method}: {note}")
+    handler.__name__ = handler.__qualname__ = rpc_name
+    handler.__doc__ = f"Not supported (``Client.{method}``): {note}."
+    return rpc(reply)(handler)
+
+
+for _m in milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"].methods:
+    _method = _NOT_SUPPORTED_RPCS.get(_m.name)
+    _status = STATUS.get(_method or "", ("", ""))
+    if _method is None or _status[0] != "not_supported" or _m.name in MilvusService.__dict__ \
+            or _m.server_streaming or _m.client_streaming:  # streams: UNIMPLEMENTED
+        continue
+    _reply = common_pb2.Status if _m.output_type.name == "Status" else getattr(
+        milvus_pb2, _m.output_type.name, None)
+    if _reply is not None and (_reply is common_pb2.Status
+                               or "status" in _m.output_type.fields_by_name):
+        setattr(MilvusService, _m.name, _not_supported(_m.name, _method, _status[1], _reply))
+
 # Every other RPC of the service: UNIMPLEMENTED, naming it.
 for _name in dir(milvus_pb2_grpc.MilvusServiceServicer):
     if _name[0].isupper() and _name not in MilvusService.__dict__:
@@ -1268,12 +1320,21 @@ for _name in dir(milvus_pb2_grpc.MilvusServiceServicer):
 
 
 def implemented_rpcs() -> list[str]:
-    """The MilvusService RPCs ``vecpg serve`` translates (the others answer
-    UNIMPLEMENTED), by name."""
+    """The MilvusService RPCs ``vecpg serve`` translates onto vecpg, by name: every other
+    answers NotSupported (:func:`not_supported_rpcs`) or UNIMPLEMENTED."""
     service = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"]
     return sorted(m.name for m in service.methods
-                  if m.name in MilvusService.__dict__
+                  if m.name in MilvusService.__dict__ and m.name not in _NOT_SUPPORTED_RPCS
                   and not getattr(MilvusService.__dict__[m.name], "unimplemented", False))
 
 
-__all__ = ["ClientCache", "MilvusService", "implemented_rpcs", "status_of"]
+def not_supported_rpcs() -> dict[str, str]:
+    """The RPCs answered with vecpg's NotSupported status (code 10) and the MilvusClient
+    method each serves (its note in :data:`vecpg.milvus_api.STATUS` says why)."""
+    return {n: m for n, m in sorted(_NOT_SUPPORTED_RPCS.items())
+            if n in MilvusService.__dict__
+            and not getattr(MilvusService.__dict__[n], "unimplemented", False)}
+
+
+__all__ = ["ClientCache", "MilvusService", "implemented_rpcs", "not_supported_rpcs",
+           "status_of"]
