@@ -19,7 +19,9 @@ cannot be pulled without a registry).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
 import time
 import uuid
@@ -124,25 +126,77 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
-def _remove_session_containers() -> None:
-    """Force-remove every container and network labelled with this session's id."""
+def _remove_session_containers(name: str | None = None) -> None:
+    """Force-remove every container (or the one called ``name``) and then every network
+    labelled with this session's id; whatever is gone already is no error."""
     try:
         import docker
 
         engine = docker.from_env(timeout=10)
         label = "=".join(*SESSION_LABEL.items())
-        for c in engine.containers.list(all=True, filters={"label": label}):
-            c.remove(force=True, v=True)
+        filters: dict[str, Any] = {"label": label, **({"name": name} if name else {})}
+        for c in engine.containers.list(all=True, filters=filters):
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True, v=True)
+        if name:
+            return
         for n in engine.networks.list(filters={"label": label}):
-            n.remove()
+            with contextlib.suppress(docker.errors.NotFound):
+                n.remove()
     except Exception:  # noqa: BLE001 - cleanup is best effort; the label finds leftovers later
         pass
+
+
+def _remove_stale_containers() -> None:
+    """Force-remove the containers of earlier sessions whose pytest process is gone (killed
+    before its end could clean up): the label's value starts with that process' id."""
+    try:
+        import docker
+
+        engine = docker.from_env(timeout=10)
+        for c in engine.containers.list(all=True, filters={"label": "vecpg.test"}):
+            pid = c.labels.get("vecpg.test", "").split("-")[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                c.remove(force=True, v=True)
+        for n in engine.networks.list(filters={"label": "vecpg.test"}):
+            pid = n.attrs.get("Labels", {}).get("vecpg.test", "").split("-")[0]
+            if pid.isdigit() and not _pid_alive(int(pid)) and not n.attrs.get("Containers"):
+                n.remove()
+    except Exception:  # noqa: BLE001 - best effort, like the session's own cleanup
+        pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 _STARTED_CONTAINERS = False
 _DOCKER_DSNS: set[str] = set()
 
 
+def _started_containers() -> None:
+    """Note that this session uses Docker: clean up after dead sessions once, and turn
+    SIGTERM (timeout, CI cancel) into an interrupt so the session's end still removes what
+    it started."""
+    global _STARTED_CONTAINERS
+    if _STARTED_CONTAINERS:
+        return
+    _STARTED_CONTAINERS = True
+    _remove_stale_containers()
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def interrupt(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt("SIGTERM")
+
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+@pytest.hookimpl(trylast=True)  # after the fixtures' own teardown
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove what this session started in Docker (Ryuk is disabled)."""
     if _STARTED_CONTAINERS:
@@ -152,7 +206,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(scope="session", params=_servers(), ids=lambda v: f"pg{v}")
 def dsn(request: pytest.FixtureRequest) -> Iterator[str]:
     """A DSN of a Postgres with pgvector; one per tested server."""
-    global _STARTED_CONTAINERS
     if request.param == "dsn":
         yield os.environ["VECPG_TEST_DSN"]
         return
@@ -160,17 +213,20 @@ def dsn(request: pytest.FixtureRequest) -> Iterator[str]:
         from testcontainers.community.postgres import PostgresContainer
 
         image = require_docker("pgvector")
-        _STARTED_CONTAINERS = True
+        _started_containers()
         # testcontainers publishes the port on every interface: a password of its own
         pg = PostgresContainer(image, driver=None, username="postgres", dbname="postgres",
                                password=uuid.uuid4().hex,
                                name=f"vecpg-test-{SESSION_LABEL['vecpg.test']}-pg17")
         pg.with_kwargs(labels=SESSION_LABEL, shm_size=SHM_SIZE)
         pg.with_env("POSTGRES_INITDB_ARGS", "--no-sync")  # a test server: ~3 s less to start
-        with pg:
+        pg.start()
+        try:
             url = pg.get_connection_url()
             _DOCKER_DSNS.add(url)
             yield url
+        finally:
+            _remove_session_containers(pg.get_wrapped_container().name)
         return
     data = tempfile.mkdtemp(prefix=f"vecpg-test-pg{request.param}-")
     yield embedded_dsn(data, pg_version=int(request.param), temporary=True)
@@ -238,11 +294,10 @@ def docker_postgres() -> Callable[..., PgContainer]:
     image is missing. Every container and network is removed when the session ends;
     ``PgContainer.remove()`` removes one earlier.
     """
-    global _STARTED_CONTAINERS
     import docker
 
     engine = docker.from_env(timeout=60)
-    _STARTED_CONTAINERS = True
+    _started_containers()
     session = SESSION_LABEL["vecpg.test"]
 
     def start(name: str, *, kind: str = "pgvector", network: str | None = None,
