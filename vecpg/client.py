@@ -42,8 +42,8 @@ from . import (
 )
 from . import calibrate as cal
 from . import companion as cmp
-from .autoindex import AutoIndexer
 from .args import check_recall
+from .autoindex import AutoIndexer
 from .catalog import CatalogCache, CollectionInfo
 from .compat import check_kwargs
 from .errors import (
