@@ -253,14 +253,16 @@ def test_a_read_only_role_connects_and_searches(small, dsn: str) -> None:
     role = "ro_" + uuid.uuid4().hex[:6]
     schema = small.schema
     with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        # a password too: a server in a container authenticates TCP logins (scram)
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(role)))
         for s in ("vecpg", schema):
             admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
                 sql.Identifier(s), sql.Identifier(role)))
             admin.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
                 sql.Identifier(s), sql.Identifier(role)))
     try:
-        ro_dsn = psycopg.conninfo.make_conninfo(dsn, user=role)
+        ro_dsn = psycopg.conninfo.make_conninfo(dsn, user=role, password=role)
         with vecpg.connect(ro_dsn, schema=schema) as ro:
             q = np.ones((1, 4), dtype=np.float32)
             assert len(ro.search("t", q, limit=5)[0]) == 5
