@@ -116,6 +116,13 @@ def test_auto_id_and_upsert(client) -> None:
     assert list(row["vector"]) == [9, 9] and row["note"] == "x"
 
 
+def test_columnar_insert_takes_a_range_of_keys(client) -> None:
+    client.create_collection("cols", dimension=2)
+    res = client.insert("cols", {"id": range(5, 8), "vector": np.ones((3, 2), np.float32)})
+    assert res["ids"] == [5, 6, 7]
+    assert sorted(r["id"] for r in client.query("cols", "id >= 0")) == [5, 6, 7]
+
+
 def test_query_get_delete(client) -> None:
     _docs(client, n=30)
     assert client.count("docs") == 30

@@ -192,7 +192,7 @@ def _holds_vectors(f: FieldSchema, v: Any) -> bool:
 
 
 def _is_columnar(schema: CollectionSchema, data: Mapping[str, Any]) -> bool:
-    if not data or not all(isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray)
+    if not data or not all(isinstance(v, (list, tuple, range)) or (isinstance(v, np.ndarray)
                                                              and v.ndim >= 1)
                            for v in data.values()):
         return False
@@ -312,7 +312,8 @@ def is_one_row(schema: CollectionSchema, data: Mapping[str, Any]) -> bool:
     for f in schema.scalar_fields:
         if f.name in data:
             v = data[f.name]
-            return not (isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.ndim))
+            return not (isinstance(v, (list, tuple, range))
+                        or (isinstance(v, np.ndarray) and v.ndim))
     return False
 
 
