@@ -191,6 +191,35 @@ def test_binary_metrics(cc: vecpg.Client, metric: str) -> None:
     assert np.allclose(_dists(got), _dists(cc.search(names[1], q, limit=8)))
 
 
+@pytest.mark.parametrize("metric", ["TANIMOTO", "SUBSTRUCTURE", "SUPERSTRUCTURE"])
+def test_fingerprint_metrics(cc: vecpg.Client, metric: str) -> None:
+    """vecpg's own binary metrics (SQL functions in schema vecpg, which must exist on the
+    workers): exact search gives the same neighbours and distances as on one node."""
+    rng = np.random.default_rng(6)
+    bits = (rng.random((300, 64)) < 0.3).astype(np.uint8)
+    rows = [{"id": i, "fp": np.packbits(bits[i]).tobytes()} for i in range(300)]
+    names = []
+    for n, dist in ((f"f_{metric.lower()}", {"shard_key": "id", "shard_count": 2}),
+                    (f"f_{metric.lower()}_local", {})):
+        cc.drop_collection(n)
+        s = cc.create_schema()
+        s.add_field("id", DataType.INT64, is_primary=True)
+        s.add_field("fp", DataType.BINARY_VECTOR, dim=64)
+        cc.create_collection(n, schema=s, metric_type=metric, **dist)
+        cc.insert(n, rows)
+        names.append(n)
+    # queries are sub- and supersets of stored fingerprints, so both containment metrics
+    # find rows
+    q = [np.packbits(bits[i] & (rng.random(64) < 0.5)).tobytes() for i in range(3)] + \
+        [np.packbits(bits[i] | (rng.random(64) < 0.2)).tobytes() for i in range(3, 6)]
+    a = cc.search(names[0], q, limit=8)
+    b = cc.search(names[1], q, limit=8)
+    assert sum(map(len, b)) > 0
+    assert [len(x) for x in a] == [len(x) for x in b]
+    for got, want in zip(a, b, strict=True):  # ties may order differently
+        assert np.allclose([h["distance"] for h in got], [h["distance"] for h in want])
+
+
 def test_hnsw_settings_reach_the_workers(cc: vecpg.Client, cluster: str) -> None:
     """HNSW is built on every shard; ef set per search changes recall on the cluster (so
     it reached the workers: a session SET would not), and the planner's choice meets
