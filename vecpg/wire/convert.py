@@ -17,6 +17,7 @@ from pymilvus.client import entity_helper
 from pymilvus.client.utils import sparse_parse_single_row
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
+from .. import fusion
 from ..errors import InvalidArgument, NotSupported
 from ..schema import CollectionSchema, DataType, FieldSchema, Function, FunctionType
 
@@ -487,3 +488,17 @@ def kv_params(pairs: Iterable[Any]) -> dict[str, Any]:
 def json_text(value: Any) -> str:
     """``value`` as JSON text (numpy values as plain numbers)."""
     return json.dumps(value, default=_json_default)
+
+
+def ranker(strategy: Any, params: Mapping[str, Any] | None) -> Any:
+    """The fusion ranker a hybrid search names, as the gRPC rank params and the REST
+    ``rerank`` object both give it: ``rrf`` (``k``) or ``weighted`` (``weights``,
+    ``norm_score``)."""
+    name, p = str(strategy or "rrf").lower(), params or {}
+    if name == "rrf":
+        return fusion.RRFRanker(int(p.get("k", 60)))
+    if name == "weighted":
+        return fusion.WeightedRanker(*p.get("weights", []),
+                                     norm_score=bool(p.get("norm_score", True)))
+    raise NotSupported(f"hybrid search ranker {name!r} is not supported; use rrf "
+                       "(RRFRanker) or weighted (WeightedRanker)")

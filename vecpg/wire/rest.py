@@ -36,7 +36,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from .. import fusion
 from ..client import Client
-from ..errors import InvalidArgument, NotSupported, VecpgError
+from ..errors import InvalidArgument, VecpgError
 from ..schema import CollectionSchema, DataType, FieldSchema
 from . import convert
 from .service import MilvusService, status_of
@@ -502,18 +502,8 @@ class RestApi:
             reqs.append(fusion.AnnSearchRequest(
                 data, anns, self._search_params(sub), int(sub.get("limit") or 100),
                 expr=sub.get("filter") or None, expr_params=sub.get("exprParams") or None))
-        rerank = body.get("rerank") or {"strategy": "rrf"}
-        strategy = str(rerank.get("strategy", "rrf")).lower()
-        rp = rerank.get("params") or {}
-        ranker: Any
-        if strategy == "rrf":
-            ranker = fusion.RRFRanker(int(rp.get("k", 60)))
-        elif strategy == "weighted":
-            ranker = fusion.WeightedRanker(*rp.get("weights", []),
-                                           norm_score=bool(rp.get("norm_score", True)))
-        else:
-            raise NotSupported(f"rerank strategy {strategy!r} is not supported; use rrf or "
-                               "weighted")
+        rerank = body.get("rerank") or {}
+        ranker = convert.ranker(rerank.get("strategy"), rerank.get("params"))
         kw: dict[str, Any] = {}
         if body.get("groupingField"):
             kw["group_by_field"] = body["groupingField"]

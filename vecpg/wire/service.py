@@ -721,17 +721,7 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
                 kw["search_params"], kw["limit"], expr=kw["filter"] or None,
                 expr_params=kw["filter_params"]))
         rank = convert.kv_params(request.rank_params)
-        strategy = str(rank.get("strategy", "rrf")).lower()
-        rp = rank.get("params") or {}
-        ranker: Any
-        if strategy == "rrf":
-            ranker = fusion.RRFRanker(int(rp.get("k", 60)))
-        elif strategy == "weighted":
-            ranker = fusion.WeightedRanker(*rp.get("weights", []),
-                                           norm_score=bool(rp.get("norm_score", True)))
-        else:
-            raise NotSupported(f"hybrid search ranker {strategy!r} is not supported; "
-                               "use RRFRanker or WeightedRanker")
+        ranker = convert.ranker(rank.get("strategy"), rank.get("params"))
         limit = int(rank.get("limit", 10))
         kw2: dict[str, Any] = {"offset": int(rank.get("offset", 0) or 0)}
         rd = rank.get("round_decimal", -1)
