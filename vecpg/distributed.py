@@ -264,11 +264,10 @@ def probe(f: FieldSchema) -> Any:
     return [1.0] * dim
 
 
-def citus_filter_estimate(doc: Any) -> tuple[float, str] | None:
-    """From an ``EXPLAIN (FORMAT JSON)`` of a filter on a distributed table: the rows it
-    matches (one task's remote estimate times the task count: Citus' own top node says
-    100,000 whatever the filter) and the access path of the remote plan; None when the plan
-    is not Citus'."""
+def citus_remote_plan(doc: Any) -> tuple[dict[str, Any], int] | None:
+    """From an ``EXPLAIN (FORMAT JSON)`` of a query on a distributed table: one task's
+    remote plan and the task count (Citus' own top node estimates 100,000 rows whatever the
+    filter, so the shards' estimates must be read); None when the plan is not Citus'."""
     plan = doc[0]["Plan"]
     job = plan.get("Distributed Query", {}).get("Job")
     if not str(plan.get("Custom Plan Provider", "")).startswith("Citus") or job is None:
@@ -276,14 +275,5 @@ def citus_filter_estimate(doc: Any) -> tuple[float, str] | None:
     tasks = job.get("Tasks") or []
     if not tasks or not tasks[0].get("Remote Plan"):
         return None
-    remote = tasks[0]["Remote Plan"][0][0]["Plan"]
-    access = "seq"
-    stack = [remote]
-    while stack:
-        node = stack.pop()
-        if node.get("Node Type") in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan",
-                                     "Bitmap Index Scan"):
-            access = "index"
-        stack.extend(node.get("Plans", []))
-    return float(remote.get("Plan Rows", 1)) * int(job["Task Count"]), access
+    return tasks[0]["Remote Plan"][0][0]["Plan"], int(job["Task Count"])
 

@@ -169,13 +169,10 @@ def measure_filter(db: Db, q: Query) -> tuple[float, str]:
     doc = row[0]
     if isinstance(doc, str):
         doc = json.loads(doc)
+    plan, tasks = doc[0]["Plan"], 1
     if distributed.of(q.info) is not None:
-        # Citus: its top node estimates 100,000 rows whatever the filter; the shards' own
-        # estimates answer
-        got = distributed.citus_filter_estimate(doc)
-        if got is not None:
-            return got
-    plan = doc[0]["Plan"]
+        # Citus: one shard's estimate times the shard tasks (see citus_remote_plan)
+        plan, tasks = distributed.citus_remote_plan(doc) or (plan, 1)
     access = "seq"
     stack = [plan]
     while stack:
@@ -184,7 +181,7 @@ def measure_filter(db: Db, q: Query) -> tuple[float, str]:
                                      "Bitmap Index Scan"):
             access = "index"
         stack.extend(node.get("Plans", []))
-    return float(plan.get("Plan Rows", 1)), access
+    return float(plan.get("Plan Rows", 1)) * tasks, access
 
 
 def sample_filter(db: Db, q: Query, rows: float) -> tuple[float, str] | None:
