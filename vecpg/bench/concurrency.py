@@ -85,8 +85,8 @@ def _worker(dsn: str, schema: str, coll: str, k: int, params: dict[str, Any],
 
     with connect(dsn, schema=schema, pool_size=2) as client:
         search = _searcher(client, coll, k, params)
-        for q in queries[start:start + 5]:  # loads the codes / warms the connection
-            search(q)
+        for j in range(5):  # loads the codes / warms the connection (not timed)
+            search(queries[(start + j) % len(queries)])
         barrier.wait()
         lat: list[float] = []
         _loop(search, queries, start, time.perf_counter() + seconds, lat)
