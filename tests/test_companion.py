@@ -358,3 +358,22 @@ def test_processes_share_one_annoy_forest(client: vecpg.Client, dsn: str, tmp_pa
         assert _same_as_exact(other, q) == first
         theirs = other._companions.loaded_now(index_id)
         assert theirs is not None and theirs.model.shared_path == mine.model.shared_path
+
+
+def test_cache_prune_removes_only_stale_entries(tmp_path: object) -> None:
+    import os
+    from pathlib import Path
+
+    root = Path(str(tmp_path))
+    old, new, keep = root / "aaaa", root / "bbbb", root / "cccc"
+    for d in (old, new, keep):
+        (d / "x").mkdir(parents=True)
+    (root / "annoy").mkdir()
+    (root / "annoy" / "f.annoy").write_bytes(b"1")
+    (root / "annoy" / "g.annoy").write_bytes(b"2")
+    past = time.time() - cmp.CACHE_MAX_AGE - 60
+    for p in (old, keep, root / "annoy" / "f.annoy"):
+        os.utime(p, (past, past))
+    cmp.prune_cache(root, keep=keep)
+    assert not old.exists() and new.exists() and keep.exists()
+    assert sorted(p.name for p in (root / "annoy").iterdir()) == ["g.annoy"]

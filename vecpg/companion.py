@@ -618,10 +618,34 @@ def _save_entry(entry: Path, searcher: Any) -> Any:
         for old in entry.parent.glob(f"{index}_v*"):
             if old != entry and ".tmp" not in old.name:
                 shutil.rmtree(old, ignore_errors=True)  # mapped pages outlive the unlink
+        prune_cache(entry.parent.parent, keep=entry.parent)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
         return None
     return _map_entry(entry, searcher.model)
+
+
+CACHE_MAX_AGE = 6 * 3600  # seconds a server's cache directory may go unwritten
+
+
+def prune_cache(root: Path, keep: Path | None = None, max_age: float = CACHE_MAX_AGE) -> None:
+    """Remove cache entries nobody wrote for ``max_age`` seconds: other servers' directories
+    (a server restarted gets a new one; test servers come and go) and ANNOY forests. Safe
+    at any time: a process keeps its mapping of a removed file, and a new process that finds
+    nothing loads from Postgres and saves again."""
+    cutoff = time.time() - max_age
+    try:
+        for d in root.iterdir():
+            if d == keep:
+                continue
+            if d.name == "annoy":
+                for f in d.glob("*.annoy"):
+                    if f.stat().st_mtime < cutoff:
+                        f.unlink(missing_ok=True)
+            elif d.is_dir() and d.stat().st_mtime < cutoff:
+                shutil.rmtree(d, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def _fetch_codes(conn: Db, index_id: int, version: int, after: int | None
