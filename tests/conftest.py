@@ -40,6 +40,9 @@ DOCKER_SERVER = "17-docker"
 # a later one, by hand: docker rm -f $(docker ps -aq -f label=vecpg.test)) finds them
 SESSION_LABEL = {"vecpg.test": f"{os.getpid()}-{uuid.uuid4().hex[:8]}"}
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+# companion codes shared between processes (vecpg.companion.cache_root): the test servers'
+# go to a directory of this session's own, not the user's cache
+os.environ.setdefault("VECPG_CACHE_DIR", tempfile.mkdtemp(prefix="vecpg-test-cache-"))
 # Docker's default /dev/shm is 64 MB, and a parallel HNSW build keeps its graph in a shared
 # memory segment of maintenance_work_mem (vecpg sets at least 1 GB): the build then fails
 # with "could not resize shared memory segment". docker/compose*.yml set the same.
@@ -278,7 +281,8 @@ def _wait_ready(dsn: str, container: Any, timeout: float) -> None:
 @pytest.fixture(scope="session")
 def docker_postgres() -> Callable[..., PgContainer]:
     """``start(name, *, kind="pgvector", network=None, args=(), env=None, command=None,
-    volumes=None, wait=True, timeout=90) -> PgContainer``: start a Postgres container.
+    volumes=None, wait=True, timeout=90, shm_size="2g") -> PgContainer``: start a Postgres
+    container.
 
     - ``name``: a suffix; the container is ``vecpg-test-<session>-<name>`` and that is also
       its host name on ``network`` (created, labelled, when missing).
@@ -303,7 +307,8 @@ def docker_postgres() -> Callable[..., PgContainer]:
     def start(name: str, *, kind: str = "pgvector", network: str | None = None,
               args: Sequence[str] = (), env: dict[str, str] | None = None,
               command: Sequence[str] | None = None, volumes: Any = None,
-              wait: bool = True, timeout: float = 90) -> PgContainer:
+              wait: bool = True, timeout: float = 90,
+              shm_size: str = SHM_SIZE) -> PgContainer:
         image = require_docker(kind)
         if network is not None and not engine.networks.list(names=[network]):
             engine.networks.create(network, labels=SESSION_LABEL)
@@ -313,7 +318,7 @@ def docker_postgres() -> Callable[..., PgContainer]:
             hostname=full, detach=True, labels=SESSION_LABEL, network=network,
             environment={"POSTGRES_PASSWORD": "vecpg", "POSTGRES_INITDB_ARGS": "--no-sync",
                          **(env or {})},
-            ports={"5432/tcp": ("127.0.0.1", None)}, volumes=volumes, shm_size=SHM_SIZE)
+            ports={"5432/tcp": ("127.0.0.1", None)}, volumes=volumes, shm_size=shm_size)
         container.reload()
         port = container.attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"]
         url = f"postgresql://postgres:vecpg@127.0.0.1:{port}/postgres"

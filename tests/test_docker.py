@@ -43,3 +43,27 @@ def test_containers_meet_on_their_network_and_go_away(docker_postgres) -> None:
     assert a.name not in names and b.name in names
     b.remove()
     assert os.environ["TESTCONTAINERS_RYUK_DISABLED"] == "true"
+
+
+def test_index_builds_fit_dockers_default_shared_memory(docker_postgres) -> None:
+    """Docker gives a container 64 MB of /dev/shm (the pgvector images too): a parallel HNSW
+    build's segment of maintenance_work_mem (>= 1 GB) does not fit there. vecpg builds and
+    rebuilds without parallel workers then, instead of failing."""
+    import numpy as np
+
+    import vecpg
+
+    pg = docker_postgres("shm64", shm_size="64m")
+    x = np.random.default_rng(0).standard_normal((30000, 128)).astype(np.float32)
+    with vecpg.connect(pg.dsn) as c:  # 15 MB of vectors: Postgres plans parallel workers
+        c.create_collection("big", dimension=128)
+        c.insert("big", {"id": range(len(x)), "vector": x})
+        c.create_index("big", c.prepare_index_params(
+            "vector", index_type="HNSW", metric_type="L2", params={"M": 8, "efConstruction": 16}))
+        (name,) = c.list_indexes("big")
+        c.rebuild_index("big", name)
+        assert c.search("big", [x[7].tolist()], limit=1)[0][0]["id"] == 7
+        with c.connection() as k:
+            assert k.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone() \
+                == (0,)
+    pg.remove()

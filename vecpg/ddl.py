@@ -293,7 +293,7 @@ def create_index(db: Db, info: CollectionInfo, req: Mapping[str, Any], dsn: str,
                            (f"{build_memory_mb(db, info, f, cfg)}MB",))
                 if watcher is not None:
                     watcher.start()
-                db.execute(ddl)
+                _build(db, ddl)
             if f.dtype is DataType.BINARY_VECTOR:
                 # popcount bounds screen SUBSTRUCTURE/SUPERSTRUCTURE and Tanimoto range
                 # searches before the exact bit test (see metrics.distance_sql)
@@ -433,21 +433,58 @@ def rebuild_index(db: Db, info: CollectionInfo, ix: IndexInfo,
         # CONCURRENTLY: a new index is built beside the old one and swapped in, so searches
         # (and writes) go on meanwhile; a plain REINDEX locks them out for the whole build
         # a killed earlier rebuild leaves its unfinished copy behind (invalid, unused)
-        for (left,) in db.execute(
-                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-                " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s"
-                " AND NOT i.indisvalid AND c.relname LIKE %s",
-                (info.schema_name, ix.pg_index.replace("_", "\\_") + "\\_ccnew%")).fetchall():
-            db.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
-                sql.Identifier(info.schema_name, left)))
+        _drop_unfinished_copies(db, info, ix)
         db.execute("SELECT set_config('maintenance_work_mem', %s, false)",
                    (f"{build_memory_mb(db, info, info.schema.field(ix.field_name), ix.config)}MB",))
+        reindex = sql.SQL("REINDEX INDEX CONCURRENTLY {}").format(
+            sql.Identifier(info.schema_name, ix.pg_index))
         try:
-            db.execute(sql.SQL("REINDEX INDEX CONCURRENTLY {}").format(
-                sql.Identifier(info.schema_name, ix.pg_index)))
+            try:
+                db.execute(reindex)
+            except psycopg.errors.DiskFull as e:
+                if not _shm_full(e):
+                    raise
+                # the failed copy is left invalid: drop it, build again without workers
+                _drop_unfinished_copies(db, info, ix)
+                db.execute("SET max_parallel_maintenance_workers = 0")
+                try:
+                    db.execute(reindex)
+                finally:
+                    db.execute("RESET max_parallel_maintenance_workers")
         finally:
             db.execute("RESET maintenance_work_mem")
     return {"build_seconds": round(time.monotonic() - started, 3), **stats}
+
+
+def _shm_full(e: Exception) -> bool:
+    return "shared memory segment" in str(e)
+
+
+def _build(db: Db, ddl: Any) -> None:
+    """Run an index build. A parallel build keeps its graph in a shared memory segment of
+    maintenance_work_mem; where /dev/shm is smaller (Docker's default is 64 MB, as in the
+    pgvector images) Postgres fails it with "could not resize shared memory segment": the
+    build runs again without parallel workers (slower, but it fits in local memory)."""
+    try:
+        with db.transaction():  # a savepoint: only the failed build is undone
+            db.execute(ddl)
+    except psycopg.errors.DiskFull as e:
+        if not _shm_full(e):
+            raise
+        db.execute("SELECT set_config('max_parallel_maintenance_workers', '0', true)")
+        db.execute(ddl)
+
+
+def _drop_unfinished_copies(db: Db, info: CollectionInfo, ix: IndexInfo) -> None:
+    """Drop the invalid ``_ccnew`` copies a failed or killed REINDEX CONCURRENTLY left."""
+    assert ix.pg_index is not None
+    for (left,) in db.execute(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s"
+            " AND NOT i.indisvalid AND c.relname LIKE %s",
+            (info.schema_name, ix.pg_index.replace("_", "\\_") + "\\_ccnew%")).fetchall():
+        db.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+            sql.Identifier(info.schema_name, left)))
 
 
 def coverage_share(db: Db, info: CollectionInfo, ix: IndexInfo
