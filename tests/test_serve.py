@@ -156,9 +156,11 @@ def test_custom_schema_round_trip(mc: Any, local: vecpg.Client, name: str) -> No
     s.add_field("half", DataType.FLOAT16_VECTOR, dim=4)
     s.add_field("bits", DataType.BINARY_VECTOR, dim=16)
     s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-    mc.create_collection(name, schema=s)
+    mc.create_collection(name, schema=s, consistency_level="Session")
     remote = mc.describe_collection(name)
     mine = local.describe_collection(name)
+    # the collection's read default travels both ways (vecpg.replicas uses it)
+    assert remote["consistency_level"] == mine["consistency_level"] == 1  # Session
     assert [(f["name"], f["type"]) for f in remote["fields"]] == \
         [(f["name"], f["type"]) for f in mine["fields"]]
     by = {f["name"]: f for f in remote["fields"]}

@@ -386,6 +386,8 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
             kw["properties"] = props
         if request.num_partitions and schema.partition_key is not None:
             kw["num_partitions"] = int(request.num_partitions)
+        # the collection's default for reads (vecpg.replicas); pymilvus sends Bounded unless told
+        kw["consistency_level"] = int(request.consistency_level)
         client.create_collection(request.collection_name, schema=schema, **kw)
         return _OK
 
@@ -398,7 +400,8 @@ class MilvusService(milvus_pb2_grpc.MilvusServiceServicer):
         schema = self._schema(client, d["collection_name"])
         resp = milvus_pb2.DescribeCollectionResponse(
             status=_OK, collectionID=_collection_id(d["collection_name"]), shards_num=1,
-            aliases=list(d.get("aliases", [])), consistency_level=common_pb2.Strong,
+            aliases=list(d.get("aliases", [])),
+            consistency_level=int(d.get("consistency_level", common_pb2.Bounded)),
             collection_name=d["collection_name"], db_name=request.db_name or "default",
             num_partitions=int(d.get("num_partitions") or 0))
         convert.schema_to_pb(d["collection_name"], schema, resp.schema)
