@@ -5,10 +5,10 @@ against shared_buffers, on the collections ``vecpg bench --scale --keep`` left b
     python scripts/scale_knees.py sb --rows 1000000 --ef 160
     # then ALTER SYSTEM SET shared_buffers, restart the server, and run ``sb`` again
 
-``mwm`` rebuilds the HNSW index of ``bench_scale_<rows>`` with each budget and records the
-build time and pgvector's "graph no longer fits" notice; ``sb`` runs the same queries twice
-(the second pass warm) and records QPS and the index blocks read from outside
-shared_buffers. One JSON line per measurement on stdout.
+``mwm`` rebuilds the HNSW index of ``bench_scale_<rows>_<dim>d_float32`` with each budget
+and records the build time and pgvector's "graph no longer fits" notice; ``sb`` runs the
+same queries twice (the second pass warm) and records QPS and the index blocks read from
+outside shared_buffers. One JSON line per measurement on stdout.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import psycopg
 
 import vecpg
 import vecpg.server
-from vecpg.bench.scale import clustered_data
+from vecpg.bench.scale import clustered_data, collection_name
 from vecpg.ddl import hnsw_graph_mb
 from vecpg.schema import DataType
 
@@ -35,7 +35,7 @@ def _index(conn: psycopg.Connection, table: str) -> tuple[str, str]:
 
 
 def mwm(dsn: str, rows: int, dim: int, budgets: list[str]) -> None:
-    table = f"bench_scale_{rows}"
+    table = collection_name(rows, dim)
     with psycopg.connect(dsn, autocommit=True) as conn:
         name, ddl = _index(conn, table)
         notices: list[str] = []
@@ -54,7 +54,7 @@ def mwm(dsn: str, rows: int, dim: int, budgets: list[str]) -> None:
 
 
 def sb(dsn: str, rows: int, dim: int, ef: int, queries: int) -> None:
-    table = f"bench_scale_{rows}"
+    table = collection_name(rows, dim)
     qs = clustered_data(queries, dim, seed=987654321)
     with vecpg.connect(dsn) as client, psycopg.connect(dsn, autocommit=True) as conn:
         name, _ = _index(conn, table)

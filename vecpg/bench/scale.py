@@ -52,6 +52,12 @@ def clustered_data(n: int, dim: int, *, seed: int = 0, clusters: int = 100,
     return out
 
 
+def collection_name(n: int, dim: int, vector_type: str = "float32") -> str:
+    """The collection a scale run of ``n`` rows of ``dim`` dims leaves (with ``--keep``):
+    named by its shape, so runs of other dims or types do not drop it."""
+    return f"bench_scale_{n}_{dim}d_{vector_type}"
+
+
 def run_scale(client: Any, report: Report, *, sizes: Sequence[int] = DEFAULT_SIZES,
               dim: int = 128, queries: int = 200, k: int = 10, target_recall: float = 0.95,
               m: int = 16, ef_construction: int = 64, exact_queries: int = 20,
@@ -70,7 +76,7 @@ def run_scale(client: Any, report: Report, *, sizes: Sequence[int] = DEFAULT_SIZ
     out = []
     qs = clustered_data(queries, dim, seed=987654321)
     for n in sizes:
-        coll = f"bench_scale_{n}"
+        coll = collection_name(n, dim, vector_type)
         data = clustered_data(n, dim, seed=n)
         if np_type is not np.float32:  # ground truth on the stored (rounded) vectors
             data = data.astype(np_type).astype(np.float32)
