@@ -128,6 +128,9 @@ def test_concurrent_builders_make_one_index(world, dsn):
     for t in threads:
         t.join(120)
     assert sum(o.startswith("built") for o in out) >= 1, out
+    # a client arriving once the build is done: one selective index serves the filter
+    late = autoindex.build(dsn, info, "c == 1 and a == 1", None)
+    assert late.startswith("skipped: an index serves"), late
     with psycopg.connect(dsn, autocommit=True) as c:
         n = c.execute("SELECT count(*) FROM vecpg.indexes WHERE schema_name = %s AND"
                       " collection = 'w' AND params ? 'auto'", (info.schema_name,)).fetchone()

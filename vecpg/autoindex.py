@@ -337,11 +337,15 @@ def build(dsn: str, info: CollectionInfo, expression: str,
             (info.schema_name, info.name)).fetchall()}
         scored = []
         for t in cands:
-            if t.name in have or (not t.is_expression and _column_indexed(db, info, t)):
-                continue
+            indexed = t.name in have or (not t.is_expression and _column_indexed(db, info, t))
             share = _share(db, info, t, params)
-            if share is not None and share <= MAX_SELECTIVITY:
-                scored.append((share, t))
+            if share is None or share > MAX_SELECTIVITY:
+                continue
+            if indexed:
+                # one selective index serves the filter (a client that decided to build
+                # while another's build of it ran must not add a second one)
+                return f"skipped: an index serves {t.condition!r} already"
+            scored.append((share, t))
         if not scored:
             return "skipped: no unindexed condition selective enough"
         share, t = min(scored, key=lambda x: x[0])
@@ -374,10 +378,12 @@ def _share(db: Db, info: CollectionInfo, t: Target, params: dict[str, Any] | Non
                                       timezone=info.timezone)
     except filters.FilterError:
         return None
+    # REPEATABLE: clients building at once count the same blocks, so they pick the same
+    # condition (and meet at its advisory lock) instead of one index each
     row = db.execute(sql.SQL("SELECT count(*) FILTER (WHERE {}), count(*) FROM {} "
                              "TABLESAMPLE SYSTEM (least(100, 100 * 10000 / greatest("
                              "(SELECT reltuples FROM pg_class WHERE oid = %s::regclass),"
-                             " 1)))").format(frag.sql, info.table),
+                             " 1))) REPEATABLE (0)").format(frag.sql, info.table),
                      [*frag.params, info.table.as_string(None)], prepare=False).fetchone()
     if not row or not row[1]:
         return None
