@@ -258,6 +258,10 @@ class PgContainer:
         assert code == 0, f"{cmd} -> {code}: {text}"
         return text
 
+    def wait(self, timeout: float = 90) -> None:
+        """Block until the server accepts a connection (for one started with ``wait=False``)."""
+        _wait_ready(self.dsn, self.container, timeout)
+
     def remove(self) -> None:
         """Stop and remove the container now (the session's end would otherwise)."""
         self.container.remove(force=True, v=True)

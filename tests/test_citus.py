@@ -8,7 +8,6 @@ coordinator, and searches with numpy's exact answer.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,19 +19,6 @@ import pytest
 import vecpg
 from vecpg import DataType
 from vecpg.errors import InvalidArgument, NotSupported, UnsupportedServer
-
-
-def _wait(dsn: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with psycopg.connect(dsn, connect_timeout=3) as c:
-                c.execute("SELECT 1")
-            return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +33,7 @@ def cluster(docker_postgres: Callable[..., Any]) -> Iterator[str]:
         env={"POSTGRES_HOST_AUTH_METHOD": "trust"}) for n in ("coord", "w1", "w2")}
     try:
         for node in nodes.values():  # started together, waited for in turn
-            _wait(node.dsn)
+            node.wait()
             with psycopg.connect(node.dsn, autocommit=True) as c:
                 c.execute("CREATE EXTENSION IF NOT EXISTS citus")
         coord = nodes["coord"]
