@@ -144,6 +144,23 @@ def test_exact_search_every_float_metric(cc: vecpg.Client, metric: str) -> None:
     assert np.allclose(_dists(a), _dists(b), rtol=1e-5)
 
 
+def _binary_pair(cc: vecpg.Client, name: str, rows: list[dict[str, Any]],
+                 metric: str) -> list[str]:
+    """``rows`` (id, 64-bit ``fp``, and ``k`` if they have it) in a collection distributed by
+    id over 2 shards and in a local twin; their names."""
+    names = [name, name + "_local"]
+    for n, dist in zip(names, ({"shard_key": "id", "shard_count": 2}, {}), strict=True):
+        cc.drop_collection(n)
+        s = cc.create_schema()
+        s.add_field("id", DataType.INT64, is_primary=True)
+        s.add_field("fp", DataType.BINARY_VECTOR, dim=64)
+        if "k" in rows[0]:
+            s.add_field("k", DataType.INT64)
+        cc.create_collection(n, schema=s, metric_type=metric, **dist)
+        cc.insert(n, rows)
+    return names
+
+
 @pytest.mark.parametrize("metric", ["HAMMING", "JACCARD"])
 def test_binary_metrics(cc: vecpg.Client, metric: str) -> None:
     """Binary vectors with HAMMING and JACCARD: the same neighbours and distances as on
@@ -151,17 +168,7 @@ def test_binary_metrics(cc: vecpg.Client, metric: str) -> None:
     rng = np.random.default_rng(4)
     bits = rng.integers(0, 2, (300, 64), dtype=np.uint8)
     rows = [{"id": i, "fp": np.packbits(bits[i]).tobytes(), "k": i % 3} for i in range(300)]
-    names = []
-    for n, dist in ((f"b_{metric.lower()}", {"shard_key": "id", "shard_count": 2}),
-                    (f"b_{metric.lower()}_local", {})):
-        cc.drop_collection(n)
-        s = cc.create_schema()
-        s.add_field("id", DataType.INT64, is_primary=True)
-        s.add_field("fp", DataType.BINARY_VECTOR, dim=64)
-        s.add_field("k", DataType.INT64)
-        cc.create_collection(n, schema=s, metric_type=metric, **dist)
-        cc.insert(n, rows)
-        names.append(n)
+    names = _binary_pair(cc, f"b_{metric.lower()}", rows, metric)
     q = [np.packbits(rng.integers(0, 2, 64, dtype=np.uint8)).tobytes() for _ in range(5)]
     for expr in ("", "k == 1"):
         a = cc.search(names[0], q, limit=8, filter=expr)
@@ -184,16 +191,7 @@ def test_fingerprint_metrics(cc: vecpg.Client, metric: str) -> None:
     rng = np.random.default_rng(6)
     bits = (rng.random((300, 64)) < 0.3).astype(np.uint8)
     rows = [{"id": i, "fp": np.packbits(bits[i]).tobytes()} for i in range(300)]
-    names = []
-    for n, dist in ((f"f_{metric.lower()}", {"shard_key": "id", "shard_count": 2}),
-                    (f"f_{metric.lower()}_local", {})):
-        cc.drop_collection(n)
-        s = cc.create_schema()
-        s.add_field("id", DataType.INT64, is_primary=True)
-        s.add_field("fp", DataType.BINARY_VECTOR, dim=64)
-        cc.create_collection(n, schema=s, metric_type=metric, **dist)
-        cc.insert(n, rows)
-        names.append(n)
+    names = _binary_pair(cc, f"f_{metric.lower()}", rows, metric)
     # queries are sub- and supersets of stored fingerprints, so both containment metrics
     # find rows
     q = [np.packbits(bits[i] & (rng.random(64) < 0.5)).tobytes() for i in range(3)] + \
