@@ -40,7 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from psycopg import sql
+import psycopg
+from psycopg import pq, sql
+from psycopg.adapt import Dumper
 
 from . import catalog, quantize
 from .errors import IndexNotReady, InvalidArgument, PermissionDenied
@@ -691,8 +693,48 @@ class Knobs:
         return Knobs(min(nprobe, cfg.nlist) if cfg.nlist else nprobe, search_k, rerank)
 
 
-def candidates(state: Loaded, queries: np.ndarray, n: int, knobs: Knobs) -> list[list[Any]]:
-    """The primary keys of up to ``n`` approximate nearest rows per query."""
+class KeyArray:
+    """Candidate bigint keys in Postgres' binary ``int8[]`` form, laid out by numpy: psycopg
+    dumps a Python list of 100 ints element by element (~80 us a query, a tenth of the
+    client's time in a companion search)."""
+
+    __slots__ = ("keys", "wire")
+    _ELEM = np.dtype([("len", ">i4"), ("value", ">i8")])
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+        elems = np.empty(len(keys), dtype=self._ELEM)
+        elems["len"] = 8
+        elems["value"] = keys
+        # ndim, has nulls, element type (int8), then the one dimension's length and lower bound
+        head = np.array([1, 0, 20, len(keys), 1], dtype=">i4").tobytes()
+        self.wire = head + elems.tobytes()
+
+    def tolist(self) -> list[int]:
+        """The keys as Python ints."""
+        return [int(k) for k in self.keys]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class _KeyArrayDumper(Dumper):
+    format = pq.Format.BINARY
+    oid = 1016  # int8[]
+
+    def dump(self, obj: Any) -> bytes:
+        return obj.wire
+
+
+# Registered on psycopg's global adapters (copied by every connection made later): the type
+# is vecpg's own, so no other value changes how it is sent.
+psycopg.adapters.register_dumper(KeyArray, _KeyArrayDumper)
+
+
+def candidates(state: Loaded, queries: np.ndarray, n: int, knobs: Knobs
+               ) -> list[list[Any] | KeyArray]:
+    """The primary keys of up to ``n`` approximate nearest rows per query (bigint keys as a
+    :class:`KeyArray`)."""
     if state.trees:
         items, _ = state.searcher.search(queries, n, {"search_k": knobs.search_k})
         assert state.item_keys is not None
@@ -702,7 +744,7 @@ def candidates(state: Loaded, queries: np.ndarray, n: int, knobs: Knobs) -> list
         keys = [row[row >= 0] for row in np.atleast_2d(found)]
     pks = state.pks
     if pks is None:
-        return [row.tolist() for row in keys]
+        return [KeyArray(row) for row in keys]
     return [[pks[k] for k in row.tolist()] for row in keys]
 
 

@@ -378,15 +378,26 @@ class _IvfModel(Model):
         """The part of :meth:`score` read from the codes (numpy)."""
         raise NotImplementedError
 
-    def scan(self, kernels: Any, state: Any, i: int, codes: np.ndarray, starts: np.ndarray,
-             lens: np.ndarray) -> np.ndarray:
-        """:meth:`code_part` for the rows of ranges of ``codes``, by a compiled kernel."""
-        raise NotImplementedError
-
     def finish(self, state: Any, i: int, part: np.ndarray, aux: np.ndarray | None,
                coarse: np.ndarray) -> np.ndarray:
-        """:meth:`score` from the code-dependent part computed by :meth:`scan`."""
+        """:meth:`score` from the code-dependent part (:meth:`code_part`)."""
         raise NotImplementedError
+
+    def top(self, kernels: Any, state: Any, i: int, codes: np.ndarray, offsets: np.ndarray,
+            lists: np.ndarray, coarse: np.ndarray, aux: np.ndarray | None,
+            n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``n`` rows of query ``i``'s probed ``lists`` (``coarse``: their probe
+        scores) by a compiled kernel in one pass: (row numbers, scores), best first."""
+        raise NotImplementedError
+
+    def _terms(self, lists: np.ndarray, base: np.ndarray | float, aux: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray, float]:
+        """The kernels' per-list constant ``a`` (from ``base``: a scalar or one value per
+        probed list), ``aux`` (empty when none) and the key's sign (+1: smaller is better)."""
+        a = np.broadcast_to(np.float32(base) if np.ndim(base) == 0 else base,
+                            lists.shape).astype(np.float32)
+        empty = np.empty(0, np.float32)
+        return a, (empty if aux is None else aux), 1.0 if self.l2_scoring else -1.0
 
 
 class IvfSq8Model(_IvfModel):
@@ -451,11 +462,6 @@ class IvfSq8Model(_IvfModel):
         """The part of :meth:`score` read from the codes: ``(q * scale) . c`` per row."""
         return codes.astype(np.float32) @ state[1][i]
 
-    def scan(self, kernels: Any, state: Any, i: int, codes: np.ndarray, starts: np.ndarray,
-             lens: np.ndarray) -> np.ndarray:
-        """:meth:`code_part` of the rows of ranges of ``codes``, by a compiled kernel."""
-        return kernels.sq8_dots(codes, starts, lens, state[1][i])
-
     def finish(self, state: Any, i: int, part: np.ndarray, aux: np.ndarray | None,
                coarse: np.ndarray) -> np.ndarray:
         """:meth:`score` from :meth:`code_part`."""
@@ -465,6 +471,20 @@ class IvfSq8Model(_IvfModel):
             assert aux is not None
             return qn[i] - 2.0 * ip + aux
         return ip
+
+    def top(self, kernels: Any, state: Any, i: int, codes: np.ndarray, offsets: np.ndarray,
+            lists: np.ndarray, coarse: np.ndarray, aux: np.ndarray | None,
+            n: int) -> tuple[np.ndarray, np.ndarray]:
+        """See :meth:`_IvfModel.top`: ``finish`` with the query's constants folded in."""
+        _, qs, base, qn = state
+        if self.l2_scoring:
+            a, ax, sign = self._terms(lists, qn[i] - 2.0 * base[i], aux)
+            b = -2.0
+        else:
+            a, ax, sign = self._terms(lists, base[i], aux)
+            b = 1.0
+        rows, keys = kernels.sq8_top(codes, offsets, lists, a, ax, b, sign, qs[i], n)
+        return rows, keys * np.float32(sign)
 
 
 class IvfPqModel(_IvfModel):
@@ -556,11 +576,6 @@ class IvfPqModel(_IvfModel):
         idx += np.arange(self.m, dtype=np.intp) * 256
         return state[0][i].take(idx).sum(axis=1, dtype=np.float32)
 
-    def scan(self, kernels: Any, state: Any, i: int, codes: np.ndarray, starts: np.ndarray,
-             lens: np.ndarray) -> np.ndarray:
-        """:meth:`code_part` of the rows of ranges of ``codes``, by a compiled kernel."""
-        return kernels.pq_sums(codes, starts, lens, state[0][i])
-
     def finish(self, state: Any, i: int, s: np.ndarray, aux: np.ndarray | None,
                coarse: np.ndarray) -> np.ndarray:
         """:meth:`score` from :meth:`code_part`."""
@@ -570,6 +585,20 @@ class IvfPqModel(_IvfModel):
             base = coarse if self.by_residual else qn[i]
             return base + aux - 2.0 * s
         return coarse + s if self.by_residual else s
+
+    def top(self, kernels: Any, state: Any, i: int, codes: np.ndarray, offsets: np.ndarray,
+            lists: np.ndarray, coarse: np.ndarray, aux: np.ndarray | None,
+            n: int) -> tuple[np.ndarray, np.ndarray]:
+        """See :meth:`_IvfModel.top`: ``finish`` per probed list instead of per row."""
+        lut, qn = state
+        if self.by_residual:
+            base: np.ndarray | float = coarse
+        else:
+            base = float(qn[i]) if self.l2_scoring else 0.0
+        a, ax, sign = self._terms(lists, base, aux)
+        b = -2.0 if self.l2_scoring else 1.0
+        rows, keys = kernels.pq_top(codes, offsets, lists, a, ax, b, sign, lut[i], n)
+        return rows, keys * np.float32(sign)
 
 
 # ------------------------------------------------------------------------------------ ANNOY
@@ -1033,50 +1062,29 @@ class Searcher:
         out: list[tuple[np.ndarray, np.ndarray]] = []
         for i in range(nq):
             li = lists[i]
-            starts = offs[li]
-            lens = offs[li + 1] - starts
-            rows = _ranges(starts, lens)
-            keys = all_keys[rows]
-            aux = None if all_aux is None else all_aux[rows]
-            crow = np.repeat(coarse[i], lens).astype(np.float32)
-            if kern is not None:  # read the codes in place
-                part = model.scan(kern, state, i, all_codes, starts, lens)
-                codes = all_codes[:0]
+            if kern is not None:
+                keys, s, ordered = self._scan_top(kern, model, state, i, li, coarse[i], n,
+                                                  pend, all_codes, all_keys, all_aux, offs)
             else:
-                codes = all_codes[rows]
-            if pend is not None:
-                # Buffered rows of the probed lists: look up each row's probe rank.
-                rank = np.full(model.nlist, -1, dtype=np.int64)
-                rank[li] = np.arange(len(li))
-                pr = rank[pend[0]]
-                sel = np.flatnonzero(pr >= 0)
-                if len(sel):
-                    codes = np.concatenate([codes, pend[1][sel]])
-                    keys = np.concatenate([keys, pend[2][sel]])
-                    if aux is not None:
-                        assert pend[3] is not None
-                        aux = np.concatenate([aux, pend[3][sel]])
-                    crow = np.concatenate([crow, coarse[i][pr[sel]].astype(np.float32)])
+                keys, s = self._scan_numpy(model, state, i, li, coarse[i], pend, all_codes,
+                                           all_keys, all_aux, offs)
+                ordered = False
             if len(keys) == 0:
                 out.append((keys, np.empty(0, np.float32)))
                 continue
-            if kern is not None:
-                if len(codes):  # buffered rows, scored by numpy
-                    part = np.concatenate([part, model.code_part(state, i, codes)])
-                s = model.finish(state, i, part, aux, crow)
-            else:
-                s = model.score(state, i, codes, aux, crow)
             s = s.astype(np.float32, copy=False)
-            key = s if l2 else -s
-            if len(key) > n:
-                top = np.argpartition(key, n - 1)[:n]
-                top = top[np.argsort(key[top], kind="stable")]
-            else:
-                top = np.argsort(key, kind="stable")
-            d = s[top]
+            if not ordered:
+                key = s if l2 else -s
+                if len(key) > n:
+                    top = np.argpartition(key, n - 1)[:n]
+                    top = top[np.argsort(key[top], kind="stable")]
+                else:
+                    top = np.argsort(key, kind="stable")
+                keys, s = keys[top], s[top]
+            d = s
             if model.metric == "COSINE":  # unit vectors: cos = 1 - ||q - x||^2 / 2
                 d = 1.0 - 0.5 * d
-            out.append((keys[top], d))
+            out.append((keys, d))
         width = max((len(k) for k, _ in out), default=0)
         keys_out = np.full((nq, width), -1, dtype=np.int64)
         dist_out = np.full((nq, width), _worst(model.metric), dtype=np.float32)
@@ -1084,6 +1092,65 @@ class Searcher:
             keys_out[i, :len(k)] = k
             dist_out[i, :len(d)] = d
         return keys_out, dist_out
+
+
+    @staticmethod
+    def _buffered(model: _IvfModel, li: np.ndarray,
+                  pend: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the append buffer in the probed lists ``li``, and each one's probe rank."""
+        if pend is None:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        rank = np.full(model.nlist, -1, dtype=np.int64)
+        rank[li] = np.arange(len(li))
+        pr = rank[pend[0]]
+        sel = np.flatnonzero(pr >= 0)
+        return sel, pr[sel]
+
+    def _scan_top(self, kern: Any, model: _IvfModel, state: Any, i: int, li: np.ndarray,
+                  coarse: np.ndarray, n: int,
+                  pend: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None,
+                  all_codes: np.ndarray, all_keys: np.ndarray, all_aux: np.ndarray | None,
+                  offs: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Query ``i``'s best ``n`` sorted rows by one compiled pass (keys, scores, whether
+        they are in order), plus the append buffer's rows of the probed lists by numpy."""
+        rows, s = model.top(kern, state, i, all_codes, offs, li, coarse, all_aux, n)
+        keys = all_keys[rows]
+        sel, pr = self._buffered(model, li, pend)
+        if not len(sel):
+            return keys, s, True
+        assert pend is not None
+        aux = None if pend[3] is None else pend[3][sel]
+        extra = model.score(state, i, pend[1][sel], aux, coarse[pr].astype(np.float32))
+        return (np.concatenate([keys, pend[2][sel]]),
+                np.concatenate([s, extra.astype(np.float32, copy=False)]), False)
+
+    def _scan_numpy(self, model: _IvfModel, state: Any, i: int, li: np.ndarray,
+                    coarse: np.ndarray,
+                    pend: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None,
+                    all_codes: np.ndarray, all_keys: np.ndarray, all_aux: np.ndarray | None,
+                    offs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Query ``i``'s scores of every row of the probed lists and the append buffer's
+        rows in them (keys, scores; unordered), by numpy."""
+        starts = offs[li]
+        lens = offs[li + 1] - starts
+        rows = _ranges(starts, lens)
+        keys = all_keys[rows]
+        aux = None if all_aux is None else all_aux[rows]
+        crow = np.repeat(coarse, lens).astype(np.float32)
+        codes = all_codes[rows]
+        sel, pr = self._buffered(model, li, pend)
+        if len(sel):
+            assert pend is not None
+            codes = np.concatenate([codes, pend[1][sel]])
+            keys = np.concatenate([keys, pend[2][sel]])
+            if aux is not None:
+                assert pend[3] is not None
+                aux = np.concatenate([aux, pend[3][sel]])
+            crow = np.concatenate([crow, coarse[pr].astype(np.float32)])
+        if len(keys) == 0:
+            return keys, np.empty(0, np.float32)
+        return keys, model.score(state, i, codes, aux, crow)
 
 
 def searcher_for(model: Model, list_no: np.ndarray | None = None,
