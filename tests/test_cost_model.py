@@ -238,3 +238,69 @@ def test_a_strategy_not_yet_measured_inherits_part_of_the_slowdown() -> None:
     exact = next(o for o in options if o.label == "filter_first")
     assert exact.ratio == pytest.approx(2.0) and "other strategies" in exact.cost_source
     assert best.label == "hnsw" and best.ratio == pytest.approx(4.0)
+
+
+def _shadowed(ctx: PlanContext, label: str, observed: list[float], predicted: float) -> None:
+    """State shadow samples of ``label`` under ``ctx``'s filter: these recalls observed
+    where the model predicted ``predicted``."""
+    rec = ctx.cache.recall_record(ctx.table, ctx.query.filter_key, ctx.fingerprint, create=True)
+    assert rec is not None
+    for r in observed:
+        ctx.cache.record_recall(rec, label, r, predicted)
+
+
+def test_observed_recall_shortfall_widens_the_beam_or_changes_strategy() -> None:
+    """Shadow samples showing HNSW 0.01 short of its model under a filter (a filter that
+    keeps one end of the space) raise the chosen ef; a shortfall no ef can make up moves
+    the search to the exact plan. Samples at or above the model change nothing, and too
+    few samples change nothing either."""
+    info = _info(calibration=_hnsw_cal())
+
+    def ctx() -> PlanContext:
+        return _ctx(info, rows=100_000, matching=30_000, access="index", expr="tag == 1")
+
+    base = ctx()
+    best, _ = choose(base)
+    assert best.label == "hnsw" and best.recall_shift is None
+    ef0 = best.params["ef"]
+
+    short = ctx()
+    _shadowed(short, "hnsw", [1.0, 0.9, 1.0, 0.9, 0.9] * 5, best.recall - 0.0)
+    wide, options = choose(short)
+    assert wide.label == "hnsw" and wide.params["ef"] > ef0, (ef0, wide.params)
+    shift = wide.recall_shift
+    # mean 0.94 where 0.95 was predicted: -0.01, shrunk (25 / 27), less a standard error
+    assert shift is not None and shift.samples == 25 and -0.03 < shift.shift < -0.015
+    assert wide.recall >= 0.95 and wide.model_recall == pytest.approx(wide.recall - shift.shift)
+    assert all(o.recall_shift == shift for o in options if o.label == "hnsw")
+    d = wide.as_dict()
+    assert d["recall_source"] == "observed recall" and d["recall_samples"] == 25
+
+    hopeless = ctx()
+    _shadowed(hopeless, "hnsw", [0.7, 0.6, 0.8, 0.7] * 4, best.recall)
+    assert choose(hopeless)[0].label == "filter_first"
+
+    fine = ctx()
+    _shadowed(fine, "hnsw", [1.0] * 20, best.recall)
+    assert choose(fine)[0].params == best.params
+    few = ctx()
+    _shadowed(few, "hnsw", [0.5, 0.5], best.recall)
+    assert choose(few)[0].params == best.params
+
+
+def test_recall_samples_belong_to_one_index_and_filter() -> None:
+    """Samples are kept per filter and for the index they were taken on: a rebuilt or
+    recalibrated index (another fingerprint) plans from its model again."""
+    info = _info(calibration=_hnsw_cal())
+    ctx = _ctx(info, rows=100_000, matching=30_000, access="index", expr="tag == 1")
+    _shadowed(ctx, "hnsw", [0.7] * 10, 0.95)
+    assert ctx.cache.recall_shift(ctx.table, ctx.query.filter_key, "hnsw", ctx.fingerprint)
+    other = _ctx(info, rows=100_000, matching=30_000, access="index", expr="tag == 2")
+    other.cache = ctx.cache
+    assert choose(other)[0].recall_shift is None
+    cal = dict(_hnsw_cal(), measured_at="2026-12-02T00:00:00+00:00")
+    rebuilt = _ctx(_info(calibration=cal), rows=100_000, matching=30_000, access="index",
+                   expr="tag == 1")
+    rebuilt.cache = ctx.cache
+    assert choose(rebuilt)[0].recall_shift is None
+    assert ctx.cache.recall_record(ctx.table, ctx.query.filter_key, ctx.fingerprint) is None

@@ -723,12 +723,15 @@ class Client(RbacMethods, UnsupportedMethods):
                 self._plans.put(req, info, plan)
             vectors = query_vectors(plan.field, data)
             run = executor.run(db, plan, vectors, self._companions)
+            # sometimes the exact answer too: what recall the plan delivered (budgeted)
+            recall_ok = run.stale or self._planner.shadow(
+                db, plan, vectors, run.rows, run.ms_per_query * len(vectors), self._companions)
         self._planner.remember(plan, vectors)
         if run.stale:  # an index changed under the plan: read the catalog, plan again
             self._plans.drop(req)
             self._catalog.forget(collection_name)
-        elif not self._planner.observe(plan, run.ms_per_query):
-            self._plans.drop(req)  # its cost moved away from the estimate: plan again
+        elif not self._planner.observe(plan, run.ms_per_query) or not recall_ok:
+            self._plans.drop(req)  # its cost or recall moved away from the estimate: again
         if not self._session.standby:
             self._auto_indexes.note(info, req.filter, _filter_params(kw), plan.explain,
                                     len(vectors))

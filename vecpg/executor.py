@@ -13,6 +13,7 @@ one call (``Planner.observe``), made by the caller.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -78,3 +79,28 @@ def _run(db: Db, plan: SearchPlan, vectors: list[Any], companions: Companions) -
             for i, rows in zip(short, redo):
                 results[i] = rows
     return Run(results, (time.perf_counter() - started) * 1000 / len(vectors), stale)
+
+
+def shadow(db: Db, plan: SearchPlan, vectors: list[Any], rows: list[list[tuple[Any, ...]]],
+           companions: Companions) -> list[float | None]:
+    """The recall@k that ``rows`` (what approximate ``plan`` returned for ``vectors``) got:
+    ``plan``'s exact fallback runs for the same vectors, and each answer is compared with
+    it (:func:`recall_of`). The planner's shadow query (:meth:`vecpg.planner.Planner.shadow`)."""
+    if plan.fallback is None:
+        return [1.0 for _ in vectors]  # an exact plan's answer is the exact answer
+    exact = run(db, plan.fallback, vectors, companions)
+    return [recall_of(got, want, plan.k) for got, want in zip(rows, exact.rows)]
+
+
+def recall_of(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]], k: int) -> float | None:
+    """The share of the exact top ``k`` (``want``, rows of primary key first and distance
+    last) that ``got`` found; a row at the k-th distance counts as found (ties: two rows at
+    one distance are equally right). None when no row matches."""
+    if not want:
+        return None
+    ids = {r[0] for r in want}
+    full = len(want) >= k
+    kth = float(want[k - 1][-1]) if full else math.inf
+    tol = 1e-6 * max(1.0, abs(kth)) if full else 0.0
+    hit = sum(1 for r in got[:k] if r[0] in ids or (full and float(r[-1]) <= kth + tol))
+    return min(1.0, hit / min(len(want), k))

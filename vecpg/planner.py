@@ -11,7 +11,12 @@ Inputs, all measured (:mod:`vecpg.stats` measures and caches the first two):
 - what searches with this filter actually cost (filtered ANN costs depend on how the filter
   correlates with the vectors, which no statistic tells): the executor's measurement comes
   back through :meth:`Planner.observe`, and a plan whose cost moved well away from its
-  estimate is made again.
+  estimate is made again;
+- what recall filtered plans delivered (a filter that keeps one end of the vector space
+  makes an iterative scan miss far more than the fitted model says: 0.91 where it promised
+  0.95, 50k x 128 at 12%): :meth:`Planner.shadow` runs some of a search's query vectors
+  exactly as well (the first few searches of a filter, then within a time budget) and the
+  shortfall it sees corrects the recall of that strategy's options under that filter.
 
 The choice itself is pure: :func:`choose` and :func:`make_plan` take a :class:`PlanContext`
 (the compiled query, the stats, the target) and touch no database, so tests state their
@@ -24,21 +29,33 @@ cost (ms per query) and recall; ``build(ctx, option)`` returns what runs it (a
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+import psycopg
 from psycopg import sql
 
-from . import companion
-from .errors import InvalidArgument
+from . import companion, executor
+from .errors import InvalidArgument, VecpgError
 from .indexes import COMPANION_KINDS, Companion, int_param
 from .query import Estimate, Query, SearchPlan
 from .schema import DataType
 from .session import Db
-from .stats import RESERVOIR, Stats, StatsCache, measure_filter, reads_json, sample_filter
+from .stats import (
+    RESERVOIR,
+    RecallRecord,
+    RecallShift,
+    Stats,
+    StatsCache,
+    index_fingerprint,
+    measure_filter,
+    reads_json,
+    sample_filter,
+)
 
 DEFAULT_RECALL = 0.95
 BEAM_COST = 0.1  # a filtered HNSW scan's extra cost per (ef / tuples visited); see HnswStrategy
@@ -75,6 +92,17 @@ DEFAULT_IVF = [(0.0078, 0.05), (0.0156, 0.09), (0.031, 0.14), (0.0625, 0.24), (0
 # an uncalibrated companion index is not chosen for any target above this (knobs given by
 # the caller still run it)
 UNCALIBRATED_COMPANION_RECALL = 0.5
+# Shadow queries (Planner.shadow): the first SHADOW_FIRST query vectors of a filtered
+# search the planner chose are also run exactly, so a broken recall promise is corrected
+# within a handful of searches; after them one more whenever that filter's shadows have
+# cost under SHADOW_SHARE of its searches' time. A shadow runs inline, after the answer is
+# computed: on a 2-core machine a background thread takes the same CPU from the searches,
+# and inline its cost is measured and budgeted per filter. First shadows of all filters
+# together stay under SHADOW_GLOBAL_SHARE of all searches' time (after the first
+# SHADOW_FLOOR_MS): searches whose filter values all differ would otherwise all be shadowed.
+SHADOW_FIRST, SHADOW_SHARE = 5, 0.03
+SHADOW_PROPERTY = "vecpg.shadow_queries"  # a collection property: false turns them off
+SHADOW_GLOBAL_SHARE, SHADOW_FLOOR_MS = 0.1, 2000.0
 
 
 # -- options and strategies ---------------------------------------------------------------
@@ -94,6 +122,8 @@ class Option:
     rejected: str = ""            # filled in by the planner for the options it did not pick
     model_cost: float = 0.0       # the estimate before measured latencies corrected it
     ratio: float = 1.0            # the correction applied (measured / estimated)
+    model_recall: float = -1.0    # the recall before shadow samples corrected it (-1: same)
+    recall_shift: RecallShift | None = None  # that correction
 
     @property
     def key(self) -> str:
@@ -107,6 +137,7 @@ class Option:
              "cost_source": self.cost_source}
         if self.ratio != 1.0:
             d["measured_over_estimated"] = round(self.ratio, 3)
+        d.update(_recall_source(self))
         if self.note:
             d["note"] = self.note
         if self.rejected:
@@ -124,6 +155,11 @@ class PlanContext:
     forced: str | None            # the strategy the caller forced, if any
     cache: StatsCache
     table: str                    # the table's name as SQL text (a cache key)
+
+    @property
+    def fingerprint(self) -> str:
+        """The index recall samples are valid for (see :func:`index_fingerprint`)."""
+        return index_fingerprint(self.query.index)
 
     @property
     def calibration(self) -> dict[str, Any] | None:
@@ -161,6 +197,14 @@ class PlanContext:
                 option.cost_ms *= r
                 option.ratio = r
                 option.cost_source += source
+            if option.approximate:
+                # what shadow queries measured of this strategy's recall under this filter
+                shift = self.cache.recall_shift(self.table, self.query.filter_key,
+                                                option.label, self.fingerprint)
+                option.model_recall = option.recall
+                if shift is not None:
+                    option.recall = max(0.0, option.recall + shift.shift)
+                    option.recall_shift = shift
         return option
 
 
@@ -209,6 +253,16 @@ def _line(points: list[tuple[float, float]]) -> Callable[[float], float]:
     inter = sorted(y - b * x for x, y in points)
     a = max(1e-3, inter[len(inter) // 2])
     return lambda x: a + b * x
+
+
+def _recall_source(o: Option) -> dict[str, Any]:
+    """How ``o``'s recall was corrected by shadow samples, as explain reports it."""
+    s = o.recall_shift
+    if s is None:
+        return {}
+    return {"recall_source": "observed recall", "recall_samples": s.samples,
+            "recall_shift": round(s.shift, 4), "model_recall": round(o.model_recall, 4),
+            "observed_minus_model": round(s.mean, 4)}
 
 
 def _low(point: dict[str, Any]) -> float:
@@ -678,7 +732,9 @@ def make_plan(ctx: PlanContext, best: Option, options: list[Option]) -> SearchPl
     estimate = Estimate(best.cost_ms, best.recall, max(best.model_cost, 1e-3), best.ratio,
                         learns=learns,
                         remembers=q.field.dtype in (DataType.FLOAT_VECTOR,
-                                                    DataType.FLOAT16_VECTOR))
+                                                    DataType.FLOAT16_VECTOR),
+                        model_recall=best.model_recall if best.model_recall >= 0
+                        else best.recall, target=ctx.recall, fingerprint=ctx.fingerprint)
     settings = q.settings(run.settings)
     explain = _explain(ctx, best, options, text, settings)
     missing = missing_index(ctx, best)
@@ -794,6 +850,48 @@ class Planner:
             return False
         return True
 
+    def shadow(self, db: Db, plan: SearchPlan, vectors: list[Any],
+               rows: list[list[tuple[Any, ...]]], ms: float, companions: Any) -> bool:
+        """Maybe run some of ``vectors`` exactly too (a shadow query) and keep the recall
+        ``rows`` (what ``plan`` returned, in ``ms`` milliseconds) got, with the recall the
+        model predicted, as samples for ``plan``'s strategy under its filter (see
+        :meth:`~vecpg.stats.RecallRecord.shift`). Only filtered approximate plans the planner
+        chose are shadowed (forced ones and their settings are the caller's; unfiltered
+        recall is what calibration measures); a shadow that fails is skipped, never the
+        search. Returns False when the corrected recall of ``plan`` misses its target: make
+        it again."""
+        est = plan.estimate
+        q = plan.query
+        if not est.learns or plan.fallback is None or not vectors or not shadows_enabled(q.info):
+            return True
+        table = q.table.as_string(None)
+        rec = self.stats.recall_record(table, q.filter_key, est.fingerprint, create=True)
+        assert rec is not None
+        rec.searches += 1
+        rec.search_ms += ms
+        totals = self.stats.shadow_totals
+        totals[1] += ms
+        n = _shadows_due(rec, totals, len(vectors))
+        if not n:
+            return True
+        started = time.perf_counter()
+        try:
+            got = executor.shadow(db, plan, vectors[:n], rows[:n], companions)
+        except (VecpgError, psycopg.Error) as e:
+            rec.failures += 1
+            logging.getLogger("vecpg").debug("shadow query of %s failed: %s", table, e)
+            return True
+        finally:
+            spent = (time.perf_counter() - started) * 1000
+            rec.shadow_ms += spent
+            totals[0] += spent
+            rec.shadows += n  # a failed one too: it spent the budget
+        for r in got:
+            if r is not None:
+                self.stats.record_recall(rec, plan.strategy, r, est.model_recall)
+        shift = rec.shift(plan.strategy)
+        return shift is None or est.model_recall + shift.shift >= est.target - 1e-9
+
     def remember(self, plan: SearchPlan, vectors: list[Any]) -> None:
         """Keep the first query vectors searched on a float field: real queries calibrate
         an index better than its rows."""
@@ -802,6 +900,23 @@ class Planner:
             key = (q.table.as_string(None), q.field.name)
             if len(self.stats.queries.get(key, ())) < RESERVOIR:
                 self.stats.remember(key[0], key[1], vectors)
+
+
+def shadows_enabled(info: Any) -> bool:
+    """False when the collection's ``vecpg.shadow_queries`` property turns shadows off."""
+    value = info.properties.get(SHADOW_PROPERTY, True)
+    return str(value).strip().lower() not in ("false", "0", "off", "no")
+
+
+def _shadows_due(rec: RecallRecord, totals: list[float], nq: int) -> int:
+    """How many of a search's ``nq`` query vectors to shadow now (see SHADOW_FIRST)."""
+    shadow_ms, search_ms = totals
+    if rec.shadows < SHADOW_FIRST:
+        if shadow_ms > max(SHADOW_GLOBAL_SHARE * search_ms, SHADOW_FLOOR_MS):
+            return 0
+        return min(nq, SHADOW_FIRST - rec.shadows)
+    each = rec.shadow_ms / max(rec.shadows, 1)
+    return 1 if rec.shadow_ms + each <= SHADOW_SHARE * rec.search_ms else 0
 
 
 def _uncertain(ctx: PlanContext) -> bool:
@@ -852,6 +967,11 @@ def _explain(ctx: PlanContext, best: Option, options: list[Option], text: str,
         "sql_params": ["<query vector>", *q.where_params]
         + (["<query vector>"] if q.dist.where is not None else []),
     }
+    out.update(_recall_source(best))
+    if q.filtered:
+        rec = ctx.cache.recall_record(ctx.table, q.filter_key, ctx.fingerprint)
+        if rec is not None:
+            out["shadow"] = rec.as_dict()
     if best.note:
         out["note"] = best.note
     return out

@@ -8,14 +8,20 @@ measured cost of plans under a filter, cached per collection and filter.
   choice of strategy would change within a factor of 4 of that estimate, or the filter
   reads JSON values (:func:`reads_json`: Postgres keeps no statistics of a JSON path and
   guesses, 0.5% for ``==`` and 33% for ``>``, whatever the data), the planner has a sample of
-  the table counted instead (:func:`sample_filter`).
+  the table counted instead (:func:`sample_filter`);
+- the recall filtered plans actually delivered (:class:`RecallRecord`): shadow queries
+  (:meth:`vecpg.planner.Planner.shadow`) run some searches' query vectors exactly as well,
+  and each sample keeps the recall observed with the recall the planner's model predicted,
+  so the model can be corrected per filter (:meth:`StatsCache.recall_shift`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import sql
@@ -27,6 +33,12 @@ from .schema import META_COLUMN, DataType
 from .session import Db
 
 RESERVOIR = 100  # query vectors kept per field for calibration
+# Recall samples: the shift is only applied from MIN_SAMPLES on; the last RECALL_WINDOW are
+# kept per strategy (data drifts); the mean is shrunk toward the model as if PRIOR_SAMPLES
+# samples had shown no shift, and its spread pooled with PRIOR_SD: one query's recall@10 is
+# coarse (0.1 steps; sd 0.05-0.12 measured on filtered HNSW searches), so two or three
+# samples alone say little of their spread.
+MIN_SAMPLES, RECALL_WINDOW, PRIOR_SAMPLES, PRIOR_SD = 3, 64, 2.0, 0.08
 
 
 @dataclass(frozen=True)
@@ -46,13 +58,77 @@ class Stats:
         return min(1.0, self.matching / self.rows) if self.rows > 0 else 1.0
 
 
+@dataclass(frozen=True)
+class RecallShift:
+    """The correction of a strategy's modelled recall under one filter, from shadow
+    samples: ``shift`` is added to every option's recall (at most 0)."""
+
+    shift: float
+    samples: int
+    mean: float                   # mean of observed - predicted
+    se: float                     # its standard error
+
+
+@dataclass
+class RecallRecord:
+    """What shadow queries measured under one filter of one table, for one index (its
+    ``fingerprint``): recall samples per strategy label, ``(observed, predicted)``, and the
+    budget spent (searches and their milliseconds, shadows and theirs)."""
+
+    fingerprint: str
+    at: float = 0.0
+    samples: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
+    searches: int = 0
+    search_ms: float = 0.0
+    shadows: int = 0
+    shadow_ms: float = 0.0
+    failures: int = 0
+
+    def shift(self, label: str) -> RecallShift | None:
+        """The recall correction for ``label``: the mean of observed - predicted, shrunk
+        toward 0 (the model) with few samples, less one standard error (a conservative
+        shortfall), never positive; None below MIN_SAMPLES."""
+        got = self.samples.get(label)
+        if not got or len(got) < MIN_SAMPLES:
+            return None
+        d = [o - p for o, p in got]
+        n = len(d)
+        mean = sum(d) / n
+        var = (sum((x - mean) ** 2 for x in d) + PRIOR_SAMPLES * PRIOR_SD ** 2) / (
+            n - 1 + PRIOR_SAMPLES)
+        se = math.sqrt(var / n)
+        return RecallShift(min(0.0, n / (n + PRIOR_SAMPLES) * mean - se), n, mean, se)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The shadow budget as explain reports it."""
+        return {"searches": self.searches, "search_ms": round(self.search_ms, 1),
+                "shadows": self.shadows, "shadow_ms": round(self.shadow_ms, 1),
+                "failures": self.failures,
+                "samples": {k: len(v) for k, v in self.samples.items()}}
+
+
+def index_fingerprint(ix: Any) -> str:
+    """What recall samples are valid for: the index (name, version) and its calibration
+    (a rebuild or a new calibration changes both the graph and the model's predictions)."""
+    if ix is None:
+        return ""
+    cal = ix.calibration if isinstance(ix.calibration, dict) else {}
+    return f"{ix.index_name}:{ix.version}:{cal.get('measured_at')}"
+
+
 class StatsCache:
     """Row counts, filter selectivities and measured latencies, kept for ``ttl`` seconds
-    (the ratios of measured to estimated cost for ``observed_ttl``)."""
+    (the ratios of measured to estimated cost for ``observed_ttl``, recall samples for
+    ``recall_ttl`` after their filter's last shadow, and while the index is the same)."""
 
-    def __init__(self, ttl: float = 10.0, observed_ttl: float = 60.0) -> None:
+    def __init__(self, ttl: float = 10.0, observed_ttl: float = 60.0,
+                 recall_ttl: float = 3600.0) -> None:
         self.ttl = ttl
         self.observed_ttl = observed_ttl
+        self.recall_ttl = recall_ttl
+        self._recall: dict[tuple[str, str], RecallRecord] = {}
+        # shadow milliseconds and search milliseconds of every filter (the global budget)
+        self.shadow_totals = [0.0, 0.0]
         self._rows: dict[str, tuple[float, tuple[float, str]]] = {}
         self._filters: dict[tuple[str, str], tuple[float, tuple[float, str | None, str,
                                                                  float | None]]] = {}
@@ -83,6 +159,8 @@ class StatsCache:
         collection made again under the name may have another dimension)."""
         for key in [k for k in self.queries if k[0] == table]:
             del self.queries[key]
+        for rkey in [k for k in self._recall if k[0] == table]:
+            self._recall.pop(rkey, None)
         self._rows.pop(table, None)
 
     def forget_filters(self, table: str) -> None:
@@ -122,6 +200,36 @@ class StatsCache:
         if len(self._observed) > 4096:
             self._observed.clear()
         self._observed[(table, filter_key, label)] = (time.monotonic(), ratio)
+
+    def recall_record(self, table: str, filter_key: str, fingerprint: str, *,
+                      create: bool = False) -> RecallRecord | None:
+        """The shadow record of this filter for the index ``fingerprint`` (a new one when
+        ``create``; a record of another index, or older than ``recall_ttl``, is dropped)."""
+        key = (table, filter_key)
+        rec = self._recall.get(key)
+        if rec is not None and (rec.fingerprint != fingerprint
+                                or time.monotonic() - rec.at > self.recall_ttl):
+            self._recall.pop(key, None)
+            rec = None
+        if rec is None and create:
+            if len(self._recall) > 4096:  # many distinct filters: start over rather than grow
+                self._recall.clear()
+            rec = self._recall[key] = RecallRecord(fingerprint, time.monotonic())
+        return rec
+
+    def record_recall(self, rec: RecallRecord, label: str, observed: float,
+                      predicted: float) -> None:
+        """Keep one shadow sample of strategy ``label``: the recall a query got and the
+        recall the model predicted for the option that ran."""
+        rec.samples.setdefault(label, deque(maxlen=RECALL_WINDOW)).append((observed, predicted))
+        rec.at = time.monotonic()
+
+    def recall_shift(self, table: str, filter_key: str, label: str, fingerprint: str
+                     ) -> RecallShift | None:
+        """The correction of ``label``'s modelled recall under this filter (see
+        :meth:`RecallRecord.shift`), if enough samples were taken."""
+        rec = self.recall_record(table, filter_key, fingerprint)
+        return None if rec is None else rec.shift(label)
 
 
 def reads_json(q: Query) -> bool:

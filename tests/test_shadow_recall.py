@@ -1,0 +1,114 @@
+"""Shadow queries against a real Postgres: a filter that keeps one end of the vector space
+(correlated with the vectors) makes a filtered HNSW scan miss more than the planner's
+model says; exact shadows of the first searches measure the shortfall and the plans after
+them keep the recall promise, within a time budget (vecpg.planner.Planner.shadow)."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+import vecpg
+from vecpg import DataType
+from vecpg.planner import SHADOW_FIRST, SHADOW_PROPERTY, SHADOW_SHARE
+
+N, DIM, K = 10000, 64, 10
+WARMUP = 20  # searches before recall is measured
+
+
+def _unit(rng: np.random.Generator, centers: np.ndarray, n: int) -> np.ndarray:
+    x = centers[rng.integers(0, len(centers), size=n)] + rng.normal(
+        scale=0.6, size=(n, centers.shape[1]))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def world(dsn: str, state_latencies, drop_schema):
+    """10,000 x 64 clustered unit vectors; ``c`` is the rank of each row's projection on a
+    random direction scaled to 0-999 (``c < 120``: the 12% of rows at one end of the space,
+    as scripts/planner_eval.py's ``c``), with a btree; HNSW calibrated with held-out
+    queries, latencies stated (conftest) so plans do not follow the machine's load."""
+    schema_name = "sh_" + uuid.uuid4().hex[:10]
+    rng = np.random.default_rng(3)
+    centers = rng.normal(size=(50, DIM))
+    data, queries, held = _unit(rng, centers, N), _unit(rng, centers, 120), \
+        _unit(rng, centers, 100)
+    proj = data @ rng.normal(size=DIM).astype(np.float32)
+    c = (np.argsort(np.argsort(proj)) * 1000 // N).astype(np.int64)
+    with vecpg.connect(dsn, schema=schema_name) as builder:
+        schema = builder.create_schema()
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("c", DataType.INT64)
+        schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+        builder.create_collection("w", schema=schema, metric_type="COSINE")
+        builder.insert("w", {"id": np.arange(N), "c": c, "v": data})
+        builder.create_index("w", field_name="c", index_type="STL_SORT", index_name="c_idx")
+        builder.create_index("w", field_name="v", index_type="HNSW",
+                             params={"M": 16, "efConstruction": 64})
+        builder.calibrate("w", queries=held)
+    state_latencies(dsn, schema_name, "w", "v")
+    yield dsn, schema_name, data, queries, c
+    drop_schema(dsn, schema_name)
+
+
+def _truth(data: np.ndarray, queries: np.ndarray, mask: np.ndarray) -> list[set[int]]:
+    sims = queries @ data.T
+    sims[:, ~mask] = -np.inf
+    return [set(map(int, row)) for row in np.argsort(-sims, axis=1)[:, :K]]
+
+
+def _searches(client: vecpg.Client, queries: np.ndarray, expr: str) -> list[set[int]]:
+    return [{h.id for h in client.search("w", [q], limit=K, filter=expr)[0]} for q in queries]
+
+
+def _recall(found: list[set[int]], truth: list[set[int]]) -> float:
+    return float(np.mean([len(f & t) / K for f, t in zip(found, truth)]))
+
+
+def test_shadows_keep_the_recall_promise_on_a_correlated_filter(world) -> None:
+    dsn, schema_name, data, queries, c = world
+    expr = "c < 120"
+    truth = _truth(data, queries, c < 120)[WARMUP:]
+    got = {}
+    for shadows in (False, True):
+        with vecpg.connect(dsn, schema=schema_name) as client:
+            client.alter_collection_properties("w", {SHADOW_PROPERTY: shadows})
+            found = _searches(client, queries, expr)
+            got[shadows] = _recall(found[WARMUP:], truth)
+            e = client.explain("w", limit=K, filter=expr)
+            if shadows:
+                assert e["shadow"]["shadows"] >= 3
+            else:
+                assert "shadow" not in e
+    # the model promised >= 0.95 and HNSW missed it on this filter; measured, the plan
+    # that followed kept it (seen: 0.907 without shadows, 0.995 with)
+    assert got[False] < 0.95 <= got[True], got
+
+
+def test_shadows_stop_at_their_budget_and_explain_shows_them(world) -> None:
+    """On a filter the model gets right (``c < 500``: half the rows), the first
+    SHADOW_FIRST searches are shadowed, then only while shadows cost under SHADOW_SHARE of
+    the filter's search time; forced searches are never shadowed."""
+    dsn, schema_name, _, queries, _ = world
+    expr = "c < 500"
+    with vecpg.connect(dsn, schema=schema_name) as client:
+        for q in queries[:20]:
+            client.search("w", [q], limit=K, filter=expr, search_params={"params": {"ef": 40}})
+        assert "shadow" not in client.explain("w", limit=K, filter=expr)
+        _searches(client, queries, expr)
+        e = client.explain("w", limit=K, filter=expr)
+        sh = e["shadow"]
+        assert sh["searches"] == len(queries) and sh["failures"] == 0
+        assert SHADOW_FIRST <= sh["shadows"] < len(queries) // 4, sh
+        # past the first ones, the budget: at most one shadow over the share
+        each = sh["shadow_ms"] / sh["shadows"]
+        assert sh["shadow_ms"] <= max(SHADOW_FIRST * each,
+                                      SHADOW_SHARE * sh["search_ms"] + each) + 1e-6, sh
+        assert e["strategy"] == "hnsw"
+        if "recall_shift" in e:
+            assert e["recall_source"] == "observed recall" and e["recall_samples"] >= 3
+            assert e["estimated_recall"] == pytest.approx(
+                e["model_recall"] + e["recall_shift"], abs=1e-3)
