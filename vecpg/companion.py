@@ -56,7 +56,11 @@ LOCK_NAMESPACE = 0x76656370 & 0x7FFFFFFF  # advisory lock class id: "vecp"
 # but can take this lock knows the build died, and encodes again
 BUILD_NAMESPACE = LOCK_NAMESPACE + 1
 REFRESH_SECONDS = 1.0   # how stale a process's view of newly encoded rows may get
-DEFAULT_RERANK = 10     # candidates per wanted result, re-ranked exactly
+DEFAULT_RERANK = 10     # candidates per wanted result, re-ranked exactly (IVF_PQ, ANNOY)
+# IVF_SQ8's approximate distances are close to exact: on the dev set recall@10 was the same
+# with 2, 3 and 10 candidates per result at nprobe 24, 32 and 48, and 2 ran 1.27x the QPS
+# of 10 (python -m vecpg.bench.companions, 2026-12-02); 3 keeps a margin for coarser data.
+SQ8_RERANK = 3
 MODEL_PART = 64 << 20   # bytes per stored part of a model (a bytea value caps at 1 GB)
 DEFAULT_NPROBE = 32     # recall@10 ~0.96 on the dev set at nlist 256 (SQ8 and PQ m=48)
 
@@ -671,6 +675,13 @@ def _fetch_codes(conn: Db, index_id: int, version: int, after: int | None
 
 # -- search ----------------------------------------------------------------------------------
 
+def default_rerank(cfg: Companion) -> int:
+    """Candidates per wanted result re-ranked exactly when the search does not say
+    (``rerank``); a filtered search the planner sets up takes ``DEFAULT_RERANK /
+    selectivity`` whatever the kind."""
+    return SQ8_RERANK if cfg.kind == "IVF_SQ8" else DEFAULT_RERANK
+
+
 @dataclass(frozen=True)
 class Knobs:
     """A companion search's knobs, validated: lists probed, ANNOY's search_k, and the
@@ -688,7 +699,7 @@ class Knobs:
         search_k = int_param(knobs, ("search_k",), -1, -1, 1 << 30, what="search parameter")
         if search_k == 0:
             raise InvalidArgument("search parameter search_k must be -1 (annoy's default) or >= 1")
-        rerank = int_param(knobs, ("rerank", "reorder_k"), DEFAULT_RERANK, 1, 1000,
+        rerank = int_param(knobs, ("rerank", "reorder_k"), default_rerank(cfg), 1, 1000,
                            what="search parameter")
         return Knobs(min(nprobe, cfg.nlist) if cfg.nlist else nprobe, search_k, rerank)
 
