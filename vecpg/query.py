@@ -321,9 +321,11 @@ class Query:
 
     def settings(self, settings: dict[str, str]) -> dict[str, str]:
         """``settings`` plus the plan cache mode every statement with filter values needs:
-        a prepared generic plan could ignore the values' selectivity."""
-        return {**settings,
-                "plan_cache_mode": "force_custom_plan" if self.where_params else "auto"}
+        a prepared generic plan could ignore the values' selectivity. Without filter values
+        a strategy may ask for its own mode (default ``auto``)."""
+        mode = "force_custom_plan" if self.where_params else settings.get("plan_cache_mode",
+                                                                          "auto")
+        return {**settings, "plan_cache_mode": mode}
 
 
 def compile_query(info: CollectionInfo, req: SearchRequest) -> Query:
