@@ -160,20 +160,23 @@ def main() -> None:
             truth = _truth(train, queries, mask)
             sel = 1.0 if mask is None else float(mask.mean())
             table.append(_run_filter(client, fname, expr, sel, truth, queries, strategies,
-                                     args.rounds))
+                                     args.rounds, held_out[:10]))
             _print_row(table[-1], strategies)
         _print_summary(table, args.data)
 
 
 def _run_filter(client: vecpg.Client, fname: str, expr: str, sel: float, truth: np.ndarray,
                 queries: np.ndarray, strategies: list[tuple[str, dict[str, Any]]],
-                rounds: int) -> dict[str, Any]:
+                rounds: int, warm: np.ndarray) -> dict[str, Any]:
     nq = len(queries)
     spent = {name: 0.0 for name, _ in strategies}
     blocks: dict[str, list[float]] = {name: [] for name, _ in strategies}
     found: dict[str, list[list[int]]] = {}
-    for _name, kw in strategies:  # warm-up, untimed: caches, prepared statements
-        for q in queries[:10]:
+    # warm-up, untimed: caches, prepared statements; with held-out queries, so that auto's
+    # first searches (which it shadows to learn its recall) are not ten of the measured
+    # queries twice over
+    for _name, kw in strategies:
+        for q in warm:
             client.search("wn", [q], limit=10, filter=expr, **kw)
     # blocks of 20 queries, every strategy in turn (the order alternating), so all share
     # the machine's drifts and bursts; cheap filters run more rounds (up to 4, until auto
@@ -194,7 +197,8 @@ def _run_filter(client: vecpg.Client, fname: str, expr: str, sel: float, truth: 
     plan = client.explain("wn", limit=10, filter=expr, recall=TARGET)
     pick = f"{plan['strategy']} {plan['params'] or ''}".strip()
     row: dict[str, Any] = {"filter": fname, "selectivity": sel, "auto_pick": pick,
-                           "estimated": plan["selectivity"], "results": {}, "paired": {}}
+                           "estimated": plan["selectivity"], "results": {}, "paired": {},
+                           "shadow": plan.get("shadow"), "recall_shift": plan.get("recall_shift")}
     for name, _ in strategies:
         qps = nq * r / spent[name]
         rec = recall_at_k(found[name], truth, 10)
@@ -211,6 +215,12 @@ def _run_filter(client: vecpg.Client, fname: str, expr: str, sel: float, truth: 
 def _print_row(row: dict[str, Any], strategies: list[tuple[str, dict[str, Any]]]) -> None:
     print(f"\n{row['filter']} (selectivity {row['selectivity']:.2%}, estimated "
           f"{row['estimated']:.2%}); auto picks {row['auto_pick']}", flush=True)
+    sh = row["shadow"]
+    if sh:  # what auto's shadow queries cost (vecpg.planner.Planner.shadow)
+        print(f"  shadows: {sh['shadows']} in {sh['searches']} auto searches, "
+              f"{sh['shadow_ms']:.0f} ms = {sh['shadow_ms'] / max(sh['search_ms'], 1e-9):.1%} "
+              f"of their time; samples {sh['samples']}; recall shift {row['recall_shift']}",
+              flush=True)
     for name, _ in strategies:
         rec, qps, short = row["results"][name]
         flag = "" if rec >= TARGET else "  (below target)"
@@ -220,8 +230,9 @@ def _print_row(row: dict[str, Any], strategies: list[tuple[str, dict[str, Any]]]
 
 def _print_summary(table: list[dict[str, Any]], data: str) -> None:
     print(f"\n{data}: | filter | selectivity | best fixed (recall >= {TARGET}) | its QPS | "
-          "auto picks | auto recall | auto QPS | auto / best | paired median | short results |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "auto picks | auto recall | auto QPS | auto / best | paired median | short results "
+          "| shadows (share of auto's time) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     ok = True
     for row in table:
         res = row["results"]
@@ -234,8 +245,14 @@ def _print_summary(table: list[dict[str, Any]], data: str) -> None:
         ok &= a_rec >= TARGET and a_short == 0 and ratio >= RATIO
         print(f"| {row['filter']} | {row['selectivity']:.2%} | {best} | {fixed[best][1]:.1f} "
               f"| {row['auto_pick']} | {a_rec:.3f} | {a_qps:.1f} | {ratio:.2f} | {paired:.2f} "
-              f"| {a_short} |")
+              f"| {a_short} | {_shadow_cell(row['shadow'])} |")
     print(f"\ndone-when met: {ok}")
+
+
+def _shadow_cell(sh: dict[str, Any] | None) -> str:
+    if not sh:
+        return "-"
+    return f"{sh['shadows']} ({sh['shadow_ms'] / max(sh['search_ms'], 1e-9):.1%})"
 
 
 if __name__ == "__main__":

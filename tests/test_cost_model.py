@@ -304,3 +304,32 @@ def test_recall_samples_belong_to_one_index_and_filter() -> None:
     rebuilt.cache = ctx.cache
     assert choose(rebuilt)[0].recall_shift is None
     assert ctx.cache.recall_record(ctx.table, ctx.query.filter_key, ctx.fingerprint) is None
+
+
+def test_an_exact_plan_chosen_for_a_shortfall_carries_a_probe() -> None:
+    """Samples that lower HNSW's recall below the target move the search to an exact plan;
+    when the samples' mean shortfall alone (not less its error) leaves a cheaper HNSW
+    setting that meets the target, the plan carries it as a probe to sample now and then."""
+    from vecpg.planner import make_plan
+
+    info = _info(calibration=_hnsw_cal())
+    ctx = _ctx(info, rows=100_000, matching=12_000, access="index", expr="tag == 1")
+    assert choose(ctx)[0].label == "hnsw"
+    # 0.03 below a 0.97 model on five samples: the shift less its error makes every ef
+    # miss 0.95; the mean alone (shrunk) does not
+    _shadowed(ctx, "hnsw", [1.0, 0.9, 0.9, 0.9, 1.0], 0.97)
+    best, options = choose(ctx)
+    assert best.label == "filter_first"
+    plan = make_plan(ctx, best, options)
+    assert plan.probe is not None and plan.probe.strategy == "hnsw"
+    assert plan.probe.fallback is None and plan.probe.estimate.learns is False
+    assert plan.explain is not None and plan.explain["probe"]["strategy"] == "hnsw"
+    # a shortfall so large that no setting meets the target even so: no probe
+    worse = _ctx(info, rows=100_000, matching=12_000, access="index", expr="tag == 1")
+    _shadowed(worse, "hnsw", [0.5] * 30, 0.97)
+    best, options = choose(worse)
+    assert best.label == "filter_first" and make_plan(worse, best, options).probe is None
+    # an approximate plan has no probe: it is shadowed itself
+    plain = _ctx(info, rows=100_000, matching=12_000, access="index", expr="tag == 1")
+    best, options = choose(plain)
+    assert make_plan(plain, best, options).probe is None

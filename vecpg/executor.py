@@ -92,6 +92,18 @@ def shadow(db: Db, plan: SearchPlan, vectors: list[Any], rows: list[list[tuple[A
     return [recall_of(got, want, plan.k) for got, want in zip(rows, exact.rows)]
 
 
+def probe(db: Db, plan: SearchPlan, vectors: list[Any], rows: list[list[tuple[Any, ...]]],
+          companions: Companions) -> list[float | None]:
+    """The recall@k ``plan.probe`` (an approximate plan) gets for ``vectors``, whose exact
+    answers are ``rows`` (what exact ``plan`` returned). A query the probe leaves with
+    fewer than k rows counts as found: its exact fallback would have answered it."""
+    if plan.probe is None:
+        return []
+    got = run(db, plan.probe, vectors, companions).rows
+    k = plan.k
+    return [1.0 if len(g) < min(k, len(w)) else recall_of(g, w, k) for g, w in zip(got, rows)]
+
+
 def recall_of(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]], k: int) -> float | None:
     """The share of the exact top ``k`` (``want``, rows of primary key first and distance
     last) that ``got`` found; a row at the k-th distance counts as found (ties: two rows at

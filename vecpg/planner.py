@@ -94,13 +94,17 @@ DEFAULT_IVF = [(0.0078, 0.05), (0.0156, 0.09), (0.031, 0.14), (0.0625, 0.24), (0
 UNCALIBRATED_COMPANION_RECALL = 0.5
 # Shadow queries (Planner.shadow): the first SHADOW_FIRST query vectors of a filtered
 # search the planner chose are also run exactly, so a broken recall promise is corrected
-# within a handful of searches; after them one more whenever that filter's shadows have
-# cost under SHADOW_SHARE of its searches' time. A shadow runs inline, after the answer is
-# computed: on a 2-core machine a background thread takes the same CPU from the searches,
-# and inline its cost is measured and budgeted per filter. First shadows of all filters
-# together stay under SHADOW_GLOBAL_SHARE of all searches' time (after the first
-# SHADOW_FLOOR_MS): searches whose filter values all differ would otherwise all be shadowed.
-SHADOW_FIRST, SHADOW_SHARE = 5, 0.03
+# within a few searches; after them one more whenever that filter's later shadows have
+# cost under SHADOW_SHARE of its searches' time. One query's recall is mostly 1.0 with rare
+# deep misses, so a few samples say little (50k x 128, correlated filters, 2026-12-02):
+# five samples at 30% showed no shortfall where 0.929 was delivered against 0.95 modelled,
+# and sixteen at 20% held one query at 0.5 where 0.90 was delivered. A shadow runs inline,
+# after the answer is computed: on a 2-core machine a background thread takes the same CPU
+# from the searches, and inline its cost is measured and budgeted per filter. First
+# shadows of all filters together stay under SHADOW_GLOBAL_SHARE of all searches' time
+# (after the first SHADOW_FLOOR_MS): searches whose filter values all differ would
+# otherwise all be shadowed.
+SHADOW_FIRST, SHADOW_SHARE = 16, 0.03
 SHADOW_PROPERTY = "vecpg.shadow_queries"  # a collection property: false turns them off
 SHADOW_GLOBAL_SHARE, SHADOW_FLOOR_MS = 0.1, 2000.0
 
@@ -743,8 +747,36 @@ def make_plan(ctx: PlanContext, best: Option, options: list[Option]) -> SearchPl
     missing = missing_index(ctx, best)
     if missing is not None:
         explain["missing_index"] = missing
+    probe = _probe(ctx, best, options) if learns else None
+    if probe is not None:
+        explain["probe"] = {"strategy": probe.strategy, "params": dict(probe.params),
+                            "model_recall": round(probe.estimate.model_recall, 4)}
     return SearchPlan(q, run.label, text, settings, dict(best.params), estimate,
-                      run.companion, fallback, explain)
+                      run.companion, fallback, explain, probe)
+
+
+def _probe(ctx: PlanContext, best: Option, options: list[Option]) -> SearchPlan | None:
+    """For an exact plan chosen because shadow samples lowered the recall of approximate
+    options: the cheapest of those that would meet the target with the samples' mean
+    shortfall alone (not less its standard error), when cheaper than ``best``. Running it
+    now and then beside the exact plan (:meth:`Planner.shadow`) samples it: a shortfall
+    measured on a few samples, less their large error, may move a search to an exact plan
+    that is slower than a wider beam, and an exact plan is never shadowed itself."""
+    if best.approximate:
+        return None
+    fits = [o for o in options if o.approximate and o.recall_shift is not None
+            and o.recall < ctx.recall - 1e-9  # (rejected for the corrected recall)
+            and o.model_recall + o.recall_shift.point >= ctx.recall - 1e-9
+            and o.cost_ms < best.cost_ms]
+    if not fits:
+        return None
+    o = min(fits, key=lambda o: o.cost_ms)
+    q = ctx.query
+    run = next(s for s in _STRATEGIES if s.name == o.strategy).build(ctx, o)
+    est = Estimate(o.cost_ms, o.recall, max(o.model_cost, 1e-3), o.ratio,
+                   model_recall=o.model_recall, target=ctx.recall, fingerprint=ctx.fingerprint)
+    return SearchPlan(q, run.label, run.statement.as_string(None), q.settings(run.settings),
+                      dict(o.params), est, run.companion)
 
 
 INDEX_GAIN = 1.5  # an index on the filter is worth building when plans get this much cheaper
@@ -861,11 +893,13 @@ class Planner:
         :meth:`~vecpg.stats.RecallRecord.shift`). Only filtered approximate plans the planner
         chose are shadowed (forced ones and their settings are the caller's; unfiltered
         recall is what calibration measures); a shadow that fails is skipped, never the
-        search. Returns False when the corrected recall of ``plan`` misses its target: make
-        it again."""
+        search. An exact plan with a ``probe`` (see :func:`_probe`) runs the probe instead,
+        compared with its own exact answer. Returns False when the plan should be made
+        again: the corrected recall of ``plan`` misses its target, or its probe's meets it."""
         est = plan.estimate
         q = plan.query
-        if not est.learns or plan.fallback is None or not vectors or not shadows_enabled(q.info):
+        if not est.learns or (plan.fallback is None and plan.probe is None) or not vectors \
+                or not shadows_enabled(q.info):
             return True
         table = q.table.as_string(None)
         rec = self.stats.recall_record(table, q.filter_key, est.fingerprint, create=True)
@@ -878,8 +912,16 @@ class Planner:
         if not n:
             return True
         started = time.perf_counter()
+        probing, first = plan.fallback is None, rec.shadows < SHADOW_FIRST
         try:
-            got = executor.shadow(db, plan, vectors[:n], rows[:n], companions)
+            if probing:  # an exact plan: run its probe (see _probe) instead
+                assert plan.probe is not None
+                n = 1
+                rec.probes += 1
+                got = executor.probe(db, plan, vectors[:1], rows[:1], companions)
+                est, plan = plan.probe.estimate, plan.probe
+            else:
+                got = executor.shadow(db, plan, vectors[:n], rows[:n], companions)
         except (VecpgError, psycopg.Error) as e:
             rec.failures += 1
             logging.getLogger("vecpg").debug("shadow query of %s failed: %s", table, e)
@@ -887,13 +929,17 @@ class Planner:
         finally:
             spent = (time.perf_counter() - started) * 1000
             rec.shadow_ms += spent
+            rec.first_ms += spent if first else 0.0
             totals[0] += spent
             rec.shadows += n  # a failed one too: it spent the budget
         for r in got:
             if r is not None:
                 self.stats.record_recall(rec, plan.strategy, r, est.model_recall)
         shift = rec.shift(plan.strategy)
-        return shift is None or est.model_recall + shift.shift >= est.target - 1e-9
+        if shift is None:
+            return True
+        meets = est.model_recall + shift.shift >= est.target - 1e-9
+        return not meets if probing else meets
 
     def remember(self, plan: SearchPlan, vectors: list[Any]) -> None:
         """Keep the first query vectors searched on a float field: real queries calibrate
@@ -918,8 +964,11 @@ def _shadows_due(rec: RecallRecord, totals: list[float], nq: int) -> int:
         if shadow_ms > max(SHADOW_GLOBAL_SHARE * search_ms, SHADOW_FLOOR_MS):
             return 0
         return min(nq, SHADOW_FIRST - rec.shadows)
+    # the budget is for the shadows after the first ones: charged with those, a filter
+    # whose exact plan costs 3x its search (50k x 128, 20%) took ~1,600 searches to earn
+    # its next sample
     each = rec.shadow_ms / max(rec.shadows, 1)
-    return 1 if rec.shadow_ms + each <= SHADOW_SHARE * rec.search_ms else 0
+    return 1 if rec.shadow_ms - rec.first_ms + each <= SHADOW_SHARE * rec.search_ms else 0
 
 
 def _uncertain(ctx: PlanContext) -> bool:

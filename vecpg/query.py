@@ -450,6 +450,9 @@ class SearchPlan:
     # than limit + offset rows: k results whenever k rows match
     fallback: SearchPlan | None = None
     explain: dict[str, Any] | None = None  # the planner's reasoning (see Client.explain)
+    # an exact plan chosen because shadow samples lowered an approximate strategy's recall:
+    # that strategy's plan, sometimes run as well to see whether it meets the target after all
+    probe: SearchPlan | None = None
 
     @property
     def field(self) -> FieldSchema:
