@@ -4,9 +4,9 @@ installed; quantize falls back to numpy otherwise (same results to float roundin
 numpy scores a probed list by first converting its codes to float32 (SQ8) or gathering
 table entries into a temporary (PQ), then gathers keys and per-row terms for every probed
 row and selects the best with argpartition: several passes over memory and a dozen numpy
-calls per query. The ``*_top`` kernels do the whole scan of one query in one pass: they read
+calls per query. :func:`ivf_top` does the whole scan of one query in one pass: it reads
 each code once, straight from the sorted code array (a memory map when shared between
-processes), score it, and keep the best ``n`` in a heap; they release the GIL, so client
+processes), scores it, and keeps the best ``n`` in a heap; it releases the GIL, so client
 threads scan in parallel. Measured on the dev set (55k x 384, nprobe 32, one query a call):
 see docs/benchmarks.md.
 
@@ -102,27 +102,6 @@ def _offer(hk: np.ndarray, hi: np.ndarray, size: int, n: int, part: np.ndarray, 
     return size
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False)
-def sq8_top(codes: np.ndarray, offsets: np.ndarray, lists: np.ndarray, a: np.ndarray,
-            aux: np.ndarray, b: float, sign: float, q: np.ndarray,
-            n: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """The best ``n`` rows of the probed ``lists`` (row numbers, keys; best first) by
-    ``sign * (a[t] + aux[row] + b * codes[row] . q)``."""
-    hk = np.empty(n, dtype=np.float32)
-    hi = np.empty(n, dtype=np.int64)
-    longest = 0
-    for t in range(lists.shape[0]):
-        longest = max(longest, offsets[lists[t] + 1] - offsets[lists[t]])
-    part = np.empty(longest, dtype=np.float32)
-    size = 0
-    for t in range(lists.shape[0]):
-        lo, hi_row = offsets[lists[t]], offsets[lists[t] + 1]
-        _sq8_block(codes, lo, hi_row, q, part)
-        size = _offer(hk, hi, size, n, part, lo, hi_row, np.float32(a[t]), aux,
-                      np.float32(b), np.float32(sign))
-    return _sorted(hk, hi, size)
-
-
 @numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False)
 def _pq_block(codes: np.ndarray, lo: int, hi: int, lut: np.ndarray,
               out: np.ndarray) -> None:  # pragma: no cover - compiled
@@ -135,11 +114,14 @@ def _pq_block(codes: np.ndarray, lo: int, hi: int, lut: np.ndarray,
         out[r - lo] = acc
 
 
+
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def pq_top(codes: np.ndarray, offsets: np.ndarray, lists: np.ndarray, a: np.ndarray,
-           aux: np.ndarray, b: float, sign: float, lut: np.ndarray,
-           n: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """:func:`sq8_top` with ``part`` the sum of ``lut[j * 256 + codes[row, j]]``."""
+def ivf_top(codes: np.ndarray, offsets: np.ndarray, lists: np.ndarray, a: np.ndarray,
+            aux: np.ndarray, b: float, sign: float, q: np.ndarray, n: int,
+            pq: bool) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The best ``n`` rows of the probed ``lists`` (row numbers, keys; best first) by
+    ``sign * (a[t] + aux[row] + b * part(row))``: ``part`` is ``codes[row] . q`` (SQ8), or
+    with ``pq`` the sum of ``q[j * 256 + codes[row, j]]`` (``q`` is then the lookup table)."""
     hk = np.empty(n, dtype=np.float32)
     hi = np.empty(n, dtype=np.int64)
     longest = 0
@@ -149,7 +131,10 @@ def pq_top(codes: np.ndarray, offsets: np.ndarray, lists: np.ndarray, a: np.ndar
     size = 0
     for t in range(lists.shape[0]):
         lo, hi_row = offsets[lists[t]], offsets[lists[t] + 1]
-        _pq_block(codes, lo, hi_row, lut, part)
+        if pq:
+            _pq_block(codes, lo, hi_row, q, part)
+        else:
+            _sq8_block(codes, lo, hi_row, q, part)
         size = _offer(hk, hi, size, n, part, lo, hi_row, np.float32(a[t]), aux,
                       np.float32(b), np.float32(sign))
     return _sorted(hk, hi, size)

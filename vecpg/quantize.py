@@ -483,7 +483,7 @@ class IvfSq8Model(_IvfModel):
         else:
             a, ax, sign = self._terms(lists, base[i], aux)
             b = 1.0
-        rows, keys = kernels.sq8_top(codes, offsets, lists, a, ax, b, sign, qs[i], n)
+        rows, keys = kernels.ivf_top(codes, offsets, lists, a, ax, b, sign, qs[i], n, False)
         return rows, keys * np.float32(sign)
 
 
@@ -597,7 +597,7 @@ class IvfPqModel(_IvfModel):
             base = float(qn[i]) if self.l2_scoring else 0.0
         a, ax, sign = self._terms(lists, base, aux)
         b = -2.0 if self.l2_scoring else 1.0
-        rows, keys = kernels.pq_top(codes, offsets, lists, a, ax, b, sign, lut[i], n)
+        rows, keys = kernels.ivf_top(codes, offsets, lists, a, ax, b, sign, lut[i], n, True)
         return rows, keys * np.float32(sign)
 
 
