@@ -333,3 +333,30 @@ def test_an_exact_plan_chosen_for_a_shortfall_carries_a_probe() -> None:
     plain = _ctx(info, rows=100_000, matching=12_000, access="index", expr="tag == 1")
     best, options = choose(plain)
     assert make_plan(plain, best, options).probe is None
+
+
+def test_recall_shift_reads_the_samples_at_all_searches_mean_distance() -> None:
+    """Queries whose answers lie far are the ones a filtered scan misses. Ten samples, eight
+    of them close and found, two far and half missed: where half of all searches' answers
+    lay far, the shortfall is read on the line through the samples at all searches' mean
+    k-th distance (-0.2), not the samples' plain mean (-0.05)."""
+    from vecpg.stats import RecallRecord
+
+    def record(population: list[float]) -> RecallRecord:
+        rec = RecallRecord("ix")
+        for r, h in [(1.0, 0.2)] * 8 + [(0.5, 0.6)] * 2:
+            StatsCache().record_recall(rec, "hnsw", r, 0.95, h)
+        for h in population:
+            rec.note("hnsw", h)
+        return rec
+
+    like_samples = record([0.2] * 80 + [0.6] * 20).shift("hnsw")
+    assert like_samples is not None and like_samples.mean == pytest.approx(-0.05)
+    far = record([0.2] * 50 + [0.6] * 50).shift("hnsw")
+    assert far is not None and far.mean == pytest.approx(-0.2)
+    assert far.shift < like_samples.shift < 0
+    # fewer than k rows (no k-th distance) in a sample: the plain mean
+    rec = record([0.2] * 50 + [0.6] * 50)
+    StatsCache().record_recall(rec, "hnsw", 1.0, 0.95, None)
+    plain = rec.shift("hnsw")
+    assert plain is not None and plain.mean == pytest.approx((8 * 0.05 - 0.9 + 0.05) / 11)

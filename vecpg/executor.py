@@ -81,27 +81,39 @@ def _run(db: Db, plan: SearchPlan, vectors: list[Any], companions: Companions) -
     return Run(results, (time.perf_counter() - started) * 1000 / len(vectors), stale)
 
 
+Sample = tuple[float | None, float | None]  # (recall, k-th distance of the approximate answer)
+
+
 def shadow(db: Db, plan: SearchPlan, vectors: list[Any], rows: list[list[tuple[Any, ...]]],
-           companions: Companions) -> list[float | None]:
-    """The recall@k that ``rows`` (what approximate ``plan`` returned for ``vectors``) got:
-    ``plan``'s exact fallback runs for the same vectors, and each answer is compared with
-    it (:func:`recall_of`). The planner's shadow query (:meth:`vecpg.planner.Planner.shadow`)."""
-    if plan.fallback is None:
-        return [1.0 for _ in vectors]  # an exact plan's answer is the exact answer
+           companions: Companions) -> list[Sample]:
+    """The recall@k that ``rows`` (what approximate ``plan`` returned for ``vectors``) got,
+    with each answer's k-th distance (:func:`kth`): ``plan``'s exact fallback runs for the
+    same vectors, and each answer is compared with it (:func:`recall_of`). The planner's
+    shadow query (:meth:`vecpg.planner.Planner.shadow`)."""
+    if plan.fallback is None:  # an exact plan's answer is the exact answer
+        return [(1.0, kth(r, plan.k)) for r in rows]
     exact = run(db, plan.fallback, vectors, companions)
-    return [recall_of(got, want, plan.k) for got, want in zip(rows, exact.rows)]
+    return [(recall_of(got, want, plan.k), kth(got, plan.k))
+            for got, want in zip(rows, exact.rows)]
 
 
 def probe(db: Db, plan: SearchPlan, vectors: list[Any], rows: list[list[tuple[Any, ...]]],
-          companions: Companions) -> list[float | None]:
+          companions: Companions) -> list[Sample]:
     """The recall@k ``plan.probe`` (an approximate plan) gets for ``vectors``, whose exact
-    answers are ``rows`` (what exact ``plan`` returned). A query the probe leaves with
-    fewer than k rows counts as found: its exact fallback would have answered it."""
+    answers are ``rows`` (what exact ``plan`` returned), with its answers' k-th distances.
+    A query the probe leaves with fewer than k rows counts as found: its exact fallback
+    would have answered it."""
     if plan.probe is None:
         return []
     got = run(db, plan.probe, vectors, companions).rows
     k = plan.k
-    return [1.0 if len(g) < min(k, len(w)) else recall_of(g, w, k) for g, w in zip(got, rows)]
+    return [(1.0 if len(g) < min(k, len(w)) else recall_of(g, w, k), kth(g, k))
+            for g, w in zip(got, rows)]
+
+
+def kth(rows: list[tuple[Any, ...]], k: int) -> float | None:
+    """The distance of an answer's k-th row (None when it has fewer)."""
+    return float(rows[k - 1][-1]) if len(rows) >= k else None
 
 
 def recall_of(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]], k: int) -> float | None:

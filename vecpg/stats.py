@@ -42,6 +42,11 @@ RESERVOIR = 100  # query vectors kept per field for calibration
 # accurate model (0.977 seen, ~0.98 modelled) moved HNSW at 1,400 QPS to an exact plan at
 # 190 QPS.
 MIN_SAMPLES, RECALL_WINDOW, PRIOR_SAMPLES, PRIOR_SD, PRIOR_SD_SAMPLES = 3, 64, 6.0, 0.08, 2.0
+# From REGRESS_SAMPLES samples on, the mean is a regression estimate on each search's k-th
+# distance (see RecallRecord.shift): measured on 50k x 128 at ef 40 (200 queries), one
+# query's recall correlated with its k-th distance at -0.72 (a filter keeping 20% of rows
+# at one end of the space), -0.71 (30%) and -0.62 (30%, uncorrelated filter).
+REGRESS_SAMPLES = 8
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class RecallShift:
     mean: float                   # mean of observed - predicted
     se: float                     # its standard error
     point: float = 0.0            # the mean shrunk toward the model, not less its error
+    margin: float = 0.0           # point - se, not capped at 0 (> 0: the model holds)
 
 
 @dataclass
@@ -81,7 +87,10 @@ class RecallRecord:
 
     fingerprint: str
     at: float = 0.0
-    samples: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
+    # per label: (observed, predicted, the k-th distance the approximate answer had)
+    samples: dict[str, deque[tuple[float, float, float | None]]] = field(default_factory=dict)
+    # per label: count, sum and sum of squares of the k-th distance of every search
+    kth: dict[str, list[float]] = field(default_factory=dict)
     searches: int = 0
     search_ms: float = 0.0
     shadows: int = 0
@@ -90,21 +99,50 @@ class RecallRecord:
     failures: int = 0
     probes: int = 0               # shadows that ran an approximate plan beside an exact one
 
+    def note(self, label: str, kth: float) -> None:
+        """Count the k-th distance of one search's answer by plan ``label``."""
+        acc = self.kth.setdefault(label, [0.0, 0.0, 0.0])
+        acc[0] += 1
+        acc[1] += kth
+        acc[2] += kth * kth
+
     def shift(self, label: str) -> RecallShift | None:
         """The recall correction for ``label``: the mean of observed - predicted, shrunk
         toward 0 (the model, worth PRIOR_SAMPLES samples), less its standard error (a
-        conservative shortfall), never positive; None below MIN_SAMPLES."""
-        got = self.samples.get(label)
-        if not got or len(got) < MIN_SAMPLES:
+        conservative shortfall), never positive; None below MIN_SAMPLES.
+
+        One query's recall varies a lot (most find all k, some half) and few are sampled,
+        but every search tells how far its k-th answer lies, and queries whose answers lie
+        far are the ones a filtered scan misses. So from REGRESS_SAMPLES samples on the
+        mean is the regression estimate (survey sampling's): observed - predicted fitted
+        as a line in the k-th distance over the samples, read at the mean k-th distance of
+        all searches; lucky samples (close answers) then count for what they are, and the
+        error is the residuals' (with the line's own error at that point)."""
+        # a copy first: list() of a deque runs under the GIL, a Python loop over it may
+        # meet another thread's append ("deque mutated during iteration")
+        got = list(self.samples.get(label, ()))
+        if len(got) < MIN_SAMPLES:
             return None
-        d = [o - p for o, p in got]
+        d = [o - p for o, p, _ in got]
         n = len(d)
         mean = sum(d) / n
-        var = (sum((x - mean) ** 2 for x in d) + PRIOR_SD_SAMPLES * PRIOR_SD ** 2) / (
-            n - 1 + PRIOR_SD_SAMPLES)
-        se = math.sqrt(var / (n + PRIOR_SAMPLES))
-        point = sum(d) / (n + PRIOR_SAMPLES)
-        return RecallShift(min(0.0, point - se), n, mean, se, min(0.0, point))
+        ss = sum((x - mean) ** 2 for x in d)
+        extra, dof = 0.0, n - 1
+        acc = self.kth.get(label)
+        hs = [h for _, _, h in got if h is not None]
+        if n >= REGRESS_SAMPLES and acc and acc[0] >= n and len(hs) == n:
+            mh = sum(hs) / n
+            sxx = sum((h - mh) ** 2 for h in hs)
+            if sxx > 1e-12:
+                beta = sum((x - mean) * (h - mh) for x, h in zip(d, hs)) / sxx
+                gap = acc[1] / acc[0] - mh  # all searches' mean k-th distance - samples'
+                mean += beta * gap
+                ss = sum((x - mean - beta * (h - mh - gap)) ** 2 for x, h in zip(d, hs))
+                extra, dof = gap * gap / sxx, n - 2
+        var = (ss + PRIOR_SD_SAMPLES * PRIOR_SD ** 2) / (dof + PRIOR_SD_SAMPLES)
+        se = math.sqrt(var * (1.0 / (n + PRIOR_SAMPLES) + extra))
+        point = n * mean / (n + PRIOR_SAMPLES)
+        return RecallShift(min(0.0, point - se), n, mean, se, min(0.0, point), point - se)
 
     def as_dict(self) -> dict[str, Any]:
         """The shadow budget as explain reports it."""
@@ -112,7 +150,7 @@ class RecallRecord:
                 "shadows": self.shadows, "shadow_ms": round(self.shadow_ms, 1),
                 "first_shadows_ms": round(self.first_ms, 1),
                 "failures": self.failures, "probes": self.probes,
-                "samples": {k: len(v) for k, v in self.samples.items()}}
+                "samples": {k: len(v) for k, v in list(self.samples.items())}}
 
 
 def index_fingerprint(ix: Any) -> str:
@@ -167,7 +205,7 @@ class StatsCache:
         collection made again under the name may have another dimension)."""
         for key in [k for k in self.queries if k[0] == table]:
             del self.queries[key]
-        for rkey in [k for k in self._recall if k[0] == table]:
+        for rkey in [k for k in list(self._recall) if k[0] == table]:
             self._recall.pop(rkey, None)
         self._rows.pop(table, None)
 
@@ -226,10 +264,12 @@ class StatsCache:
         return rec
 
     def record_recall(self, rec: RecallRecord, label: str, observed: float,
-                      predicted: float) -> None:
-        """Keep one shadow sample of strategy ``label``: the recall a query got and the
-        recall the model predicted for the option that ran."""
-        rec.samples.setdefault(label, deque(maxlen=RECALL_WINDOW)).append((observed, predicted))
+                      predicted: float, kth: float | None = None) -> None:
+        """Keep one shadow sample of strategy ``label``: the recall a query got, the
+        recall the model predicted for the option that ran, and the k-th distance of the
+        answer (None: fewer than k rows)."""
+        rec.samples.setdefault(label, deque(maxlen=RECALL_WINDOW)).append(
+            (observed, predicted, kth))
         rec.at = time.monotonic()
 
     def recall_shift(self, table: str, filter_key: str, label: str, fingerprint: str
