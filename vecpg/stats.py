@@ -34,14 +34,18 @@ from .session import Db
 
 RESERVOIR = 100  # query vectors kept per field for calibration
 # Recall samples: the shift is only applied from MIN_SAMPLES on; the last RECALL_WINDOW are
-# kept per strategy (data drifts). One query's recall@10 is coarse (0.1 steps; sd 0.05-0.12
-# measured on filtered HNSW searches) where the model's error on the dev set's filters was
-# about 0.03, so the model counts as PRIOR_SAMPLES samples of no shift ((0.08 / 0.03)^2 ~ 7)
-# and the spread is pooled with PRIOR_SD as if from PRIOR_SD_SAMPLES samples. Measured with
-# the model counting as 2 samples (50k x 128, 30%, no correlation): three shadows of an
-# accurate model (0.977 seen, ~0.98 modelled) moved HNSW at 1,400 QPS to an exact plan at
-# 190 QPS.
-MIN_SAMPLES, RECALL_WINDOW, PRIOR_SAMPLES, PRIOR_SD, PRIOR_SD_SAMPLES = 3, 64, 6.0, 0.08, 2.0
+# kept per strategy (data drifts). One query's recall@10 varies a lot where the model's
+# error on the dev set's filters was about 0.03, so the model counts as PRIOR_SAMPLES
+# samples of no shift ((0.08 / 0.03)^2 ~ 7). Measured with the model counting as 2 samples
+# (50k x 128, 30%, no correlation): three shadows of an accurate model (0.977 seen, ~0.98
+# modelled) moved HNSW at 1,400 QPS to an exact plan at 190 QPS.
+MIN_SAMPLES, RECALL_WINDOW, PRIOR_SAMPLES = 3, 64, 6.0
+# One query's recall is mostly 1.0 with rare deep misses (0.0-0.5), which a few samples
+# rarely show: its variance is taken as at least SPREAD * m (1 - m) at mean recall m (that
+# of all-or-nothing answers, scaled). Measured at ef 40 on 50k x 128 (200 queries): sd 0.182
+# at mean 0.899, 0.163 at 0.931, 0.085 at 0.984 (SPREAD 0.4 gives 0.190, 0.160, 0.079).
+# Sixteen samples with a spread of 0.1 once put a 0.93 filter at 0.96.
+SPREAD = 0.4
 # From REGRESS_SAMPLES samples on, the mean is a regression estimate on each search's k-th
 # distance (see RecallRecord.shift): measured on 50k x 128 at ef 40 (200 queries), one
 # query's recall correlated with its k-th distance at -0.72 (a filter keeping 20% of rows
@@ -127,7 +131,8 @@ class RecallRecord:
         n = len(d)
         mean = sum(d) / n
         ss = sum((x - mean) ** 2 for x in d)
-        extra, dof = 0.0, n - 1
+        m = (sum(o for o, _, _ in got) + 0.5) / (n + 1)  # (never quite 1 on few samples)
+        extra, dof, floor = 0.0, n - 1, SPREAD * m * (1.0 - m)
         acc = self.kth.get(label)
         hs = [h for _, _, h in got if h is not None]
         if n >= REGRESS_SAMPLES and acc and acc[0] >= n and len(hs) == n:
@@ -138,8 +143,9 @@ class RecallRecord:
                 gap = acc[1] / acc[0] - mh  # all searches' mean k-th distance - samples'
                 mean += beta * gap
                 ss = sum((x - mean - beta * (h - mh - gap)) ** 2 for x, h in zip(d, hs))
-                extra, dof = gap * gap / sxx, n - 2
-        var = (ss + PRIOR_SD_SAMPLES * PRIOR_SD ** 2) / (dof + PRIOR_SD_SAMPLES)
+                # the distance explained about half the variance (correlations -0.62..-0.72)
+                extra, dof, floor = gap * gap / sxx, n - 2, floor / 2
+        var = max(ss / dof, floor) if dof > 0 else floor
         se = math.sqrt(var * (1.0 / (n + PRIOR_SAMPLES) + extra))
         point = n * mean / (n + PRIOR_SAMPLES)
         return RecallShift(min(0.0, point - se), n, mean, se, min(0.0, point), point - se)
