@@ -224,7 +224,7 @@ def _print_row(row: dict[str, Any], strategies: list[tuple[str, dict[str, Any]]]
           f"{row['estimated']:.2%}); auto picks {row['auto_pick']}", flush=True)
     print(f"  auto's last round: recall {row['auto_last']:.3f}", flush=True)
     sh = row["shadow"]
-    if sh:  # what auto's shadow queries cost (vecpg.planner.Planner.shadow)
+    if sh:  # what auto's shadow queries cost (vecpg.shadow)
         print(f"  shadows: {sh['shadows']} in {sh['searches']} auto searches, "
               f"{sh['shadow_ms']:.0f} ms = {sh['shadow_ms'] / max(sh['search_ms'], 1e-9):.1%} "
               f"of their time; samples {sh['samples']}; recall shift {row['recall_shift']}",

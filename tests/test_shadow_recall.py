@@ -1,7 +1,7 @@
 """Shadow queries against a real Postgres: a filter that keeps one end of the vector space
 (correlated with the vectors) makes a filtered HNSW scan miss more than the planner's
 model says; exact shadows of the first searches measure the shortfall and the plans after
-them keep the recall promise, within a time budget (vecpg.planner.Planner.shadow)."""
+them keep the recall promise, within a time budget (vecpg.shadow)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 import vecpg
 from vecpg import DataType
-from vecpg.planner import SHADOW_CLEAR, SHADOW_PROPERTY, SHADOW_SHARE
+from vecpg.shadow import SHADOW_CLEAR, SHADOW_PROPERTY, SHADOW_SHARE
 
 N, DIM, K = 10000, 64, 10
 WARMUP = 20  # searches before recall is measured

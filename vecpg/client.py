@@ -38,6 +38,7 @@ from . import (
     fusion,
     ingest,
     rows,
+    shadow,
     tenancy,
 )
 from . import calibrate as cal
@@ -724,8 +725,9 @@ class Client(RbacMethods, UnsupportedMethods):
             vectors = query_vectors(plan.field, data)
             run = executor.run(db, plan, vectors, self._companions)
             # sometimes the exact answer too: what recall the plan delivered (budgeted)
-            recall_ok = run.stale or self._planner.shadow(
-                db, plan, vectors, run.rows, run.ms_per_query * len(vectors), self._companions)
+            recall_ok = run.stale or shadow.shadow(self._planner.stats, db, plan, vectors,
+                                                   run.rows, run.ms_per_query * len(vectors),
+                                                   self._companions)
         self._planner.remember(plan, vectors)
         if run.stale:  # an index changed under the plan: read the catalog, plan again
             self._plans.drop(req)

@@ -89,7 +89,7 @@ def shadow(db: Db, plan: SearchPlan, vectors: list[Any], rows: list[list[tuple[A
     """The recall@k that ``rows`` (what approximate ``plan`` returned for ``vectors``) got,
     with each answer's k-th distance (:func:`kth`): ``plan``'s exact fallback runs for the
     same vectors, and each answer is compared with it (:func:`recall_of`). The planner's
-    shadow query (:meth:`vecpg.planner.Planner.shadow`)."""
+    shadow query (:func:`vecpg.shadow.shadow`)."""
     if plan.fallback is None:  # an exact plan's answer is the exact answer
         return [(1.0, kth(r, plan.k)) for r in rows]
     exact = run(db, plan.fallback, vectors, companions)

@@ -425,7 +425,7 @@ class Estimate:
     ratio: float = 1.0
     learns: bool = False          # a filtered plan the planner chose: observe its cost
     remembers: bool = False       # keep its query vectors for calibration
-    # recall learning (Planner.shadow): the recall the model predicted before shadow
+    # recall learning (vecpg.shadow): the recall the model predicted before shadow
     # samples corrected it, the target, and the index the samples are valid for
     model_recall: float = 1.0
     target: float = 0.0

@@ -10,7 +10,7 @@ measured cost of plans under a filter, cached per collection and filter.
   guesses, 0.5% for ``==`` and 33% for ``>``, whatever the data), the planner has a sample of
   the table counted instead (:func:`sample_filter`);
 - the recall filtered plans actually delivered (:class:`RecallRecord`): shadow queries
-  (:meth:`vecpg.planner.Planner.shadow`) run some searches' query vectors exactly as well,
+  (:func:`vecpg.shadow.shadow`) run some searches' query vectors exactly as well,
   and each sample keeps the recall observed with the recall the planner's model predicted,
   so the model can be corrected per filter (:meth:`StatsCache.recall_shift`).
 """
