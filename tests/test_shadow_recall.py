@@ -132,3 +132,30 @@ def test_a_failing_shadow_never_fails_the_search(world, monkeypatch) -> None:
             assert len(client.search("w", [q], limit=K, filter="c < 300")[0]) == K
         sh = client.explain("w", limit=K, filter="c < 300")["shadow"]
     assert sh["failures"] == 3 and sh["shadows"] == 3 and sh["samples"] == {}
+
+
+def test_ivfflat_searches_are_shadowed_too(world, state_latencies) -> None:
+    """The same learning for an IVF_FLAT index: samples are kept under its strategy, and
+    after the warm-up the filter gets its promised recall."""
+    dsn, schema_name, data, queries, c = world
+    with vecpg.connect(dsn, schema=schema_name) as builder:
+        schema = builder.create_schema()
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("c", DataType.INT64)
+        schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+        builder.create_collection("f", schema=schema, metric_type="COSINE")
+        builder.insert("f", {"id": np.arange(N), "c": c, "v": data})
+        builder.create_index("f", field_name="c", index_type="STL_SORT", index_name="fc_idx")
+        builder.create_index("f", field_name="v", index_type="IVF_FLAT", params={"nlist": 50})
+    state_latencies(dsn, schema_name, "f", "v")
+    expr = "c < 700"
+    with vecpg.connect(dsn, schema=schema_name) as client:
+        first = client.explain("f", limit=K, filter=expr)
+        found = [{h.id for h in client.search("f", [q], limit=K, filter=expr)[0]}
+                 for q in queries]
+        e = client.explain("f", limit=K, filter=expr)
+        client.drop_collection("f")
+    assert first["strategy"] == "ivfflat", first["strategy"]
+    sh = e["shadow"]
+    assert sh["samples"].get("ivfflat", 0) >= 3 and sh["failures"] == 0, sh
+    assert _recall(found[WARMUP:], _truth(data, queries, c < 700)[WARMUP:]) >= 0.95
