@@ -86,14 +86,15 @@ class RecallShift:
 @dataclass
 class RecallRecord:
     """What shadow queries measured under one filter of one table, for one index (its
-    ``fingerprint``): recall samples per strategy label, ``(observed, predicted)``, and the
-    budget spent (searches and their milliseconds, shadows and theirs)."""
+    ``fingerprint``): recall samples per strategy label, ``(observed, predicted, k-th
+    distance)``, the k-th distances of all searches, and the budget spent (searches and
+    their milliseconds, shadows and theirs)."""
 
     fingerprint: str
     at: float = 0.0
     # per label: (observed, predicted, the k-th distance the approximate answer had)
     samples: dict[str, deque[tuple[float, float, float | None]]] = field(default_factory=dict)
-    # per label: count, sum and sum of squares of the k-th distance of every search
+    # per label: count and sum of the k-th distance of every search's answers
     kth: dict[str, list[float]] = field(default_factory=dict)
     searches: int = 0
     search_ms: float = 0.0
@@ -105,10 +106,9 @@ class RecallRecord:
 
     def note(self, label: str, kth: float) -> None:
         """Count the k-th distance of one search's answer by plan ``label``."""
-        acc = self.kth.setdefault(label, [0.0, 0.0, 0.0])
+        acc = self.kth.setdefault(label, [0.0, 0.0])
         acc[0] += 1
         acc[1] += kth
-        acc[2] += kth * kth
 
     def shift(self, label: str) -> RecallShift | None:
         """The recall correction for ``label``: the mean of observed - predicted, shrunk
