@@ -104,6 +104,8 @@ def main() -> None:
     ap.add_argument("--calibrate", choices=("rows", "test"), default="test")
     ap.add_argument("--dsn", default=None, help="default: a temporary embedded Postgres")
     ap.add_argument("--filters", default="", help="comma-separated subset of the filter names")
+    ap.add_argument("--shadows", choices=("on", "off"), default="on",
+                    help="auto's shadow queries (collection property vecpg.shadow_queries)")
     args = ap.parse_args()
 
     if args.data == "dev":
@@ -131,7 +133,8 @@ def main() -> None:
         for name in attrs:
             schema.add_field(name, DataType.INT64)
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=train.shape[1])
-        client.create_collection("wn", schema=schema, metric_type="COSINE")
+        client.create_collection("wn", schema=schema, metric_type="COSINE",
+                                 properties={"vecpg.shadow_queries": args.shadows == "on"})
         client.insert("wn", {"id": np.arange(len(train)), **attrs, "embedding": train})
         for name in attrs:
             client.create_index("wn", field_name=name, index_type="STL_SORT",
