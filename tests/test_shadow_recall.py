@@ -26,6 +26,19 @@ def _unit(rng: np.random.Generator, centers: np.ndarray, n: int) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def _collection(builder: vecpg.Client, name: str, data: np.ndarray, c: np.ndarray,
+                index_type: str, params: dict) -> None:
+    """Collection ``name``: the rows with ``c`` (btree) and a vector index."""
+    schema = builder.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("c", DataType.INT64)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+    builder.create_collection(name, schema=schema, metric_type="COSINE")
+    builder.insert(name, {"id": np.arange(N), "c": c, "v": data})
+    builder.create_index(name, field_name="c", index_type="STL_SORT", index_name=f"{name}_c")
+    builder.create_index(name, field_name="v", index_type=index_type, params=params)
+
+
 @pytest.fixture(scope="module")
 def world(dsn: str, state_latencies, drop_schema):
     """10,000 x 64 clustered unit vectors; ``c`` is the rank of each row's projection on a
@@ -40,15 +53,7 @@ def world(dsn: str, state_latencies, drop_schema):
     proj = data @ rng.normal(size=DIM).astype(np.float32)
     c = (np.argsort(np.argsort(proj)) * 1000 // N).astype(np.int64)
     with vecpg.connect(dsn, schema=schema_name) as builder:
-        schema = builder.create_schema()
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("c", DataType.INT64)
-        schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
-        builder.create_collection("w", schema=schema, metric_type="COSINE")
-        builder.insert("w", {"id": np.arange(N), "c": c, "v": data})
-        builder.create_index("w", field_name="c", index_type="STL_SORT", index_name="c_idx")
-        builder.create_index("w", field_name="v", index_type="HNSW",
-                             params={"M": 16, "efConstruction": 64})
+        _collection(builder, "w", data, c, "HNSW", {"M": 16, "efConstruction": 64})
         builder.calibrate("w", queries=held)
     state_latencies(dsn, schema_name, "w", "v")
     yield dsn, schema_name, data, queries, c
@@ -145,14 +150,7 @@ def test_ivfflat_searches_are_shadowed_too(world, state_latencies) -> None:
     after the warm-up the filter gets its promised recall."""
     dsn, schema_name, data, queries, c = world
     with vecpg.connect(dsn, schema=schema_name) as builder:
-        schema = builder.create_schema()
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("c", DataType.INT64)
-        schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
-        builder.create_collection("f", schema=schema, metric_type="COSINE")
-        builder.insert("f", {"id": np.arange(N), "c": c, "v": data})
-        builder.create_index("f", field_name="c", index_type="STL_SORT", index_name="fc_idx")
-        builder.create_index("f", field_name="v", index_type="IVF_FLAT", params={"nlist": 50})
+        _collection(builder, "f", data, c, "IVF_FLAT", {"nlist": 50})
     state_latencies(dsn, schema_name, "f", "v")
     expr = "c < 700"
     with vecpg.connect(dsn, schema=schema_name) as client:
