@@ -57,8 +57,7 @@ log = logging.getLogger("vecpg")
 
 def enabled(info: CollectionInfo) -> bool:
     """False when the collection's ``vecpg.auto_scalar_index`` property turns it off."""
-    value = info.properties.get(PROPERTY, True)
-    return str(value).strip().lower() not in ("false", "0", "off", "no")
+    return info.switched_on(PROPERTY)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,12 @@ class CollectionInfo:
         tz = self.properties.get("timezone")
         return str(tz) if tz else None
 
+    def switched_on(self, name: str) -> bool:
+        """Whether property ``name``, a switch that is on unless set, is on: ``false``,
+        ``0``, ``off`` or ``no`` (any case, as a bool, number or string) turn it off."""
+        value = self.properties.get(name, True)
+        return str(value).strip().lower() not in ("false", "0", "off", "no")
+
     @property
     def tenant_field(self) -> str | None:
         """The scalar field whose value says which tenant a row belongs to, if any."""

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 
 from . import executor
+from .catalog import CollectionInfo
 from .companion import Companions
 from .errors import VecpgError
 from .query import SearchPlan
@@ -110,10 +111,9 @@ def shadow(stats: StatsCache, db: Db, plan: SearchPlan, vectors: list[Any],
     return not meets if probing else meets
 
 
-def shadows_enabled(info: Any) -> bool:
+def shadows_enabled(info: CollectionInfo) -> bool:
     """False when the collection's ``vecpg.shadow_queries`` property turns shadows off."""
-    value = info.properties.get(SHADOW_PROPERTY, True)
-    return str(value).strip().lower() not in ("false", "0", "off", "no")
+    return info.switched_on(SHADOW_PROPERTY)
 
 
 def _shadows_due(rec: RecallRecord, totals: list[float], nq: int, label: str
