@@ -33,7 +33,7 @@ import psycopg
 import pytest
 
 import vecpg
-from vecpg.server import embedded_dsn
+from vecpg.server import embedded_dsn, pid_alive
 
 DOCKER_SERVER = "17-docker"
 # every container and network of this session carries this label, so the session's end (or
@@ -159,24 +159,14 @@ def _remove_stale_containers() -> None:
         engine = docker.from_env(timeout=10)
         for c in engine.containers.list(all=True, filters={"label": "vecpg.test"}):
             pid = c.labels.get("vecpg.test", "").split("-")[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 c.remove(force=True, v=True)
         for n in engine.networks.list(filters={"label": "vecpg.test"}):
             pid = n.attrs.get("Labels", {}).get("vecpg.test", "").split("-")[0]
-            if pid.isdigit() and not _pid_alive(int(pid)) and not n.attrs.get("Containers"):
+            if pid.isdigit() and not pid_alive(int(pid)) and not n.attrs.get("Containers"):
                 n.remove()
     except Exception:  # noqa: BLE001 - best effort, like the session's own cleanup
         pass
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 _STARTED_CONTAINERS = False

@@ -196,12 +196,13 @@ def _forget_dead_handles(path: Path) -> None:
         pids = json.loads(handles.read_text() or "[]")
     except (OSError, ValueError):
         return
-    alive = [p for p in pids if isinstance(p, int) and _alive(p)]
+    alive = [p for p in pids if isinstance(p, int) and pid_alive(p)]
     if alive != pids:
         handles.write_text(json.dumps(alive))
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (someone else's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -309,7 +310,7 @@ def server_status(data_dir: str | os.PathLike[str] | None = None, *,
     dsn = _dsn_of(info)
     return ServerStatus(path, running=True, persistent=_marker(path).get("state") == "running",
                         dsn=dsn, pid=info.pid, pg_version=version,
-                        users=[p for p in _handles(path) if p != info.pid and _alive(p)],
+                        users=[p for p in _handles(path) if p != info.pid and pid_alive(p)],
                         clients=_count_clients(dsn))
 
 
