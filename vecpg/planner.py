@@ -710,8 +710,7 @@ def make_plan(ctx: PlanContext, best: Option, options: list[Option]) -> SearchPl
     """The frozen plan for the chosen option, with its exact fallback and explanation
     (pure: no database)."""
     q = ctx.query
-    builder = next(s for s in _STRATEGIES if s.name == best.strategy)
-    run = builder.build(ctx, best)
+    run = _runnable(ctx, best)
     text = run.statement.as_string(None)
     fallback = None
     if best.approximate:
@@ -719,12 +718,9 @@ def make_plan(ctx: PlanContext, best: Option, options: list[Option]) -> SearchPl
         fallback = SearchPlan(q, "exact", exact.as_string(None), q.settings({}), {},
                               Estimate())
     learns = q.filtered and ctx.forced is None and not _knobs_force(q)
-    estimate = Estimate(best.cost_ms, best.recall, max(best.model_cost, 1e-3), best.ratio,
-                        learns=learns,
-                        remembers=q.field.dtype in (DataType.FLOAT_VECTOR,
-                                                    DataType.FLOAT16_VECTOR),
-                        model_recall=best.model_recall if best.model_recall >= 0
-                        else best.recall, target=ctx.recall, fingerprint=ctx.fingerprint)
+    estimate = _estimate(ctx, best, learns=learns,
+                         remembers=q.field.dtype in (DataType.FLOAT_VECTOR,
+                                                     DataType.FLOAT16_VECTOR))
     settings = q.settings(run.settings)
     explain = _explain(ctx, best, options, text, settings)
     missing = missing_index(ctx, best)
@@ -755,11 +751,24 @@ def probe_plan(ctx: PlanContext, best: Option, options: list[Option]) -> SearchP
         return None
     o = min(fits, key=lambda o: o.cost_ms)
     q = ctx.query
-    run = next(s for s in _STRATEGIES if s.name == o.strategy).build(ctx, o)
-    est = Estimate(o.cost_ms, o.recall, max(o.model_cost, 1e-3), o.ratio,
-                   model_recall=o.model_recall, target=ctx.recall, fingerprint=ctx.fingerprint)
+    run = _runnable(ctx, o)
     return SearchPlan(q, run.label, run.statement.as_string(None), q.settings(run.settings),
-                      dict(o.params), est, run.companion)
+                      dict(o.params), _estimate(ctx, o), run.companion)
+
+
+def _runnable(ctx: PlanContext, o: Option) -> Runnable:
+    """What runs option ``o``, built by its strategy."""
+    return next(s for s in _STRATEGIES if s.name == o.strategy).build(ctx, o)
+
+
+def _estimate(ctx: PlanContext, o: Option, *, learns: bool = False,
+              remembers: bool = False) -> Estimate:
+    """Option ``o``'s estimates as a plan carries them (the recall before shadow samples
+    corrected it too, for vecpg.shadow)."""
+    return Estimate(o.cost_ms, o.recall, max(o.model_cost, 1e-3), o.ratio, learns=learns,
+                    remembers=remembers,
+                    model_recall=o.model_recall if o.model_recall >= 0 else o.recall,
+                    target=ctx.recall, fingerprint=ctx.fingerprint)
 
 
 INDEX_GAIN = 1.5  # an index on the filter is worth building when plans get this much cheaper
