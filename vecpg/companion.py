@@ -721,13 +721,6 @@ class KeyArray:
         head = np.array([1, 0, 20, len(keys), 1], dtype=">i4").tobytes()
         self.wire = head + elems.tobytes()
 
-    def tolist(self) -> list[int]:
-        """The keys as Python ints."""
-        return [int(k) for k in self.keys]
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
 
 class _KeyArrayDumper(Dumper):
     format = pq.Format.BINARY
