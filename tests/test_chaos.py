@@ -236,7 +236,7 @@ def test_pgvector_rebuild_killed_mid_build_leaves_the_old_index_serving(
     rng = np.random.default_rng(11)
     n, dim = 20000, 64
     x = rng.normal(size=(n, dim)).astype(np.float32)
-    queries = rng.normal(size=(40, dim)).astype(np.float32)
+    queries = rng.normal(size=(200, dim)).astype(np.float32)
     client.create_collection("c", dimension=dim, metric_type="L2")
     client.insert("c", {"id": np.arange(n), "vector": x})
     client.create_index("c", field_name="vector", index_type="HNSW", metric_type="L2",
