@@ -179,6 +179,7 @@ def _run_filter(client: vecpg.Client, fname: str, expr: str, sel: float, truth: 
     found: dict[str, list[list[int]]] = {}
     # auto learns (shadow queries correct its recall model): what it found in its last round
     last: dict[int, list[int]] = {}
+    picks: list[str] = []
     # warm-up, untimed: caches, prepared statements; with held-out queries, so that auto's
     # first searches (which it shadows to learn its recall) are not ten of the measured
     # queries twice over
@@ -202,10 +203,12 @@ def _run_filter(client: vecpg.Client, fname: str, expr: str, sel: float, truth: 
                         last[i] = [h.id for h in hits]
                 spent[name] += time.perf_counter() - t0
                 blocks[name].append(time.perf_counter() - t0)
+            # what auto plans now (untimed): how its choice moved while it learned
+            picks.append(_pick(client.explain("wn", limit=10, filter=expr, recall=TARGET)))
         r += 1
     plan = client.explain("wn", limit=10, filter=expr, recall=TARGET)
-    pick = f"{plan['strategy']} {plan['params'] or ''}".strip()
-    row: dict[str, Any] = {"filter": fname, "selectivity": sel, "auto_pick": pick,
+    row: dict[str, Any] = {"filter": fname, "selectivity": sel, "auto_pick": _pick(plan),
+                           "trajectory": _runs(picks), "model": _model_view(plan),
                            "estimated": plan["selectivity"], "results": {}, "paired": {},
                            "shadow": plan.get("shadow"), "recall_shift": plan.get("recall_shift"),
                            "auto_last": recall_at_k([last[i] for i in range(nq)], truth, 10)}
@@ -222,10 +225,40 @@ def _run_filter(client: vecpg.Client, fname: str, expr: str, sel: float, truth: 
     return row
 
 
+def _pick(plan: dict[str, Any]) -> str:
+    """A plan as one label: ``hnsw ef=40``, ``filter_first``."""
+    return " ".join([plan["strategy"], *(f"{k}={v}" for k, v in (plan["params"] or {}).items())])
+
+
+def _runs(picks: list[str]) -> str:
+    """Auto's picks after each block, run-length encoded: ``exact x3, hnsw ef=40 x37``."""
+    out: list[list[Any]] = []
+    for p in picks:
+        if out and out[-1][0] == p:
+            out[-1][1] += 1
+        else:
+            out.append([p, 1])
+    return ", ".join(f"{p} x{n}" for p, n in out)
+
+
+def _model_view(plan: dict[str, Any]) -> str:
+    """Auto's final estimates of its approximate options: model recall -> corrected."""
+    opts = [plan, *plan.get("alternatives", [])]
+    parts = []
+    for o in opts:
+        if o["strategy"] in ("exact", "filter_first"):
+            continue
+        model = o.get("model_recall", o["estimated_recall"])
+        parts.append(f"{_pick(o)}: {model:.3f}->{o['estimated_recall']:.3f}")
+    return "; ".join(parts)
+
+
 def _print_row(row: dict[str, Any], strategies: list[tuple[str, dict[str, Any]]]) -> None:
     print(f"\n{row['filter']} (selectivity {row['selectivity']:.2%}, estimated "
           f"{row['estimated']:.2%}); auto picks {row['auto_pick']}", flush=True)
     print(f"  auto's last round: recall {row['auto_last']:.3f}", flush=True)
+    print(f"  auto's picks, block by block: {row['trajectory']}", flush=True)
+    print(f"  auto's recall estimates (model->corrected): {row['model']}", flush=True)
     sh = row["shadow"]
     if sh:  # what auto's shadow queries cost (vecpg.shadow)
         print(f"  shadows: {sh['shadows']} in {sh['searches']} auto searches, "
