@@ -240,13 +240,16 @@ def test_a_strategy_not_yet_measured_inherits_part_of_the_slowdown() -> None:
     assert best.label == "hnsw" and best.ratio == pytest.approx(4.0)
 
 
-def _shadowed(ctx: PlanContext, label: str, observed: list[float], predicted: float) -> None:
-    """State shadow samples of ``label`` under ``ctx``'s filter: these recalls observed
-    where the model predicted ``predicted``."""
+def _shadowed(ctx: PlanContext, label: str, observed: list[float], predicted: float,
+              params: dict[str, Any] | None = None) -> None:
+    """State shadow samples of ``label`` run with ``params`` (default ef 40) under
+    ``ctx``'s filter: these recalls observed where the model predicted ``predicted``."""
+    from vecpg.stats import sample_key
+
     rec = ctx.cache.recall_record(ctx.table, ctx.query.filter_key, ctx.fingerprint, create=True)
     assert rec is not None
     for r in observed:
-        ctx.cache.record_recall(rec, label, r, predicted)
+        ctx.cache.record_recall(rec, sample_key(label, params or {"ef": 40}), r, predicted)
 
 
 def test_observed_recall_shortfall_widens_the_beam_or_changes_strategy() -> None:
@@ -273,7 +276,13 @@ def test_observed_recall_shortfall_widens_the_beam_or_changes_strategy() -> None
     # (sd at least sqrt(0.4 x 0.94 x 0.06) = 0.15)
     assert shift is not None and shift.samples == 60 and -0.04 < shift.shift < -0.02
     assert wide.recall >= 0.95 and wide.model_recall == pytest.approx(wide.recall - shift.shift)
-    assert all(o.recall_shift == shift for o in options if o.label == "hnsw")
+    # wider beams borrow the shift measured at ef 40 (a bound: they miss less); narrower
+    # ones grow it (they miss more)
+    hnsw = [o for o in options if o.label == "hnsw"]
+    assert all(o.recall_shift == shift for o in hnsw if o.params["ef"] >= 32)
+    narrow = [o for o in hnsw if o.params["ef"] < 32]
+    assert narrow and all(o.recall_shift is not None and o.recall_shift.shift < shift.shift
+                          for o in narrow)
     d = wide.as_dict()
     assert d["recall_source"] == "observed recall" and d["recall_samples"] == 60
 
@@ -289,13 +298,43 @@ def test_observed_recall_shortfall_widens_the_beam_or_changes_strategy() -> None
     assert choose(few)[0].params == best.params
 
 
+def test_recall_samples_are_kept_per_width() -> None:
+    """Samples are kept per power of two of ef: a width with samples of its own uses them,
+    one without borrows from another width (the nearest narrower one as it is, a wider one
+    grown), so a wide probe's small shortfall does not dilute the larger one measured at a
+    narrow width."""
+    from vecpg.stats import NARROWER_GROWTH, RecallRecord, sample_key
+
+    assert sample_key("hnsw", {"ef": 40}) == "hnsw@5" == sample_key("hnsw", {"ef": 63})
+    assert sample_key("ivfflat", {"nprobe": 8}) == "ivfflat@3"
+    assert sample_key("exact", {}) == "exact"
+    rec = RecallRecord("ix")
+    cache = StatsCache()
+    for r in [1.0, 0.9, 0.8, 0.9] * 5:   # ef 40: 0.1 short of a 0.99 model
+        cache.record_recall(rec, "hnsw@5", r, 0.99)
+    for r in [1.0] * 2:                  # ef 64: too few samples of its own
+        cache.record_recall(rec, "hnsw@6", r, 0.99)
+    at40 = rec.shift_for("hnsw", {"ef": 40})
+    assert at40 is not None and at40.shift < -0.1
+    assert rec.shift_for("hnsw", {"ef": 64}) == at40
+    assert rec.shift_for("hnsw", {"ef": 500}) == at40
+    at10 = rec.shift_for("hnsw", {"ef": 10})  # two powers of two narrower
+    assert at10 is not None and at10.shift == pytest.approx(at40.shift * NARROWER_GROWTH ** 2)
+    for r in [1.0] * 14:                 # ef 64 has its own samples now
+        cache.record_recall(rec, "hnsw@6", r, 0.99)
+    at64 = rec.shift_for("hnsw", {"ef": 64})
+    assert at64 is not None and at64.samples == 16 and at64.shift > at40.shift
+    assert rec.shift_for("hnsw", {"ef": 500}) == at64  # the nearest narrower width with samples
+
+
 def test_recall_samples_belong_to_one_index_and_filter() -> None:
     """Samples are kept per filter and for the index they were taken on: a rebuilt or
     recalibrated index (another fingerprint) plans from its model again."""
     info = _info(calibration=_hnsw_cal())
     ctx = _ctx(info, rows=100_000, matching=30_000, access="index", expr="tag == 1")
     _shadowed(ctx, "hnsw", [0.7] * 10, 0.95)
-    assert ctx.cache.recall_shift(ctx.table, ctx.query.filter_key, "hnsw", ctx.fingerprint)
+    assert ctx.cache.recall_shift(ctx.table, ctx.query.filter_key, "hnsw", {"ef": 40},
+                                  ctx.fingerprint)
     other = _ctx(info, rows=100_000, matching=30_000, access="index", expr="tag == 2")
     other.cache = ctx.cache
     assert choose(other)[0].recall_shift is None
@@ -316,20 +355,26 @@ def test_an_exact_plan_chosen_for_a_shortfall_carries_a_probe() -> None:
     info = _info(calibration=_hnsw_cal())
     ctx = _ctx(info, rows=100_000, matching=12_000, access="index", expr="tag == 1")
     assert choose(ctx)[0].label == "hnsw"
-    # 0.03 below a 0.97 model on five samples: the shift less its error makes every ef
+    # 0.03 below a 0.97 model on twenty samples: the shift less its error makes every ef
     # miss 0.95; the mean alone (shrunk) does not
-    _shadowed(ctx, "hnsw", [1.0, 0.9, 0.9, 0.9, 1.0], 0.97)
+    _shadowed(ctx, "hnsw", [1.0, 0.9, 0.9, 0.9, 1.0] * 4, 0.97)
     best, options = choose(ctx)
     assert best.label == "filter_first"
     plan = make_plan(ctx, best, options)
     assert plan.probe is not None and plan.probe.strategy == "hnsw"
     assert plan.probe.fallback is None and plan.probe.estimate.learns is False
     assert plan.explain is not None and plan.explain["probe"]["strategy"] == "hnsw"
-    # a shortfall so large that no setting meets the target even so: no probe
+    # a shortfall so large that no setting meets the target even so: the setting likeliest
+    # to is probed all the same (else a few unlucky samples would keep the filter exact)
     worse = _ctx(info, rows=100_000, matching=12_000, access="index", expr="tag == 1")
     _shadowed(worse, "hnsw", [0.5] * 30, 0.97)
     best, options = choose(worse)
-    assert best.label == "filter_first" and make_plan(worse, best, options).probe is None
+    assert best.label == "filter_first"
+    probe = make_plan(worse, best, options).probe
+    hnsw = [o for o in options if o.label == "hnsw"]
+    top = max(o.model_recall for o in hnsw)
+    assert probe is not None and probe.estimate.model_recall == pytest.approx(top, abs=1e-3)
+    assert probe.estimate.cost_ms == min(o.cost_ms for o in hnsw if o.model_recall >= top - 1e-3)
     # an approximate plan has no probe: it is shadowed itself
     plain = _ctx(info, rows=100_000, matching=12_000, access="index", expr="tag == 1")
     best, options = choose(plain)

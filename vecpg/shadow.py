@@ -26,7 +26,7 @@ from .companion import Companions
 from .errors import VecpgError
 from .query import SearchPlan
 from .session import Db
-from .stats import RecallRecord, StatsCache
+from .stats import RecallRecord, StatsCache, sample_key
 
 # The first SHADOW_FIRST query vectors of a filtered search the planner chose are also
 # run exactly, so a broken recall promise is corrected within a few searches; after them
@@ -71,13 +71,14 @@ def shadow(stats: StatsCache, db: Db, plan: SearchPlan, vectors: list[Any],
     rec.searches += 1
     rec.search_ms += ms
     if plan.fallback is not None:  # how far the answers lie (see RecallRecord.shift)
+        key = sample_key(plan.strategy, plan.params)
         for answer in rows:
             kth = executor.kth(answer, plan.k)
             if kth is not None:
-                rec.note(plan.strategy, kth)
+                rec.note(key, kth)
     totals = stats.shadow_totals
     totals[1] += ms
-    n, first = _shadows_due(rec, totals, len(vectors), (plan.probe or plan).strategy)
+    n, first = _shadows_due(rec, totals, len(vectors), plan.probe or plan)
     if not n:
         return True
     started = time.perf_counter()
@@ -101,10 +102,11 @@ def shadow(stats: StatsCache, db: Db, plan: SearchPlan, vectors: list[Any],
         rec.first_ms += spent if first else 0.0
         totals[0] += spent
         rec.shadows += n  # a failed one too: it spent the budget
+    key = sample_key(plan.strategy, plan.params)
     for r, h in got:
         if r is not None:
-            stats.record_recall(rec, plan.strategy, r, est.model_recall, h)
-    shift = rec.shift(plan.strategy)
+            stats.record_recall(rec, key, r, est.model_recall, h)
+    shift = rec.shift_for(plan.strategy, plan.params)
     if shift is None:
         return True
     meets = est.model_recall + shift.shift >= est.target - 1e-9
@@ -116,14 +118,14 @@ def shadows_enabled(info: CollectionInfo) -> bool:
     return info.switched_on(SHADOW_PROPERTY)
 
 
-def _shadows_due(rec: RecallRecord, totals: list[float], nq: int, label: str
+def _shadows_due(rec: RecallRecord, totals: list[float], nq: int, plan: SearchPlan
                  ) -> tuple[int, bool]:
-    """How many of a search's ``nq`` query vectors (of a plan ``label``) to shadow now
+    """How many of a search's ``nq`` query vectors (sampling ``plan``) to shadow now
     (see SHADOW_FIRST), and whether they are first shadows (outside the budget)."""
     shadow_ms, search_ms = totals
     first = rec.shadows < SHADOW_FIRST
     if first and rec.shadows >= SHADOW_CLEAR:
-        shift = rec.shift(label)
+        shift = rec.shift_for(plan.strategy, plan.params)
         first = shift is None or shift.margin < 0
     if first:
         if shadow_ms > max(SHADOW_GLOBAL_SHARE * search_ms, SHADOW_FLOOR_MS):

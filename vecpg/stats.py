@@ -21,7 +21,7 @@ import json
 import math
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from psycopg import sql
@@ -39,6 +39,11 @@ RESERVOIR = 100  # query vectors kept per field for calibration
 # samples of no shift ((0.08 / 0.03)^2 ~ 7). Measured with the model counting as 2 samples
 # (50k x 128, 30%, no correlation): three shadows of an accurate model (0.977 seen, ~0.98
 # modelled) moved HNSW at 1,400 QPS to an exact plan at 190 QPS.
+# Tried: letting the model stand until 16 samples unless they contradicted it outright
+# (a standard error of 0.08 at three samples sends HNSW plans exact early): sixteen first
+# samples of a filter that HNSW served at 0.895 (c < 200, ef 40) happened to show 0.97,
+# and auto delivered 0.904 for the rest of the run; the early exact plan's probes find the
+# way back instead (see vecpg.planner.probe_plan).
 MIN_SAMPLES, RECALL_WINDOW, PRIOR_SAMPLES = 3, 64, 6.0
 # One query's recall is mostly 1.0 with rare deep misses (0.0-0.5), which a few samples
 # rarely show: its variance is taken as at least SPREAD * m (1 - m) at mean recall m (that
@@ -51,6 +56,15 @@ SPREAD = 0.4
 # query's recall correlated with its k-th distance at -0.72 (a filter keeping 20% of rows
 # at one end of the space), -0.71 (30%) and -0.62 (30%, uncorrelated filter).
 REGRESS_SAMPLES = 8
+# Samples are kept per width of the setting (HNSW's ef, IVF's nprobe), in powers of two: a
+# filtered scan's shortfall shrinks as the beam widens, so one shift for all widths mixes
+# them (50k x 128, 30% at one end of the space: 0.036 short at ef 40, 0.013 at ef 400;
+# samples of probes at ef 300 pooled with those at ef 40 moved auto back to ef 40-55, which
+# delivered 0.935). A width without samples of its own takes the shift of the nearest
+# narrower one (an upper bound of its shortfall), or of the nearest wider one grown
+# NARROWER_GROWTH times per power of two (that measurement: 2.8x over ten times the ef).
+WIDTH_KNOBS = ("ef", "nprobe")
+NARROWER_GROWTH = 1.4
 
 
 @dataclass(frozen=True)
@@ -86,15 +100,15 @@ class RecallShift:
 @dataclass
 class RecallRecord:
     """What shadow queries measured under one filter of one table, for one index (its
-    ``fingerprint``): recall samples per strategy label, ``(observed, predicted, k-th
-    distance)``, the k-th distances of all searches, and the budget spent (searches and
-    their milliseconds, shadows and theirs)."""
+    ``fingerprint``): recall samples per strategy label and width (:func:`sample_key`),
+    ``(observed, predicted, k-th distance)``, the k-th distances of all searches under
+    that key, and the budget spent (searches and their milliseconds, shadows and theirs)."""
 
     fingerprint: str
     at: float = 0.0
-    # per label: (observed, predicted, the k-th distance the approximate answer had)
+    # per sample key: (observed, predicted, the k-th distance the approximate answer had)
     samples: dict[str, deque[tuple[float, float, float | None]]] = field(default_factory=dict)
-    # per label: count and sum of the k-th distance of every search's answers
+    # per sample key: count and sum of the k-th distance of every search's answers
     kth: dict[str, list[float]] = field(default_factory=dict)
     searches: int = 0
     search_ms: float = 0.0
@@ -109,6 +123,34 @@ class RecallRecord:
         acc = self.kth.setdefault(label, [0.0, 0.0])
         acc[0] += 1
         acc[1] += kth
+
+    def shift_for(self, label: str, params: dict[str, Any]) -> RecallShift | None:
+        """The recall correction of plan ``label`` run with ``params``: :meth:`shift` of
+        its width's samples (:func:`sample_key`), else borrowed from the nearest width with
+        samples (see NARROWER_GROWTH); None when no width has MIN_SAMPLES."""
+        key = sample_key(label, params)
+        own = self.shift(key)
+        if own is not None or key == label:
+            return own
+        width = _bucket(key)
+        assert width is not None
+        near: tuple[tuple[int, int], int, RecallShift] | None = None
+        for other in list(self.samples):
+            b = _bucket(other)
+            if b is None or other.partition("@")[0] != label:
+                continue
+            s = self.shift(other)
+            # the nearest narrower width first: any narrower one beats every wider one
+            rank = (0, width - b) if b < width else (1, b - width)
+            if s is not None and (near is None or rank < near[0]):
+                near = (rank, b, s)
+        if near is None:
+            return None
+        _, b, s = near
+        if b < width:
+            return s
+        grow = NARROWER_GROWTH ** (b - width)
+        return replace(s, shift=s.shift * grow, point=s.point * grow, margin=s.margin * grow)
 
     def shift(self, label: str) -> RecallShift | None:
         """The recall correction for ``label``: the mean of observed - predicted, shrunk
@@ -157,6 +199,21 @@ class RecallRecord:
                 "first_shadows_ms": round(self.first_ms, 1),
                 "failures": self.failures, "probes": self.probes,
                 "samples": {k: len(v) for k, v in list(self.samples.items())}}
+
+
+def sample_key(label: str, params: dict[str, Any]) -> str:
+    """Under what recall samples of plan ``label`` run with ``params`` are kept: the label
+    and the power of two of its width (``hnsw@5`` for ef 32-63; see WIDTH_KNOBS)."""
+    width = next((params[k] for k in WIDTH_KNOBS if k in params), None)
+    if not isinstance(width, (int, float)) or width < 1:
+        return label
+    return f"{label}@{int(math.log2(width))}"
+
+
+def _bucket(key: str) -> int | None:
+    """The power of two of a :func:`sample_key` (None: a setting without width)."""
+    _, at, b = key.partition("@")
+    return int(b) if at else None
 
 
 def index_fingerprint(ix: Any) -> str:
@@ -278,12 +335,12 @@ class StatsCache:
             (observed, predicted, kth))
         rec.at = time.monotonic()
 
-    def recall_shift(self, table: str, filter_key: str, label: str, fingerprint: str
-                     ) -> RecallShift | None:
-        """The correction of ``label``'s modelled recall under this filter (see
-        :meth:`RecallRecord.shift`), if enough samples were taken."""
+    def recall_shift(self, table: str, filter_key: str, label: str, params: dict[str, Any],
+                     fingerprint: str) -> RecallShift | None:
+        """The correction of the modelled recall of ``label`` run with ``params`` under
+        this filter (see :meth:`RecallRecord.shift_for`), if enough samples were taken."""
         rec = self.recall_record(table, filter_key, fingerprint)
-        return None if rec is None else rec.shift(label)
+        return None if rec is None else rec.shift_for(label, params)
 
 
 def reads_json(q: Query) -> bool:
