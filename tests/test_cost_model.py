@@ -325,6 +325,11 @@ def test_recall_samples_are_kept_per_width() -> None:
     at64 = rec.shift_for("hnsw", {"ef": 64})
     assert at64 is not None and at64.samples == 16 and at64.shift > at40.shift
     assert rec.shift_for("hnsw", {"ef": 500}) == at64  # the nearest narrower width with samples
+    # three unlucky samples of a wide width probed late: the narrower width bounds it
+    for r in [0.5] * 3:
+        cache.record_recall(rec, "hnsw@7", r, 0.99)
+    assert rec.shift("hnsw@7") is not None and rec.shift("hnsw@7").shift < at64.shift
+    assert rec.shift_for("hnsw", {"ef": 150}) == at64
 
 
 def test_recall_samples_belong_to_one_index_and_filter() -> None:
@@ -350,7 +355,7 @@ def test_an_exact_plan_chosen_for_a_shortfall_carries_a_probe() -> None:
     """Samples that lower HNSW's recall below the target move the search to an exact plan;
     when the samples' mean shortfall alone (not less its error) leaves a cheaper HNSW
     setting that meets the target, the plan carries it as a probe to sample now and then."""
-    from vecpg.planner import make_plan
+    from vecpg.planner import PROBE_TESTED, make_plan
 
     info = _info(calibration=_hnsw_cal())
     ctx = _ctx(info, rows=100_000, matching=12_000, access="index", expr="tag == 1")
@@ -364,6 +369,10 @@ def test_an_exact_plan_chosen_for_a_shortfall_carries_a_probe() -> None:
     assert plan.probe is not None and plan.probe.strategy == "hnsw"
     assert plan.probe.fallback is None and plan.probe.estimate.learns is False
     assert plan.explain is not None and plan.explain["probe"]["strategy"] == "hnsw"
+    # it goes to a width with few samples of its own first (not the sampled ef 32-63)
+    rec = ctx.cache.recall_record(ctx.table, ctx.query.filter_key, ctx.fingerprint)
+    assert rec is not None and rec.count("hnsw", {"ef": 40}) == 20
+    assert rec.count("hnsw", plan.probe.params) < PROBE_TESTED
     # a shortfall so large that no setting meets the target even so: the setting likeliest
     # to is probed all the same (else a few unlucky samples would keep the filter exact)
     worse = _ctx(info, rows=100_000, matching=12_000, access="index", expr="tag == 1")

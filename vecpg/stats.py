@@ -60,9 +60,11 @@ REGRESS_SAMPLES = 8
 # filtered scan's shortfall shrinks as the beam widens, so one shift for all widths mixes
 # them (50k x 128, 30% at one end of the space: 0.036 short at ef 40, 0.013 at ef 400;
 # samples of probes at ef 300 pooled with those at ef 40 moved auto back to ef 40-55, which
-# delivered 0.935). A width without samples of its own takes the shift of the nearest
-# narrower one (an upper bound of its shortfall), or of the nearest wider one grown
-# NARROWER_GROWTH times per power of two (that measurement: 2.8x over ten times the ef).
+# delivered 0.935). A width takes the smaller shortfall of its own samples' and the nearest
+# narrower width's (a bound of it: on the dev set, three samples of ef 40 put it 0.06 short
+# where fifteen of ef 16-31 said 0.003); one without samples and nothing narrower takes the
+# nearest wider one's, grown NARROWER_GROWTH times per power of two (the measurement above:
+# 2.8x over ten times the ef).
 WIDTH_KNOBS = ("ef", "nprobe")
 NARROWER_GROWTH = 1.4
 
@@ -124,31 +126,40 @@ class RecallRecord:
         acc[0] += 1
         acc[1] += kth
 
+    def count(self, label: str, params: dict[str, Any]) -> int:
+        """How many samples of plan ``label`` at the width of ``params`` are kept."""
+        return len(self.samples.get(sample_key(label, params), ()))
+
     def shift_for(self, label: str, params: dict[str, Any]) -> RecallShift | None:
         """The recall correction of plan ``label`` run with ``params``: :meth:`shift` of
-        its width's samples (:func:`sample_key`), else borrowed from the nearest width with
-        samples (see NARROWER_GROWTH); None when no width has MIN_SAMPLES."""
+        its width's samples (:func:`sample_key`), or the nearest narrower width's when
+        that is smaller (a wider beam misses no more: it bounds this one's, and a few
+        samples of a width probed late have a large error); a width without samples and
+        no narrower one with samples borrows from the nearest wider one, grown (see
+        NARROWER_GROWTH). None when no width has MIN_SAMPLES."""
         key = sample_key(label, params)
         own = self.shift(key)
-        if own is not None or key == label:
-            return own
         width = _bucket(key)
-        assert width is not None
-        near: tuple[tuple[int, int], int, RecallShift] | None = None
+        if width is None:
+            return own
+        narrower: tuple[int, RecallShift] | None = None
+        wider: tuple[int, RecallShift] | None = None
         for other in list(self.samples):
             b = _bucket(other)
-            if b is None or other.partition("@")[0] != label:
+            if b is None or b == width or other.partition("@")[0] != label:
                 continue
             s = self.shift(other)
-            # the nearest narrower width first: any narrower one beats every wider one
-            rank = (0, width - b) if b < width else (1, b - width)
-            if s is not None and (near is None or rank < near[0]):
-                near = (rank, b, s)
-        if near is None:
-            return None
-        _, b, s = near
-        if b < width:
-            return s
+            if s is None:
+                continue
+            if b < width and (narrower is None or b > narrower[0]):
+                narrower = (b, s)
+            elif b > width and (wider is None or b < wider[0]):
+                wider = (b, s)
+        if narrower is not None:
+            return narrower[1] if own is None or narrower[1].shift > own.shift else own
+        if own is not None or wider is None:
+            return own
+        b, s = wider
         grow = NARROWER_GROWTH ** (b - width)
         return replace(s, shift=s.shift * grow, point=s.point * grow, margin=s.margin * grow)
 
