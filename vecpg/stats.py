@@ -17,6 +17,7 @@ measured cost of plans under a filter, cached per collection and filter.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -67,6 +68,9 @@ REGRESS_SAMPLES = 8
 # 2.8x over ten times the ef).
 WIDTH_KNOBS = ("ef", "nprobe")
 NARROWER_GROWTH = 1.4
+# Stamps of a RecallRecord's state (next() of a count is atomic under the GIL, so two
+# threads adding samples at once never leave one stamp on two states)
+_STAMPS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -119,12 +123,25 @@ class RecallRecord:
     first_ms: float = 0.0         # of which the first shadows (outside the budget)
     failures: int = 0
     probes: int = 0               # shadows that ran an approximate plan beside an exact one
+    # shift() per sample key, with the stamp of the state it was computed on: planning
+    # corrects a dozen options, each reading its width's and its neighbours' shifts (1 ms
+    # per plan computed afresh with four widths of 64 samples, 0.1 ms once each)
+    stamp: int = field(default=0, init=False, compare=False)
+    _shifts: dict[str, tuple[int, RecallShift | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    def add(self, label: str, observed: float, predicted: float, kth: float | None) -> None:
+        """Keep one shadow sample under sample key ``label`` (see StatsCache.record_recall)."""
+        self.samples.setdefault(label, deque(maxlen=RECALL_WINDOW)).append(
+            (observed, predicted, kth))
+        self.stamp = next(_STAMPS)
 
     def note(self, label: str, kth: float) -> None:
         """Count the k-th distance of one search's answer by plan ``label``."""
         acc = self.kth.setdefault(label, [0.0, 0.0])
         acc[0] += 1
         acc[1] += kth
+        self.stamp = next(_STAMPS)
 
     def count(self, label: str, params: dict[str, Any]) -> int:
         """How many samples of plan ``label`` at the width of ``params`` are kept."""
@@ -139,14 +156,14 @@ class RecallRecord:
         NARROWER_GROWTH). None when no width has MIN_SAMPLES."""
         key = sample_key(label, params)
         own = self.shift(key)
-        width = _bucket(key)
+        width = _split_key(key)[1]
         if width is None:
             return own
         narrower: tuple[int, RecallShift] | None = None
         wider: tuple[int, RecallShift] | None = None
         for other in list(self.samples):
-            b = _bucket(other)
-            if b is None or b == width or other.partition("@")[0] != label:
+            of, b = _split_key(other)
+            if b is None or b == width or of != label:
                 continue
             s = self.shift(other)
             if s is None:
@@ -164,6 +181,16 @@ class RecallRecord:
         return replace(s, shift=s.shift * grow, point=s.point * grow, margin=s.margin * grow)
 
     def shift(self, label: str) -> RecallShift | None:
+        """:meth:`_shift` of ``label``, computed once per state of the samples."""
+        stamp = self.stamp  # (read first: a sample added meanwhile makes the entry stale)
+        hit = self._shifts.get(label)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        value = self._shift(label)
+        self._shifts[label] = (stamp, value)
+        return value
+
+    def _shift(self, label: str) -> RecallShift | None:
         """The recall correction for ``label``: the mean of observed - predicted, shrunk
         toward 0 (the model, worth PRIOR_SAMPLES samples), less its standard error (a
         conservative shortfall), never positive; None below MIN_SAMPLES.
@@ -221,10 +248,10 @@ def sample_key(label: str, params: dict[str, Any]) -> str:
     return f"{label}@{int(math.log2(width))}"
 
 
-def _bucket(key: str) -> int | None:
-    """The power of two of a :func:`sample_key` (None: a setting without width)."""
-    _, at, b = key.partition("@")
-    return int(b) if at else None
+def _split_key(key: str) -> tuple[str, int | None]:
+    """A :func:`sample_key`'s label and power of two (None: a setting without width)."""
+    label, at, b = key.partition("@")
+    return label, int(b) if at else None
 
 
 def index_fingerprint(ix: Any) -> str:
@@ -342,8 +369,7 @@ class StatsCache:
         """Keep one shadow sample of strategy ``label``: the recall a query got, the
         recall the model predicted for the option that ran, and the k-th distance of the
         answer (None: fewer than k rows)."""
-        rec.samples.setdefault(label, deque(maxlen=RECALL_WINDOW)).append(
-            (observed, predicted, kth))
+        rec.add(label, observed, predicted, kth)
         rec.at = time.monotonic()
 
     def recall_shift(self, table: str, filter_key: str, label: str, params: dict[str, Any],
