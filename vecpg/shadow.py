@@ -102,7 +102,7 @@ def shadow(stats: StatsCache, db: Db, plan: SearchPlan, vectors: list[Any],
         rec.first_ms += spent if first else 0.0
         totals[0] += spent
         rec.shadows += n  # a failed one too: it spent the budget
-    key = sample_key(plan.strategy, plan.params)
+    key = sample_key(plan.strategy, plan.params)  # (when probing, plan is the probe now)
     for r, h in got:
         if r is not None:
             stats.record_recall(rec, key, r, est.model_recall, h)
