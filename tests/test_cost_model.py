@@ -228,6 +228,74 @@ def test_a_filtered_scan_does_not_take_a_narrow_beam() -> None:
     assert label == "hnsw" and params["ef"] >= 30, params
 
 
+def _with_filtered(shift: float) -> dict[str, Any]:
+    """The stated calibration plus a filtered sweep at 1/8 whose recall lies ``shift``
+    from what the model without it predicts there."""
+    from vecpg.planner import _explored, _filtered_loss, _interp
+
+    cal = _hnsw_cal()
+    rec = [(float(e), r) for e, r in HNSW_CURVE]
+    curve = []
+    for ef in (10, 20, 40, 64):
+        model = _interp(_explored(ef, 10, 0.125, True), rec) - _filtered_loss(0.125, 0.045)
+        curve.append({"ef": ef, "recall": min(1.0, model + shift), "se": 0.0, "ms": 1.0})
+    cal["filtered"] = {"selectivity": 0.125, "k": 10, "curve": curve}
+    return cal
+
+
+def _filtered_ctx(cal: dict[str, Any] | None, matching: int) -> PlanContext:
+    return _ctx(_info(calibration=cal), rows=100_000, matching=matching, access="index",
+                expr="tag == 1")
+
+
+def _filtered_pick(ctx: PlanContext) -> tuple[int, Any]:
+    """The chosen ef (0: not HNSW) and the ef 40 option."""
+    best, options = choose(ctx)
+    ef40 = next(o for o in options if o.label == "hnsw" and o.params == {"ef": 40})
+    return (int(best.params["ef"]) if best.label == "hnsw" else 0), ef40
+
+
+def test_a_filtered_calibration_bounds_what_shadows_may_credit() -> None:
+    """A filter independent of the vectors, measured at calibration. A measured loss beyond
+    the model lowers the recall (a wider beam, or exact); a measured gain leaves the model
+    as the prior (a correlated filter gets no independent one's recall on trust) and is
+    the headroom shadow samples may credit: samples that find everything narrow the beam,
+    by no more than the headroom. The gain fades toward 100% and is not grown toward
+    smaller selectivities."""
+    base_ef, base = _filtered_pick(_filtered_ctx(_hnsw_cal(), 12_500))
+    same_ef, same = _filtered_pick(_filtered_ctx(_with_filtered(0.0), 12_500))
+    assert (same_ef, same.recall, same.headroom) == (base_ef, base.recall, 0.0)
+    loss_ef, loss = _filtered_pick(_filtered_ctx(_with_filtered(-0.03), 12_500))
+    assert loss.recall == pytest.approx(base.recall - 0.03, abs=1e-6) and loss.headroom == 0
+    assert loss_ef == 0 or loss_ef > base_ef  # wider, or exact (0)
+    ctx = _filtered_ctx(_with_filtered(0.03), 12_500)
+    gain_ef, gain = _filtered_pick(ctx)
+    assert gain_ef == base_ef and gain.recall == pytest.approx(base.recall)
+    assert gain.headroom == pytest.approx(0.03, abs=1e-6)
+    for ef in (10, 20, 40):  # every width narrower than the pick found everything
+        _shadowed(ctx, "hnsw", [1.0] * 40, 0.9, {"ef": ef})
+    learnt_ef, learnt = _filtered_pick(ctx)
+    assert 0 < learnt_ef < base_ef
+    assert learnt.recall == pytest.approx(base.recall + 0.03, abs=1e-6)  # the headroom, no more
+    assert learnt.as_dict()["recall_headroom"] == pytest.approx(0.03, abs=1e-4)
+    # without headroom the same samples credit nothing
+    plain = _filtered_ctx(_hnsw_cal(), 12_500)
+    for ef in (10, 20, 40):
+        _shadowed(plain, "hnsw", [1.0] * 40, 0.9, {"ef": ef})
+    assert _filtered_pick(plain)[1].recall == pytest.approx(base.recall)
+    # the measured loss at other selectivities: a net gain (a loss below 0) is held toward
+    # smaller selectivities and shrinks toward 100%; a loss grows as the model's does
+    from vecpg.planner import _filtered_loss, _measured_loss
+
+    rec = [(float(e), r) for e, r in HNSW_CURVE]
+    gained = _measured_loss(_with_filtered(0.05), rec, 10)
+    lost = _measured_loss(_with_filtered(-0.03), rec, 10)
+    at = gained(0.125, 40)
+    assert at == pytest.approx(_filtered_loss(0.125, 0.045) - 0.05, abs=1e-6) and at < 0
+    assert gained(0.03, 40) == pytest.approx(at) and at < gained(0.6, 40) < 0
+    assert lost(0.03, 40) > lost(0.125, 40) > lost(0.6, 40) > 0
+
+
 def test_a_strategy_not_yet_measured_inherits_part_of_the_slowdown() -> None:
     """HNSW measured 4x its estimate under a filter (a loaded machine): the exact plan, not
     run under it yet, is charged sqrt(4) = 2x, so load alone does not flip the choice."""

@@ -204,6 +204,11 @@ def test_calibration_is_stored_and_reused(world, dsn: str) -> None:
     assert [p["ef"] for p in cal["curve"]] == sorted(p["ef"] for p in cal["curve"])
     assert all(0 <= p["recall"] <= 1 and p["ms"] > 0 and p["se"] >= 0 for p in cal["curve"])
     assert cal["exact"]["ms_per_1k"] > 0
+    # the same sweep under a filter independent of the vectors (1 row in 8 by key hash)
+    filtered = cal["filtered"]
+    assert filtered["selectivity"] == pytest.approx(0.125, abs=0.02)
+    assert [p["ef"] for p in filtered["curve"]] == [10, 20, 40, 64]
+    assert all(0 <= p["recall"] <= 1 and p["ms"] > 0 for p in filtered["curve"])
     # another client reads it from the catalog and plans with it, measuring nothing again
     with vecpg.connect(dsn, schema=schema) as other:
         seen: list[str] = []

@@ -110,6 +110,8 @@ class Option:
     model_cost: float = 0.0       # the estimate before measured latencies corrected it
     ratio: float = 1.0            # the correction applied (measured / estimated)
     model_recall: float = -1.0    # the recall before shadow samples corrected it (-1: same)
+    headroom: float = 0.0         # how far above the model samples may raise it (see
+                                  # RecallShift.applied)
     recall_shift: RecallShift | None = None  # that correction
 
     @property
@@ -190,7 +192,7 @@ class PlanContext:
                                                 option.label, option.params, self.fingerprint)
                 option.model_recall = option.recall
                 if shift is not None:
-                    option.recall = max(0.0, option.recall + shift.shift)
+                    option.recall = max(0.0, option.recall + shift.applied(option.headroom))
                     option.recall_shift = shift
         return option
 
@@ -247,9 +249,12 @@ def _recall_source(o: Option) -> dict[str, Any]:
     s = o.recall_shift
     if s is None:
         return {}
-    return {"recall_source": "observed recall", "recall_samples": s.samples,
-            "recall_shift": round(s.shift, 4), "model_recall": round(o.model_recall, 4),
-            "observed_minus_model": round(s.mean, 4)}
+    out = {"recall_source": "observed recall", "recall_samples": s.samples,
+           "recall_shift": round(s.applied(o.headroom), 4),
+           "model_recall": round(o.model_recall, 4), "observed_minus_model": round(s.mean, 4)}
+    if o.headroom > 0:
+        out["recall_headroom"] = round(o.headroom, 4)
+    return out
 
 
 def _low(point: dict[str, Any]) -> float:
@@ -266,6 +271,54 @@ def _filtered_loss(selectivity: float, per_unit: float) -> float:
     miss costs a slower plan, but too much margin costs a needlessly wide search (per_unit
     0.06 made auto pick ef 64 where ef 20-40 met 0.95 at 12%: 0.87x the best QPS)."""
     return per_unit * max(0.0, 0.5 - selectivity) + 0.012 * (1.0 - selectivity)
+
+
+def _explored(ef_search: float, k: int, selectivity: float, filtered: bool) -> float:
+    """How many candidates an HNSW search at ``ef_search`` is credited with exploring.
+    An iterative scan visits about k / selectivity tuples before k of them match: a narrow
+    beam finds less on its way (recall grew from 0.95 at ef 10 to 0.97 at ef 64 at 12% on
+    the dev set), so it is credited the geometric mean of the two."""
+    need = k / max(selectivity, 1e-9)
+    return math.sqrt(ef_search * need) if filtered and need > ef_search else ef_search
+
+
+FilterLoss = Callable[[float, float], float]
+"""``(selectivity, ef at the calibration's k) -> recall`` a filter costs an HNSW search."""
+
+
+def _measured_loss(cal: dict[str, Any] | None, rec: list[tuple[float, float]],
+                   kcal: int) -> FilterLoss:
+    """The recall a filter independent of the vectors costs HNSW, against the unfiltered
+    recall of the graph explored, as calibration["filtered"] measured it (see
+    :mod:`vecpg.calibrate`) at each ef, carried to other selectivities in
+    :func:`_filtered_loss`'s shape; without one, that model's. A measured gain (the
+    filtered search finding more than it is credited with exploring) shrinks toward 100%
+    but is not grown toward smaller selectivities, where fewer rows match and the scan
+    runs longer.
+
+    HnswStrategy takes the larger of this and the model's loss as the recall, and the
+    difference as the headroom shadow samples may credit (RecallShift.applied): filters
+    that correlate with the vectors lose more than an independent one. Measured on a
+    generated 50k x 128 set (2026-12-02): at 12% uncorrelated, ef 40 modelled 0.937 and
+    delivered 0.983-0.993; at 30% correlated (c_30), taken as the prior, the measured
+    loss put ef 64 at 0.982 where it delivered 0.943, and auto missed the target (0.944)."""
+    def model(selectivity: float, ef: float) -> float:
+        return _filtered_loss(selectivity, 0.045)
+    f = cal.get("filtered") if cal else None
+    if not isinstance(f, dict) or not f.get("curve") or not f.get("selectivity"):
+        return model
+    s0 = float(f["selectivity"])
+    k0 = int(f.get("k", kcal))
+    base = _filtered_loss(s0, 0.045)
+    # loss at s0 per ef: the unfiltered recall of what the model credits, less the measured
+    pts = sorted((float(p["ef"]), _interp(_explored(max(float(p["ef"]), k0), k0, s0, True)
+                                          * kcal / k0, rec) - _low(p)) for p in f["curve"])
+
+    def loss(selectivity: float, ef: float) -> float:
+        at_s0 = _interp(ef, pts)
+        scale = _filtered_loss(selectivity, 0.045) / base
+        return at_s0 * (scale if at_s0 >= 0 else min(1.0, scale))
+    return loss
 
 
 class ExactStrategy:
@@ -337,17 +390,17 @@ class HnswStrategy:
             efs = sorted({e for e in grid if e >= q.k} | {max(q.k, grid[0])})
             efs = [e for e in efs if e <= max(1000, q.k)]
         sel = ctx.stats.selectivity
+        loss = _measured_loss(cal if src == "calibration" else None, rec, kcal)
 
         def option(ef: int) -> Option:
             ef_search = max(ef, q.k)
-            explored = float(ef_search)
+            explored = _explored(ef_search, q.k, sel, q.filtered)
             note = ""
             need = q.k / max(sel, 1e-9)
             if q.filtered and need > ef_search:
                 # An iterative scan visits about k / selectivity tuples before k of them
-                # match: it costs about that much whatever ef is, but a narrow beam finds
-                # less on its way (recall grew from 0.95 at ef 10 to 0.97 at ef 64): credit
-                # the geometric mean. A wider beam still costs a little more (at 12% on the
+                # match: it costs about that much whatever ef is (see _explored for what
+                # it finds). A wider beam still costs a little more (at 12% on the
                 # dev set: +3% at ef 40, +7% at ef 64, over ef 20), so the smallest ef that
                 # meets the target wins rather than any ef below k / selectivity.
                 # A beam narrower than ITER_EF costs more again: measured on a generated
@@ -356,20 +409,23 @@ class HnswStrategy:
                 # ef 80 (issue 17).
                 cost = ms_at(need) * (1 + BEAM_COST * ef_search / need) * (
                     1 + ITER_COST * max(0.0, min(need, ITER_EF) / ef_search - 1))
-                explored = math.sqrt(ef_search * need)
             else:
                 cost = ms_at(explored) * (1 + BEAM_COST if q.filtered else 1)
             cost *= 1 + 0.15 * math.log2(grow)
             # recall@k exploring e candidates behaves like recall@kcal at ef = e * kcal / k
             recall = _interp(explored * kcal / q.k, rec) - 0.01 * math.log2(grow)
+            headroom = 0.0
             if q.filtered:
-                recall -= _filtered_loss(sel, 0.045)
+                modelled, measured = _filtered_loss(sel, 0.045), loss(sel, ef_search * kcal / q.k)
+                recall -= max(modelled, measured)
+                headroom = max(0.0, min(modelled - measured, 1.0 - recall))
                 if need > MAX_SCAN_TUPLES * 0.8:
-                    recall = min(recall, 0.5)
+                    recall, headroom = min(recall, 0.5), 0.0
                     note = (f"k/selectivity = {need:.0f} tuples to visit is near "
                             f"hnsw.max_scan_tuples ({MAX_SCAN_TUPLES})")
             opt = Option(self.name, "hnsw", {"ef": ef}, cost, max(0.0, min(1.0, recall)),
-                         cost_source=src if not q.filtered else "model", note=note)
+                         cost_source=src if not q.filtered else "model", note=note,
+                         headroom=headroom)
             return ctx.correct(opt)
 
         out = [option(ef) for ef in efs]
@@ -789,7 +845,7 @@ def _estimate(ctx: PlanContext, o: Option, *, learns: bool = False,
     return Estimate(o.cost_ms, o.recall, max(o.model_cost, 1e-3), o.ratio, learns=learns,
                     remembers=remembers,
                     model_recall=o.model_recall if o.model_recall >= 0 else o.recall,
-                    target=ctx.recall, fingerprint=ctx.fingerprint)
+                    headroom=o.headroom, target=ctx.recall, fingerprint=ctx.fingerprint)
 
 
 INDEX_GAIN = 1.5  # an index on the filter is worth building when plans get this much cheaper

@@ -428,6 +428,7 @@ class Estimate:
     # recall learning (vecpg.shadow): the recall the model predicted before shadow
     # samples corrected it, the target, and the index the samples are valid for
     model_recall: float = 1.0
+    headroom: float = 0.0         # how far above the model samples may raise it
     target: float = 0.0
     fingerprint: str = ""
 

@@ -109,7 +109,7 @@ def shadow(stats: StatsCache, db: Db, plan: SearchPlan, vectors: list[Any],
     shift = rec.shift_for(plan.strategy, plan.params)
     if shift is None:
         return True
-    meets = est.model_recall + shift.shift >= est.target - 1e-9
+    meets = est.model_recall + shift.applied(est.headroom) >= est.target - 1e-9
     return not meets if probing else meets
 
 

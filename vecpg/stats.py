@@ -102,6 +102,14 @@ class RecallShift:
     point: float = 0.0            # the mean shrunk toward the model, not less its error
     margin: float = 0.0           # point - se, not capped at 0 (> 0: the model holds)
 
+    def applied(self, headroom: float = 0.0) -> float:
+        """The correction an option gets: ``shift``, or up to ``headroom`` above its model
+        when the samples' lower bound (``margin``) is above it. The headroom is what a
+        filtered calibration measured beyond the model (vecpg.planner's HnswStrategy): the
+        model stays the prior, so a filter that correlates with the vectors is not promised
+        an independent one's recall before its samples say so."""
+        return min(self.margin, headroom) if headroom > 0 else self.shift
+
 
 @dataclass
 class RecallRecord:
@@ -173,12 +181,14 @@ class RecallRecord:
             elif b > width and (wider is None or b < wider[0]):
                 wider = (b, s)
         if narrower is not None:
-            return narrower[1] if own is None or narrower[1].shift > own.shift else own
+            return narrower[1] if own is None or narrower[1].margin > own.margin else own
         if own is not None or wider is None:
             return own
         b, s = wider
         grow = NARROWER_GROWTH ** (b - width)
-        return replace(s, shift=s.shift * grow, point=s.point * grow, margin=s.margin * grow)
+        # (a wider beam's surplus is no narrower one's: only a shortfall is borrowed)
+        return replace(s, shift=s.shift * grow, point=s.point * grow,
+                       margin=min(0.0, s.margin) * grow)
 
     def shift(self, label: str) -> RecallShift | None:
         """:meth:`_shift` of ``label``, computed once per state of the samples."""
