@@ -243,9 +243,10 @@ def _with_filtered(shift: float) -> dict[str, Any]:
     return cal
 
 
-def _filtered_ctx(cal: dict[str, Any] | None, matching: int) -> PlanContext:
+def _filtered_ctx(cal: dict[str, Any] | None, matching: int, recall: float = 0.95
+                  ) -> PlanContext:
     return _ctx(_info(calibration=cal), rows=100_000, matching=matching, access="index",
-                expr="tag == 1")
+                expr="tag == 1", recall=recall)
 
 
 def _filtered_pick(ctx: PlanContext) -> tuple[int, Any]:
@@ -294,6 +295,28 @@ def test_a_filtered_calibration_bounds_what_shadows_may_credit() -> None:
     assert at == pytest.approx(_filtered_loss(0.125, 0.045) - 0.05, abs=1e-6) and at < 0
     assert gained(0.03, 40) == pytest.approx(at) and at < gained(0.6, 40) < 0
     assert lost(0.03, 40) > lost(0.125, 40) > lost(0.6, 40) > 0
+
+
+def test_an_approximate_plan_probes_a_cheaper_setting_its_headroom_could_credit() -> None:
+    """Credit goes to a width from its own samples (or a narrower width's), so a search
+    running wide samples a cheaper setting beside its shadows until that width has
+    PROBE_CREDIT samples; without headroom there is nothing to probe."""
+    from vecpg.planner import PROBE_CREDIT, probe_plan
+
+    # a high target: the model wants a wide beam, the headroom would allow ef 40
+    ctx = _filtered_ctx(_with_filtered(0.03), 12_500, recall=0.97)
+    best, options = choose(ctx)
+    probe = probe_plan(ctx, best, options)
+    assert best.label == "hnsw" and probe is not None and probe.strategy == "hnsw"
+    assert probe.params["ef"] < best.params["ef"]
+    assert probe.estimate.headroom > 0
+    _shadowed(ctx, "hnsw", [0.9] * PROBE_CREDIT, 0.95, probe.params)  # tried, short
+    best, options = choose(ctx)
+    again = probe_plan(ctx, best, options)
+    assert again is None or again.params["ef"] != probe.params["ef"]
+    plain = _filtered_ctx(_hnsw_cal(), 12_500, recall=0.97)
+    best, options = choose(plain)
+    assert probe_plan(plain, best, options) is None
 
 
 def test_a_strategy_not_yet_measured_inherits_part_of_the_slowdown() -> None:

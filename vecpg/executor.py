@@ -85,29 +85,33 @@ Sample = tuple[float | None, float | None]  # (recall, k-th distance of the appr
 
 
 def shadow(db: Db, plan: SearchPlan, vectors: list[Any], rows: list[list[tuple[Any, ...]]],
-           companions: Companions) -> list[Sample]:
+           companions: Companions) -> tuple[list[Sample], list[Sample]]:
     """The recall@k that ``rows`` (what approximate ``plan`` returned for ``vectors``) got,
     with each answer's k-th distance (:func:`kth`): ``plan``'s exact fallback runs for the
-    same vectors, and each answer is compared with it (:func:`recall_of`). The planner's
-    shadow query (:func:`vecpg.shadow.shadow`)."""
+    same vectors, and each answer is compared with it (:func:`recall_of`); and, when the
+    plan carries a probe (a cheaper setting), the probe's samples against the same exact
+    answers (:func:`probe`). The planner's shadow query (:func:`vecpg.shadow.shadow`)."""
     if plan.fallback is None:  # an exact plan's answer is the exact answer
-        return [(1.0, kth(r, plan.k)) for r in rows]
+        return [(1.0, kth(r, plan.k)) for r in rows], []
     exact = run(db, plan.fallback, vectors, companions)
-    return [(recall_of(got, want, plan.k), kth(got, plan.k))
-            for got, want in zip(rows, exact.rows)]
+    got = [(recall_of(got, want, plan.k), kth(got, plan.k))
+           for got, want in zip(rows, exact.rows)]
+    return got, probe(db, plan, vectors, exact.rows, companions)
 
 
 def probe(db: Db, plan: SearchPlan, vectors: list[Any], rows: list[list[tuple[Any, ...]]],
           companions: Companions) -> list[Sample]:
     """The recall@k ``plan.probe`` (an approximate plan) gets for ``vectors``, whose exact
-    answers are ``rows`` (what exact ``plan`` returned), with its answers' k-th distances.
-    A query the probe leaves with fewer than k rows counts as found: its exact fallback
-    would have answered it."""
+    answers are ``rows`` (what exact ``plan`` returned), with the exact answers' k-th
+    distances: those of all the exact plan's searches are noted beside them (see
+    vecpg.shadow), so the samples are read at all searches' distance as an approximate
+    plan's are. A query the probe leaves with fewer than k rows counts as found: its exact
+    fallback would have answered it."""
     if plan.probe is None:
         return []
     got = run(db, plan.probe, vectors, companions).rows
     k = plan.k
-    return [(1.0 if len(g) < min(k, len(w)) else recall_of(g, w, k), kth(g, k))
+    return [(1.0 if len(g) < min(k, len(w)) else recall_of(g, w, k), kth(w, k))
             for g, w in zip(got, rows)]
 
 

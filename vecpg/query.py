@@ -452,7 +452,8 @@ class SearchPlan:
     fallback: SearchPlan | None = None
     explain: dict[str, Any] | None = None  # the planner's reasoning (see Client.explain)
     # an exact plan chosen because shadow samples lowered an approximate strategy's recall:
-    # that strategy's plan, sometimes run as well to see whether it meets the target after all
+    # that strategy's plan, sometimes run as well to see whether it meets the target after
+    # all; an approximate plan's: a cheaper setting samples could credit to the target
     probe: SearchPlan | None = None
 
     @property

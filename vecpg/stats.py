@@ -131,6 +131,8 @@ class RecallRecord:
     first_ms: float = 0.0         # of which the first shadows (outside the budget)
     failures: int = 0
     probes: int = 0               # shadows that ran an approximate plan beside an exact one
+    # vecpg.shadow's last answer to "are the first shadows still due?": (shadows, key, due)
+    first_check: tuple[int, str, bool] | None = None
     # shift() per sample key, with the stamp of the state it was computed on: planning
     # corrects a dozen options, each reading its width's and its neighbours' shifts (1 ms
     # per plan computed afresh with four widths of 64 samples, 0.1 ms once each)
