@@ -416,11 +416,24 @@ def test_recall_samples_are_kept_per_width() -> None:
     at64 = rec.shift_for("hnsw", {"ef": 64})
     assert at64 is not None and at64.samples == 16 and at64.shift > at40.shift
     assert rec.shift_for("hnsw", {"ef": 500}) == at64  # the nearest narrower width with samples
-    # three unlucky samples of a wide width probed late: the narrower width bounds it
+    # three unlucky samples of a wide width probed late: the narrower width's corrected
+    # recall bounds it (a wider beam finds no less), read against the wider one's model
     for r in [0.5] * 3:
         cache.record_recall(rec, "hnsw@7", r, 0.99)
-    assert rec.shift("hnsw@7") is not None and rec.shift("hnsw@7").shift < at64.shift
-    assert rec.shift_for("hnsw", {"ef": 150}) == at64
+    at150 = rec.shift_for("hnsw", {"ef": 150}, model=0.99)
+    assert at150 is not None and at150.shift < at64.shift
+    assert at150.applied() == pytest.approx(at64.shift)
+    # a higher model at the wider width: the bound is the same recall, a smaller shift
+    higher = rec.shift_for("hnsw", {"ef": 150}, model=0.999)
+    assert higher is not None and higher.applied() == pytest.approx(at64.shift - 0.009)
+    # a narrower width's surplus is a floor, not a lift above the narrower one's recall
+    lucky = RecallRecord("ix")
+    for r in [1.0] * 30:
+        cache.record_recall(lucky, "hnsw@5", r, 0.93)
+    for r in [0.9, 0.8] * 10:
+        cache.record_recall(lucky, "hnsw@6", r, 0.97)
+    wide = lucky.shift_for("hnsw", {"ef": 64}, model=0.97)
+    assert wide is not None and 0.97 + wide.applied() <= 0.93 + lucky.shift("hnsw@5").margin + 1e-9
 
 
 def test_recall_samples_belong_to_one_index_and_filter() -> None:

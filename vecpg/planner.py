@@ -189,7 +189,8 @@ class PlanContext:
             if option.approximate:
                 # what shadow queries measured of this strategy's recall under this filter
                 shift = self.cache.recall_shift(self.table, self.query.filter_key,
-                                                option.label, option.params, self.fingerprint)
+                                                option.label, option.params, self.fingerprint,
+                                                option.recall)
                 option.model_recall = option.recall
                 if shift is not None:
                     option.recall = max(0.0, option.recall + shift.applied(option.headroom))

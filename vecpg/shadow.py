@@ -135,10 +135,10 @@ def shadow(stats: StatsCache, db: Db, plan: SearchPlan, vectors: list[Any],
 def _meets(rec: RecallRecord, plan: SearchPlan) -> bool | None:
     """Whether ``plan``'s recall, corrected by the samples, meets its target (None: too
     few samples to say)."""
-    shift = rec.shift_for(plan.strategy, plan.params)
+    est = plan.estimate
+    shift = rec.shift_for(plan.strategy, plan.params, est.model_recall)
     if shift is None:
         return None
-    est = plan.estimate
     return est.model_recall + shift.applied(est.headroom) >= est.target - 1e-9
 
 
@@ -161,8 +161,8 @@ def _shadows_due(rec: RecallRecord, totals: list[float], nq: int, plan: SearchPl
         if rec.first_check is not None and rec.first_check[:2] == (rec.shadows, key):
             first = rec.first_check[2]
         else:
-            shift = rec.shift_for(plan.strategy, plan.params)
-            first = shift is None or shift.margin < 0
+            shift = rec.shift_for(plan.strategy, plan.params, plan.estimate.model_recall)
+            first = shift is None or max(shift.margin, shift.floor) < 0
             rec.first_check = (rec.shadows, key, first)
     if first:
         if shadow_ms > max(SHADOW_GLOBAL_SHARE * search_ms, SHADOW_FLOOR_MS):

@@ -61,9 +61,9 @@ REGRESS_SAMPLES = 8
 # filtered scan's shortfall shrinks as the beam widens, so one shift for all widths mixes
 # them (50k x 128, 30% at one end of the space: 0.036 short at ef 40, 0.013 at ef 400;
 # samples of probes at ef 300 pooled with those at ef 40 moved auto back to ef 40-55, which
-# delivered 0.935). A width takes the smaller shortfall of its own samples' and the nearest
-# narrower width's (a bound of it: on the dev set, three samples of ef 40 put it 0.06 short
-# where fifteen of ef 16-31 said 0.003); one without samples and nothing narrower takes the
+# delivered 0.935). A width's corrected recall is at least a narrower width's (on the dev
+# set, three samples of ef 40 put it 0.06 short where fifteen of ef 16-31 said 0.003); one
+# without samples takes the nearest narrower width's shortfall, or with nothing narrower the
 # nearest wider one's, grown NARROWER_GROWTH times per power of two (the measurement above:
 # 2.8x over ten times the ef).
 WIDTH_KNOBS = ("ef", "nprobe")
@@ -101,14 +101,16 @@ class RecallShift:
     se: float                     # its standard error
     point: float = 0.0            # the mean shrunk toward the model, not less its error
     margin: float = 0.0           # point - se, not capped at 0 (> 0: the model holds)
+    predicted: float = 0.0        # the samples' mean predicted recall
+    floor: float = -math.inf      # the least correction: a narrower width's corrected recall
 
     def applied(self, headroom: float = 0.0) -> float:
         """The correction an option gets: ``shift``, or up to ``headroom`` above its model
-        when the samples' lower bound (``margin``) is above it. The headroom is what a
-        filtered calibration measured beyond the model (vecpg.planner's HnswStrategy): the
-        model stays the prior, so a filter that correlates with the vectors is not promised
-        an independent one's recall before its samples say so."""
-        return min(self.margin, headroom) if headroom > 0 else self.shift
+        when the samples' lower bound (``margin``) is above it; never below ``floor``. The
+        headroom is what a filtered calibration measured beyond the model (vecpg.planner's
+        HnswStrategy): the model stays the prior, so a filter that correlates with the
+        vectors is not promised an independent one's recall before its samples say so."""
+        return max(self.floor, min(self.margin, headroom) if headroom > 0 else self.shift)
 
 
 @dataclass
@@ -157,13 +159,17 @@ class RecallRecord:
         """How many samples of plan ``label`` at the width of ``params`` are kept."""
         return len(self.samples.get(sample_key(label, params), ()))
 
-    def shift_for(self, label: str, params: dict[str, Any]) -> RecallShift | None:
-        """The recall correction of plan ``label`` run with ``params``: :meth:`shift` of
-        its width's samples (:func:`sample_key`), or the nearest narrower width's when
-        that is smaller (a wider beam misses no more: it bounds this one's, and a few
-        samples of a width probed late have a large error); a width without samples and
-        no narrower one with samples borrows from the nearest wider one, grown (see
-        NARROWER_GROWTH). None when no width has MIN_SAMPLES."""
+    def shift_for(self, label: str, params: dict[str, Any], model: float | None = None
+                  ) -> RecallShift | None:
+        """The recall correction of plan ``label`` run with ``params`` (whose modelled
+        recall is ``model``): :meth:`shift` of its width's samples (:func:`sample_key`); a
+        width without samples borrows the nearest narrower width's shortfall, else the
+        nearest wider one's, grown (see NARROWER_GROWTH). Given ``model``, the corrected
+        recall is at least every narrower width's corrected recall (``floor``: a wider
+        beam finds no less, and a few samples of a width probed late have a large error).
+        Compared as shifts instead, a narrower width's lucky probe samples lifted a wider
+        one whose model stood higher (50k x 128, 20% at one end of the space: ef 64 ran
+        the whole run at 0.906). None when no width has MIN_SAMPLES."""
         key = sample_key(label, params)
         own = self.shift(key)
         width = _split_key(key)[1]
@@ -171,6 +177,7 @@ class RecallRecord:
             return own
         narrower: tuple[int, RecallShift] | None = None
         wider: tuple[int, RecallShift] | None = None
+        floor = -math.inf
         for other in list(self.samples):
             of, b = _split_key(other)
             if b is None or b == width or of != label:
@@ -178,19 +185,26 @@ class RecallRecord:
             s = self.shift(other)
             if s is None:
                 continue
-            if b < width and (narrower is None or b > narrower[0]):
-                narrower = (b, s)
-            elif b > width and (wider is None or b < wider[0]):
+            if b < width:
+                if narrower is None or b > narrower[0]:
+                    narrower = (b, s)
+                if model is not None:
+                    floor = max(floor, s.predicted + s.shift - model)
+            elif wider is None or b < wider[0]:
                 wider = (b, s)
-        if narrower is not None:
-            return narrower[1] if own is None or narrower[1].margin > own.margin else own
-        if own is not None or wider is None:
-            return own
-        b, s = wider
-        grow = NARROWER_GROWTH ** (b - width)
-        # (a wider beam's surplus is no narrower one's: only a shortfall is borrowed)
-        return replace(s, shift=s.shift * grow, point=s.point * grow,
-                       margin=min(0.0, s.margin) * grow)
+        out = own
+        # (a width's surplus is no other's: only a shortfall is borrowed)
+        if out is None and narrower is not None:
+            s = narrower[1]
+            out = replace(s, margin=min(0.0, s.margin))
+        elif out is None and wider is not None:
+            b, s = wider
+            grow = NARROWER_GROWTH ** (b - width)
+            out = replace(s, shift=s.shift * grow, point=s.point * grow,
+                          margin=min(0.0, s.margin) * grow)
+        if out is not None and floor > out.shift:
+            out = replace(out, floor=floor)
+        return out
 
     def shift(self, label: str) -> RecallShift | None:
         """:meth:`_shift` of ``label``, computed once per state of the samples."""
@@ -240,7 +254,8 @@ class RecallRecord:
         var = max(ss / dof, floor) if dof > 0 else floor
         se = math.sqrt(var * (1.0 / (n + PRIOR_SAMPLES) + extra))
         point = n * mean / (n + PRIOR_SAMPLES)
-        return RecallShift(min(0.0, point - se), n, mean, se, min(0.0, point), point - se)
+        return RecallShift(min(0.0, point - se), n, mean, se, min(0.0, point), point - se,
+                           sum(p for _, p, _ in got) / n)
 
     def as_dict(self) -> dict[str, Any]:
         """The shadow budget as explain reports it."""
@@ -385,11 +400,12 @@ class StatsCache:
         rec.at = time.monotonic()
 
     def recall_shift(self, table: str, filter_key: str, label: str, params: dict[str, Any],
-                     fingerprint: str) -> RecallShift | None:
-        """The correction of the modelled recall of ``label`` run with ``params`` under
-        this filter (see :meth:`RecallRecord.shift_for`), if enough samples were taken."""
+                     fingerprint: str, model: float | None = None) -> RecallShift | None:
+        """The correction of the modelled recall (``model``) of ``label`` run with
+        ``params`` under this filter (see :meth:`RecallRecord.shift_for`), if enough
+        samples were taken."""
         rec = self.recall_record(table, filter_key, fingerprint)
-        return None if rec is None else rec.shift_for(label, params)
+        return None if rec is None else rec.shift_for(label, params, model)
 
 
 def reads_json(q: Query) -> bool:
