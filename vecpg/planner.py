@@ -832,10 +832,7 @@ def probe_plan(ctx: PlanContext, best: Option, options: list[Option]) -> SearchP
                 if rec is None or rec.count(o.label, o.params) < PROBE_TESTED]
     o = (min(untested or fits, key=lambda o: o.cost_ms) if fits else
          min(cheaper, key=lambda o: (-round(mean_recall(o), 3), o.cost_ms)))
-    q = ctx.query
-    run = _runnable(ctx, o)
-    return SearchPlan(q, run.label, run.statement.as_string(None), q.settings(run.settings),
-                      dict(o.params), _estimate(ctx, o), run.companion)
+    return _probe_of(ctx, o)
 
 
 def _cheaper_probe(ctx: PlanContext, best: Option, options: list[Option]
@@ -844,9 +841,9 @@ def _cheaper_probe(ctx: PlanContext, best: Option, options: list[Option]
     target now but would meet it with its headroom (see RecallShift.applied), while its
     width has fewer than PROBE_CREDIT samples of its own. Shadows of ``best`` run it
     against the same exact answers: a setting is credited by its own width's samples (or
-    a narrower one's), never a wider one's, so without samples of it a search that started
-    wide stayed wide (50k x 128, 12% uncorrelated: ef 128 for the whole run, where ef 40
-    delivered 0.984)."""
+    a narrower one's), never a wider one's, so without samples of it a search that went
+    wide stayed wide (50k x 128, 12% uncorrelated: the last half of a run at ef 128, where
+    ef 40 delivered 0.984)."""
     rec = ctx.cache.recall_record(ctx.table, ctx.query.filter_key, ctx.fingerprint)
     fits = [o for o in options if o.approximate and o.strategy == best.strategy
             and o.headroom > 0 and o.cost_ms < best.cost_ms
@@ -854,7 +851,11 @@ def _cheaper_probe(ctx: PlanContext, best: Option, options: list[Option]
             and (rec is None or rec.count(o.label, o.params) < PROBE_CREDIT)]
     if not fits:
         return None
-    o = min(fits, key=lambda o: o.cost_ms)
+    return _probe_of(ctx, min(fits, key=lambda o: o.cost_ms))
+
+
+def _probe_of(ctx: PlanContext, o: Option) -> SearchPlan:
+    """Option ``o`` as a probe's plan (no fallback: a probe's short answer counts as found)."""
     q = ctx.query
     run = _runnable(ctx, o)
     return SearchPlan(q, run.label, run.statement.as_string(None), q.settings(run.settings),

@@ -167,9 +167,10 @@ class RecallRecord:
         nearest wider one's, grown (see NARROWER_GROWTH). Given ``model``, the corrected
         recall is at least every narrower width's corrected recall (``floor``: a wider
         beam finds no less, and a few samples of a width probed late have a large error).
-        Compared as shifts instead, a narrower width's lucky probe samples lifted a wider
-        one whose model stood higher (50k x 128, 20% at one end of the space: ef 64 ran
-        the whole run at 0.906). None when no width has MIN_SAMPLES."""
+        Compared as shifts instead, a narrower width's lucky samples can lift a wider one
+        whose model stands higher (the likely cause, not traced, of a 20% filter at one
+        end of the space run at ef 64 for a whole run, delivering 0.906, on 50k x 128).
+        None when no width has MIN_SAMPLES."""
         key = sample_key(label, params)
         own = self.shift(key)
         width = _split_key(key)[1]
