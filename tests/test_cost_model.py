@@ -306,6 +306,10 @@ def test_an_approximate_plan_probes_a_cheaper_setting_its_headroom_could_credit(
     # a high target: the model wants a wide beam, the headroom would allow ef 40
     ctx = _filtered_ctx(_with_filtered(0.03), 12_500, recall=0.97)
     best, options = choose(ctx)
+    assert best.label == "hnsw" and probe_plan(ctx, best, options) is None  # no samples yet
+    # the plan's own samples show no shortfall: now a cheaper setting is worth sampling
+    _shadowed(ctx, "hnsw", [1.0] * 20, best.recall, best.params)
+    best, options = choose(ctx)
     probe = probe_plan(ctx, best, options)
     assert best.label == "hnsw" and probe is not None and probe.strategy == "hnsw"
     assert probe.params["ef"] < best.params["ef"]
@@ -316,7 +320,19 @@ def test_an_approximate_plan_probes_a_cheaper_setting_its_headroom_could_credit(
     assert again is None or again.params["ef"] != probe.params["ef"]
     plain = _filtered_ctx(_hnsw_cal(), 12_500, recall=0.97)
     best, options = choose(plain)
+    _shadowed(plain, "hnsw", [1.0] * 20, best.recall, best.params)
+    best, options = choose(plain)
     assert probe_plan(plain, best, options) is None
+    # a shortfall of the plan's own: nothing cheaper is probed
+    from vecpg.planner import _cheaper_probe
+
+    short = _filtered_ctx(_with_filtered(0.03), 12_500, recall=0.97)
+    best, _ = choose(short)
+    _shadowed(short, "hnsw", [0.9, 1.0] * 10, best.recall, best.params)
+    _, options = choose(short)  # (exact now; the widest beam, with its shortfall:)
+    was = max((o for o in options if o.label == "hnsw"), key=lambda o: o.params["ef"])
+    assert was.recall_shift is not None and was.recall_shift.margin < 0
+    assert _cheaper_probe(short, was, options) is None
 
 
 def test_a_strategy_not_yet_measured_inherits_part_of_the_slowdown() -> None:

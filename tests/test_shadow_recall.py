@@ -126,6 +126,45 @@ def test_shadows_stop_at_their_budget_and_explain_shows_them(world, monkeypatch)
                 e["model_recall"] + e["recall_shift"], abs=1e-3)
 
 
+def test_an_approximate_plan_probes_a_cheaper_setting_beside_its_shadows(world,
+                                                                          monkeypatch) -> None:
+    """With headroom (a filtered calibration that found more than the model: stated here,
+    every ef finding everything), a wide plan's shadows also run the cheapest setting the
+    headroom could bring to the target, against the same exact answers: samples appear
+    under a narrower width than the plan's, and explain counts the probes."""
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    from vecpg.stats import sample_key
+
+    dsn, schema_name, _, queries, _ = world
+    monkeypatch.setattr(Planner, "observe", lambda self, plan, ms: True)
+    where = "schema_name = %s AND collection = 'w' AND index_name = 'v'"
+    with psycopg.connect(dsn, autocommit=True) as c:
+        cal = c.execute(f"SELECT calibration FROM vecpg.indexes WHERE {where}",
+                        (schema_name,)).fetchone()[0]
+        stated = dict(cal, filtered={"selectivity": 0.125, "k": K, "curve": [
+            {"ef": ef, "recall": 1.0, "se": 0.0, "ms": 1.0} for ef in (10, 20, 40, 64)]})
+        c.execute(f"UPDATE vecpg.indexes SET calibration = %s WHERE {where}",
+                  (Jsonb(stated), schema_name))
+    try:
+        expr = "id < 5000"  # half the rows, by key: independent of the vectors
+        with vecpg.connect(dsn, schema=schema_name) as client:
+            first = client.explain("w", limit=K, filter=expr, recall=0.99)
+            assert first["strategy"] == "hnsw", first
+            assert first["probe"]["params"]["ef"] < first["params"]["ef"], first
+            for q in queries[:30]:
+                client.search("w", [q], limit=K, filter=expr, recall=0.99)
+            sh = client.explain("w", limit=K, filter=expr, recall=0.99)["shadow"]
+        narrow = sample_key("hnsw", first["probe"]["params"])
+        assert sh["samples"].get(narrow, 0) >= 3 and sh["probes"] >= 3, sh
+        assert sh["failures"] == 0
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute(f"UPDATE vecpg.indexes SET calibration = %s WHERE {where}",
+                      (Jsonb(cal), schema_name))
+
+
 def test_a_failing_shadow_never_fails_the_search(world, monkeypatch) -> None:
     """A shadow query that fails (here: cancelled, as a statement_timeout would) is
     skipped and counted; the search returns its answer."""

@@ -837,13 +837,19 @@ def probe_plan(ctx: PlanContext, best: Option, options: list[Option]) -> SearchP
 
 def _cheaper_probe(ctx: PlanContext, best: Option, options: list[Option]
                    ) -> SearchPlan | None:
-    """For an approximate plan: the cheapest setting of its strategy that misses the
-    target now but would meet it with its headroom (see RecallShift.applied), while its
-    width has fewer than PROBE_CREDIT samples of its own. Shadows of ``best`` run it
-    against the same exact answers: a setting is credited by its own width's samples (or
-    a narrower one's), never a wider one's, so without samples of it a search that went
-    wide stayed wide (50k x 128, 12% uncorrelated: the last half of a run at ef 128, where
-    ef 40 delivered 0.984)."""
+    """For an approximate plan whose own samples show no shortfall: the cheapest setting
+    of its strategy that misses the target now but would meet it with its headroom (see
+    RecallShift.applied), while its width has fewer than PROBE_CREDIT samples of its
+    own. Shadows of ``best`` run it against the same exact answers: a setting is credited
+    by its own width's samples (or a narrower one's), never a wider one's, so without
+    samples of it a search that went wide stayed wide (50k x 128, 12% uncorrelated: the
+    last half of a run at ef 128, where ef 40 delivered 0.984)."""
+    own = best.recall_shift
+    if own is None or own.margin < 0:
+        # samples first, and none showing a shortfall: on a filter that loses recall a
+        # cheaper setting's samples lift a plan only by luck (50k x 128, 30% at one end of
+        # the space, probed beside a shortfall: auto ran ef 50 and delivered 0.940)
+        return None
     rec = ctx.cache.recall_record(ctx.table, ctx.query.filter_key, ctx.fingerprint)
     fits = [o for o in options if o.approximate and o.strategy == best.strategy
             and o.headroom > 0 and o.cost_ms < best.cost_ms

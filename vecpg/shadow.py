@@ -106,6 +106,7 @@ def shadow(stats: StatsCache, db: Db, plan: SearchPlan, vectors: list[Any],
             est, plan = plan.probe.estimate, plan.probe
         else:
             got, probed = executor.shadow(db, plan, vectors[:n], rows[:n], companions)
+            rec.probes += len(probed)
     except (VecpgError, psycopg.Error) as e:
         rec.failures += 1
         logging.getLogger("vecpg").debug("shadow query of %s failed: %s", table, e)
