@@ -12,7 +12,7 @@ import pytest
 
 import vecpg
 from vecpg import DataType
-from vecpg.planner import Planner
+from vecpg.planner import PlanCache, Planner
 from vecpg.shadow import SHADOW_CLEAR, SHADOW_PROPERTY, SHADOW_SHARE
 
 N, DIM, K = 10000, 64, 10
@@ -129,36 +129,53 @@ def test_shadows_stop_at_their_budget_and_explain_shows_them(world, monkeypatch)
 def test_an_approximate_plan_probes_a_cheaper_setting_beside_its_shadows(world,
                                                                           monkeypatch) -> None:
     """With headroom (a filtered calibration that found more than the model: stated here,
-    every ef finding everything), a wide plan's shadows also run the cheapest setting the
-    headroom could bring to the target, against the same exact answers: samples appear
-    under a narrower width than the plan's, and explain counts the probes."""
+    every ef finding everything), a wide plan whose samples show no shortfall also runs the
+    cheapest setting the headroom could bring to the target beside its shadows, against
+    the same exact answers: samples appear under the probe's width, and explain counts
+    the probes."""
     import psycopg
     from psycopg.types.json import Jsonb
 
+    from vecpg import shadow
     from vecpg.stats import sample_key
 
     dsn, schema_name, _, queries, _ = world
     monkeypatch.setattr(Planner, "observe", lambda self, plan, ms: True)
+    monkeypatch.setattr(shadow, "SHADOW_SHARE", 1.0)  # every search shadowed: the mechanism
     where = "schema_name = %s AND collection = 'w' AND index_name = 'v'"
     with psycopg.connect(dsn, autocommit=True) as c:
         cal = c.execute(f"SELECT calibration FROM vecpg.indexes WHERE {where}",
                         (schema_name,)).fetchone()[0]
-        stated = dict(cal, filtered={"selectivity": 0.125, "k": K, "curve": [
+        # a curve that wants a wide beam for the target (1 - 2 / ef: 0.95 at ef 40, 0.98 at
+        # 100), the index's own latencies, and a filtered sweep that found everything
+        efs, ms = [p["ef"] for p in cal["curve"]], [p["ms"] for p in cal["curve"]]
+        curve = [{"ef": ef, "recall": min(0.999, 1 - 2 / ef), "se": 0.0,
+                  "ms": float(np.interp(ef, efs, ms))} for ef in (10, 20, 40, 64, 100, 200, 400)]
+        stated = dict(cal, curve=curve, filtered={"selectivity": 0.125, "k": K, "curve": [
             {"ef": ef, "recall": 1.0, "se": 0.0, "ms": 1.0} for ef in (10, 20, 40, 64)]})
         c.execute(f"UPDATE vecpg.indexes SET calibration = %s WHERE {where}",
                   (Jsonb(stated), schema_name))
     try:
-        expr = "id < 5000"  # half the rows, by key: independent of the vectors
+        expr = "id < 3000"  # 30% of the rows, by key: independent of the vectors
+        target = 0.97
         with vecpg.connect(dsn, schema=schema_name) as client:
-            first = client.explain("w", limit=K, filter=expr, recall=0.99)
-            assert first["strategy"] == "hnsw", first
-            assert first["probe"]["params"]["ef"] < first["params"]["ef"], first
+            client.search("w", [queries[0]], limit=K, filter=expr, recall=target)
+            first = client.explain("w", limit=K, filter=expr, recall=target)
+            assert first["strategy"] == "hnsw" and "probe" not in first, first  # no samples
+            # the plan's own width found everything (stated: the first shadows' outcome)
+            (rec,) = client._stats._recall.values()
+            wide = sample_key("hnsw", first["params"])
+            for _ in range(20):
+                client._stats.record_recall(rec, wide, 1.0, first["estimated_recall"])
+            client._plans = PlanCache()  # plan again with them
+            planned = client.explain("w", limit=K, filter=expr, recall=target)
+            assert "probe" in planned, planned
             for q in queries[:30]:
-                client.search("w", [q], limit=K, filter=expr, recall=0.99)
-            sh = client.explain("w", limit=K, filter=expr, recall=0.99)["shadow"]
-        narrow = sample_key("hnsw", first["probe"]["params"])
-        assert sh["samples"].get(narrow, 0) >= 3 and sh["probes"] >= 3, sh
-        assert sh["failures"] == 0
+                client.search("w", [q], limit=K, filter=expr, recall=target)
+            sh = client.explain("w", limit=K, filter=expr, recall=target)["shadow"]
+        probed = sample_key("hnsw", planned["probe"]["params"])
+        assert probed != wide and sh["samples"].get(probed, 0) >= 3, (planned["probe"], sh)
+        assert sh["probes"] >= 3 and sh["failures"] == 0
     finally:
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute(f"UPDATE vecpg.indexes SET calibration = %s WHERE {where}",

@@ -53,6 +53,7 @@ from .stats import (
     measure_filter,
     reads_json,
     sample_filter,
+    sample_key,
 )
 
 DEFAULT_RECALL = 0.95
@@ -851,8 +852,10 @@ def _cheaper_probe(ctx: PlanContext, best: Option, options: list[Option]
         # the space, probed beside a shortfall: auto ran ef 50 and delivered 0.940)
         return None
     rec = ctx.cache.recall_record(ctx.table, ctx.query.filter_key, ctx.fingerprint)
+    width = sample_key(best.label, best.params)  # (its own width's samples are the plan's)
     fits = [o for o in options if o.approximate and o.strategy == best.strategy
             and o.headroom > 0 and o.cost_ms < best.cost_ms
+            and sample_key(o.label, o.params) != width
             and o.recall < ctx.recall - 1e-9 <= o.model_recall + o.headroom
             and (rec is None or rec.count(o.label, o.params) < PROBE_CREDIT)]
     if not fits:
