@@ -257,18 +257,17 @@ def _filtered_pick(ctx: PlanContext) -> tuple[int, Any]:
 
 
 def test_a_filtered_calibration_bounds_what_shadows_may_credit() -> None:
-    """A filter independent of the vectors, measured at calibration. A measured loss beyond
-    the model lowers the recall (a wider beam, or exact); a measured gain leaves the model
-    as the prior (a correlated filter gets no independent one's recall on trust) and is
-    the headroom shadow samples may credit: samples that find everything narrow the beam,
-    by no more than the headroom. The gain fades toward 100% and is not grown toward
-    smaller selectivities."""
+    """A filter independent of the vectors, measured at calibration. The model stays the
+    prior either way: a measured loss beyond it is left to shadow samples (a sweep can be
+    unlucky), a measured gain is not trusted for a filter that may correlate with the
+    vectors, but it is the headroom shadow samples may credit: samples that find
+    everything narrow the beam, by no more than the headroom. The gain fades toward 100%
+    and is not grown toward smaller selectivities."""
     base_ef, base = _filtered_pick(_filtered_ctx(_hnsw_cal(), 12_500))
     same_ef, same = _filtered_pick(_filtered_ctx(_with_filtered(0.0), 12_500))
     assert (same_ef, same.recall, same.headroom) == (base_ef, base.recall, 0.0)
     loss_ef, loss = _filtered_pick(_filtered_ctx(_with_filtered(-0.03), 12_500))
-    assert loss.recall == pytest.approx(base.recall - 0.03, abs=1e-6) and loss.headroom == 0
-    assert loss_ef == 0 or loss_ef > base_ef  # wider, or exact (0)
+    assert (loss_ef, loss.recall, loss.headroom) == (base_ef, base.recall, 0.0)
     ctx = _filtered_ctx(_with_filtered(0.03), 12_500)
     gain_ef, gain = _filtered_pick(ctx)
     assert gain_ef == base_ef and gain.recall == pytest.approx(base.recall)
