@@ -52,9 +52,9 @@ MIN_ROWS = 50  # below this a curve says nothing (and every search is an exact s
 FILTER_BUCKETS, FILTERED_EFS, FILTERED_MIN_MATCHES = 8, (10, 20, 40, 64), 20
 # ... on the first FILTERED_QUERIES queries only: its exact truth scans the whole table once
 # per query, and with every query the sweep made a calibration 1.55x as long (50k x 128:
-# 6.9 s against 4.5 s with 300 queries, 2.3 s against 1.5 s with 100); the recall it
-# measures is ~0.99 on an independent filter, where 50 queries give a standard error ~0.005
-# (with 50: 1.05x with 300 queries, 1.22x with 100; 2 runs each)
+# 6.9 s against 4.5 s with 300 queries, 2.3 s against 1.5 s with 100; with 50: 1.05x and
+# 1.22x, 2 runs each). The price: a standard error of 0.002-0.027 at ef 10-64 (seven builds;
+# one query's recall is heavy-tailed), so the headroom, read at recall - se, is smaller
 FILTERED_QUERIES = 50
 
 
