@@ -268,14 +268,20 @@ class _Calibration:
             return (time.perf_counter() - t0) * 1000, keys
         return search
 
-    def index_searcher(self) -> Searcher:
+    def index_searcher(self, where: sql.Composable | None = None, scan: str = "off"
+                       ) -> Searcher:
         """Timed searches through the pgvector index, the knob set per search by
-        ``SET LOCAL`` (the plain, non-iterative scan: what the knob alone finds)."""
+        ``SET LOCAL``: by default the plain, non-iterative scan (what the knob alone
+        finds); with a ``where`` condition and an iterative ``scan``, as a filtered search
+        runs (a relaxed order is sorted again, as vecpg.query's statement does)."""
         conn, knob = self.conn, self.knob
-        stmt = sql.SQL("SELECT {pk}, {d} AS _d FROM {t} ORDER BY _d LIMIT {k}").format(
-            pk=self.pk, d=self.dist, t=self.table, k=sql.Literal(self.fetch))
+        stmt = sql.SQL("SELECT {pk}, {d} AS _d FROM {t}{w} ORDER BY _d LIMIT {k}").format(
+            pk=self.pk, d=self.dist, t=self.table, k=sql.Literal(self.fetch),
+            w=sql.SQL("") if where is None else sql.SQL(" WHERE {}").format(where))
+        if scan == "relaxed_order":
+            stmt = sql.SQL("SELECT * FROM ({}) s ORDER BY _d").format(stmt)
         param = f"{self.setting}.ef_search" if knob == "ef" else f"{self.setting}.probes"
-        self._set(f"{self.setting}.iterative_scan", "off")
+        self._set(f"{self.setting}.iterative_scan", scan)
         current: list[int] = []
 
         def search(vec: Any, value: int) -> tuple[float, list[Any]]:
@@ -354,20 +360,8 @@ class _Calibration:
         for key, vec in self.sample[:FILTERED_QUERIES]:
             got = [r[0] for r in self.conn.execute(exact, [vec]).fetchall() if r[0] != key]
             truth.append(set(got[:self.k]))
-        stmt = sql.SQL("SELECT {pk} FROM (SELECT {pk}, {d} AS _d FROM {t} WHERE {c} "
-                       "ORDER BY _d LIMIT {k}) s ORDER BY _d").format(
-            pk=self.pk, d=self.dist, t=self.table, c=cond, k=sql.Literal(self.fetch))
-        self._set("hnsw.iterative_scan", "relaxed_order")
+        search = self.index_searcher(cond, "relaxed_order")
         self._set("enable_seqscan", "off")
-        current: list[int] = []
-
-        def search(vec: Any, value: int) -> tuple[float, list[Any]]:
-            if current != [value]:
-                self._set("hnsw.ef_search", str(max(value, self.fetch)))
-                current[:] = [value]
-            ms, rows = _timed(self.conn, stmt, [vec])
-            return ms, [r[0] for r in rows]
-
         curve = [self._point(ef, *self.score(search, ef, truth), queries=len(truth))
                  for ef in FILTERED_EFS]
         self._set("hnsw.iterative_scan", "off")

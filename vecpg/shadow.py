@@ -103,7 +103,7 @@ def shadow(stats: StatsCache, db: Db, plan: SearchPlan, vectors: list[Any],
             n = 1
             rec.probes += 1
             got = executor.probe(db, plan, vectors[:1], rows[:1], companions)
-            est, plan = plan.probe.estimate, plan.probe
+            plan = plan.probe
         else:
             got, probed = executor.shadow(db, plan, vectors[:n], rows[:n], companions)
             rec.probes += len(probed)
@@ -117,20 +117,23 @@ def shadow(stats: StatsCache, db: Db, plan: SearchPlan, vectors: list[Any],
         rec.first_ms += spent if first else 0.0
         totals[0] += spent
         rec.shadows += n  # a failed one too: it spent the budget
-    key = sample_key(plan.strategy, plan.params)  # (when probing, plan is the probe now)
-    for r, h in got:
-        if r is not None:
-            stats.record_recall(rec, key, r, est.model_recall, h)
+    _record(stats, rec, plan, got)  # (when probing, plan is the probe now)
     if probed and plan.probe is not None:
-        pkey, pest = sample_key(plan.probe.strategy, plan.probe.params), plan.probe.estimate
-        for r, h in probed:
-            if r is not None:
-                stats.record_recall(rec, pkey, r, pest.model_recall, h)
+        _record(stats, rec, plan.probe, probed)
         if _meets(rec, plan.probe):  # the cheaper setting earned its credit: plan again
             return False
     if probing:
         return not _meets(rec, plan)
     return _meets(rec, plan) is not False
+
+
+def _record(stats: StatsCache, rec: RecallRecord, plan: SearchPlan,
+            samples: list[executor.Sample]) -> None:
+    """Keep ``samples`` of ``plan`` under its sample key, with the recall it was modelled at."""
+    key = sample_key(plan.strategy, plan.params)
+    for r, h in samples:
+        if r is not None:
+            stats.record_recall(rec, key, r, plan.estimate.model_recall, h)
 
 
 def _meets(rec: RecallRecord, plan: SearchPlan) -> bool | None:
