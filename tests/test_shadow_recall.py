@@ -13,7 +13,7 @@ import pytest
 import vecpg
 from vecpg import DataType
 from vecpg.planner import PlanCache, Planner
-from vecpg.shadow import SHADOW_CLEAR, SHADOW_PROPERTY, SHADOW_SHARE
+from vecpg.shadow import SHADOW_BATCH, SHADOW_CLEAR, SHADOW_PROPERTY, SHADOW_SHARE
 
 N, DIM, K = 10000, 64, 10
 WARMUP = 20  # searches before recall is measured
@@ -184,7 +184,8 @@ def test_an_approximate_plan_probes_a_cheaper_setting_beside_its_shadows(world,
 
 def test_a_failing_shadow_never_fails_the_search(world, monkeypatch) -> None:
     """A shadow query that fails (here: cancelled, as a statement_timeout would) is
-    skipped and counted; the search returns its answer."""
+    skipped and counted; the search returns its answer. Shadows wait for a batch of
+    SHADOW_BATCH query vectors: one failure costs that many."""
     import psycopg
 
     from vecpg import executor
@@ -193,12 +194,37 @@ def test_a_failing_shadow_never_fails_the_search(world, monkeypatch) -> None:
         raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
 
     dsn, schema_name, _, queries, _ = world
-    monkeypatch.setattr(executor, "shadow", cancelled)
+    monkeypatch.setattr(executor, "exact_answers", cancelled)
     with vecpg.connect(dsn, schema=schema_name) as client:
-        for q in queries[:3]:
+        for q in queries[:2 * SHADOW_BATCH + 1]:
             assert len(client.search("w", [q], limit=K, filter="c < 300")[0]) == K
         sh = client.explain("w", limit=K, filter="c < 300")["shadow"]
-    assert sh["failures"] == 3 and sh["shadows"] == 3 and sh["samples"] == {}
+    assert sh["failures"] == 2 and sh["shadows"] == 2 * SHADOW_BATCH and sh["samples"] == {}
+
+
+def test_a_batch_of_shadows_shares_one_exact_scan(world) -> None:
+    """Query.exact_batch answers several query vectors in one scan with what each exact
+    search would: the same ids, distances and order, per query, under a filter."""
+    from vecpg import executor
+    from vecpg.query import SearchRequest, query_vectors
+
+    dsn, schema_name, _, queries, _ = world
+    expr = "c < 300"
+    with vecpg.connect(dsn, schema=schema_name) as client:
+        want = [client.search("w", [q], limit=K, filter=expr, strategy="exact")[0]
+                for q in queries[:5]]
+        req = SearchRequest.of("w", limit=K, filter=expr, strategy="exact")
+        with client._lease() as db:
+            plan = client._plan(db, client._info("w"), req)
+            assert plan.query.batchable and plan.fallback is None
+            got = executor.exact_answers(db, plan, query_vectors(plan.field, queries[:5]),
+                                         client._companions)
+    assert len(got) == len(want)
+    for hits, rows in zip(want, got):
+        mine = plan.to_hits(rows)  # (rows: primary key, then the distance)
+        assert [h.id for h in hits] == [h.id for h in mine]
+        assert [h.distance for h in hits] == pytest.approx([h.distance for h in mine],
+                                                            abs=1e-6)
 
 
 def test_ivfflat_searches_are_shadowed_too(world, state_latencies) -> None:

@@ -84,19 +84,35 @@ def _run(db: Db, plan: SearchPlan, vectors: list[Any], companions: Companions) -
 Sample = tuple[float | None, float | None]  # (recall, k-th distance of the approximate answer)
 
 
+def exact_answers(db: Db, plan: SearchPlan, vectors: list[Any], companions: Companions
+                  ) -> list[list[tuple[Any, ...]]]:
+    """What exact ``plan`` (an approximate plan's fallback) answers for ``vectors``, as
+    rows of primary key first and distance last: several vectors share one scan
+    (:meth:`vecpg.query.Query.exact_batch`), unless a condition of the metric binds the
+    query vector or the collection is distributed (Citus would ship every matching row to
+    the coordinator); then one statement each."""
+    q = plan.query
+    if len(vectors) < 2 or not q.batchable or distributed.of(q.info) is not None:
+        return run(db, plan, vectors, companions).rows
+    db.apply(plan.settings)
+    (rows,) = db.run_many(q.exact_batch(len(vectors)).as_string(None),
+                          [[*vectors, *q.where_params]])
+    out: list[list[tuple[Any, ...]]] = [[] for _ in vectors]
+    for i, pk, d in rows:
+        out[i].append((pk, d))
+    return out
+
+
 def shadow(db: Db, plan: SearchPlan, vectors: list[Any], rows: list[list[tuple[Any, ...]]],
-           companions: Companions) -> tuple[list[Sample], list[Sample]]:
-    """The recall@k that ``rows`` (what approximate ``plan`` returned for ``vectors``) got,
-    with each answer's k-th distance (:func:`kth`): ``plan``'s exact fallback runs for the
-    same vectors, and each answer is compared with it (:func:`recall_of`); and, when the
-    plan carries a probe (a cheaper setting), the probe's samples against the same exact
-    answers (:func:`probe`). The planner's shadow query (:func:`vecpg.shadow.shadow`)."""
-    if plan.fallback is None:  # an exact plan's answer is the exact answer
-        return [(1.0, kth(r, plan.k)) for r in rows], []
-    exact = run(db, plan.fallback, vectors, companions)
-    got = [(recall_of(got, want, plan.k), kth(got, plan.k))
-           for got, want in zip(rows, exact.rows)]
-    return got, probe(db, plan, vectors, exact.rows, companions)
+           exact: list[list[tuple[Any, ...]]], companions: Companions
+           ) -> tuple[list[Sample], list[Sample]]:
+    """The recall@k that ``rows`` (what approximate ``plan`` returned for ``vectors``) got
+    against ``exact`` (their exact answers, :func:`exact_answers`), with each answer's k-th
+    distance (:func:`kth`); and, when the plan carries a probe (a cheaper setting), the
+    probe's samples against the same exact answers (:func:`probe`). The planner's shadow
+    query (:func:`vecpg.shadow.shadow`)."""
+    got = [(recall_of(got, want, plan.k), kth(got, plan.k)) for got, want in zip(rows, exact)]
+    return got, probe(db, plan, vectors, exact, companions)
 
 
 def probe(db: Db, plan: SearchPlan, vectors: list[Any], rows: list[list[tuple[Any, ...]]],

@@ -135,6 +135,8 @@ class RecallRecord:
     probes: int = 0               # probes run (beside an exact plan, or a shadow)
     # vecpg.shadow's last answer to "are the first shadows still due?": (shadows, key, due)
     first_check: tuple[int, str, bool] | None = None
+    # query vectors whose shadows wait for a batch (vecpg.shadow's _Waiting)
+    pending: list[Any] = field(default_factory=list)
     # shift() per sample key, with the stamp of the state it was computed on: planning
     # corrects a dozen options, each reading its width's and its neighbours' shifts (1 ms
     # per plan computed afresh with four widths of 64 samples, 0.1 ms once each)
@@ -266,7 +268,7 @@ class RecallRecord:
         return {"searches": self.searches, "search_ms": round(self.search_ms, 1),
                 "shadows": self.shadows, "shadow_ms": round(self.shadow_ms, 1),
                 "first_shadows_ms": round(self.first_ms, 1),
-                "failures": self.failures, "probes": self.probes,
+                "failures": self.failures, "probes": self.probes, "waiting": len(self.pending),
                 "samples": {k: len(v) for k, v in list(self.samples.items())}}
 
 
