@@ -404,6 +404,29 @@ def test_observed_recall_shortfall_widens_the_beam_or_changes_strategy() -> None
     assert choose(few)[0].params == best.params
 
 
+def test_a_few_samples_move_the_model_only_when_they_contradict_it() -> None:
+    """Below REGRESS_SAMPLES samples the model stands unless the samples' mean shortfall
+    exceeds their standard error: four samples that found everything leave an option at
+    its model (their lower bound is still below it, so they earn no credit), four far
+    below it lower it at once; from REGRESS_SAMPLES on the lower bound is the correction."""
+    from vecpg.stats import REGRESS_SAMPLES, RecallRecord
+
+    def shift(observed: list[float]):
+        rec = RecallRecord("ix")
+        for o in observed:
+            rec.add("hnsw@5", o, 0.95, None)
+        got = rec.shift("hnsw@5")
+        assert got is not None
+        return got
+
+    agree = shift([1.0, 1.0, 0.9, 1.0])
+    assert agree.shift == 0.0 and agree.margin < 0 and agree.applied(0.05) == 0.0
+    broken = shift([0.5, 0.6, 1.0, 0.4])
+    assert broken.shift < -0.1 and broken.applied(0.05) == broken.shift
+    enough = shift([1.0, 1.0, 0.9, 1.0] * (REGRESS_SAMPLES // 4 + 1))
+    assert enough.shift == pytest.approx(min(0.0, enough.margin)) and enough.shift < 0
+
+
 def test_recall_samples_are_kept_per_width() -> None:
     """Samples are kept per power of two of ef: a width with samples of its own uses them,
     one without borrows from another width (the nearest narrower one as it is, a wider one
