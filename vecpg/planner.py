@@ -886,7 +886,8 @@ def _estimate(ctx: PlanContext, o: Option, *, learns: bool = False,
     return Estimate(o.cost_ms, o.recall, max(o.model_cost, 1e-3), o.ratio, learns=learns,
                     remembers=remembers,
                     model_recall=o.model_recall if o.model_recall >= 0 else o.recall,
-                    headroom=o.headroom, target=ctx.recall, fingerprint=ctx.fingerprint)
+                    headroom=o.headroom, target=ctx.recall, fingerprint=ctx.fingerprint,
+                    selectivity=ctx.stats.selectivity)
 
 
 INDEX_GAIN = 1.5  # an index on the filter is worth building when plans get this much cheaper

@@ -458,6 +458,7 @@ class Estimate:
     headroom: float = 0.0         # how far above the model samples may raise it
     target: float = 0.0
     fingerprint: str = ""
+    selectivity: float = 1.0      # the share of rows the filter was estimated to keep
 
 
 @dataclass(frozen=True)
