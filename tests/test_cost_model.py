@@ -4,6 +4,7 @@ under any load. No database: the planner's cost model is exercised directly."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -382,12 +383,21 @@ def test_observed_recall_shortfall_widens_the_beam_or_changes_strategy() -> None
     # (sd at least sqrt(0.4 x 0.94 x 0.06) = 0.15)
     assert shift is not None and shift.samples == 60 and -0.04 < shift.shift < -0.02
     assert wide.recall >= 0.95 and wide.model_recall == pytest.approx(wide.recall - shift.shift)
-    # wider beams borrow the shift measured at ef 40 (a bound: they miss less); narrower
-    # ones grow it (they miss more)
+    # ef 32-63 share the samples' shift; wider beams borrow it shrunk per power of two
+    # (they miss less), narrower ones grow it (they miss more)
+    from vecpg.stats import NARROWER_GROWTH
+
     hnsw = [o for o in options if o.label == "hnsw"]
-    assert all(o.recall_shift == shift for o in hnsw if o.params["ef"] >= 32)
+    (at40,) = [o.recall_shift for o in hnsw if o.params["ef"] == 40]
+    assert at40 is not None and all(o.recall_shift == at40 for o in hnsw
+                                    if 32 <= o.params["ef"] < 64)
+    for o in hnsw:
+        if o.params["ef"] >= 64:
+            powers = int(math.log2(o.params["ef"])) - 5
+            assert o.recall_shift is not None and o.recall_shift.shift == pytest.approx(
+                at40.shift / NARROWER_GROWTH ** powers)
     narrow = [o for o in hnsw if o.params["ef"] < 32]
-    assert narrow and all(o.recall_shift is not None and o.recall_shift.shift < shift.shift
+    assert narrow and all(o.recall_shift is not None and o.recall_shift.shift < at40.shift
                           for o in narrow)
     d = wide.as_dict()
     assert d["recall_source"] == "observed recall" and d["recall_samples"] == 60
@@ -408,7 +418,8 @@ def test_a_few_samples_move_the_model_only_when_they_contradict_it() -> None:
     """Below REGRESS_SAMPLES samples the model stands unless the samples' mean shortfall
     exceeds their standard error: four samples that found everything leave an option at
     its model (their lower bound is still below it, so they earn no credit), four far
-    below it lower it at once; from REGRESS_SAMPLES on the lower bound is the correction."""
+    below it lower it at once; from REGRESS_SAMPLES on the lower bound is the correction,
+    and credit above the model needs a bound two standard errors above it."""
     from vecpg.stats import REGRESS_SAMPLES, RecallRecord
 
     def shift(observed: list[float]):
@@ -425,6 +436,12 @@ def test_a_few_samples_move_the_model_only_when_they_contradict_it() -> None:
     assert broken.shift < -0.1 and broken.applied(0.05) == broken.shift
     enough = shift([1.0, 1.0, 0.9, 1.0] * (REGRESS_SAMPLES // 4 + 1))
     assert enough.shift == pytest.approx(min(0.0, enough.margin)) and enough.shift < 0
+    # credit above the model takes a lower bound two standard errors above it: a margin
+    # one standard error above it is not enough
+    thin = shift([1.0] * 28 + [0.7, 0.8])
+    assert thin.margin > 0 >= thin.credit and thin.applied(0.05) == thin.shift == 0.0
+    sure = shift([1.0] * 60)
+    assert sure.credit > 0 and sure.applied(0.05) == pytest.approx(min(sure.credit, 0.05))
 
 
 def test_recall_samples_are_kept_per_width() -> None:
@@ -445,15 +462,20 @@ def test_recall_samples_are_kept_per_width() -> None:
         cache.record_recall(rec, "hnsw@6", r, 0.99)
     at40 = rec.shift_for("hnsw", {"ef": 40})
     assert at40 is not None and at40.shift < -0.1
-    assert rec.shift_for("hnsw", {"ef": 64}) == at40
-    assert rec.shift_for("hnsw", {"ef": 500}) == at40
+    # a wider width borrows the shortfall shrunk per power of two (a wider beam misses less)
+    at64 = rec.shift_for("hnsw", {"ef": 64})
+    assert at64 is not None and at64.shift == pytest.approx(at40.shift / NARROWER_GROWTH)
+    at500 = rec.shift_for("hnsw", {"ef": 500})
+    assert at500 is not None and at500.shift == pytest.approx(at40.shift / NARROWER_GROWTH ** 3)
     at10 = rec.shift_for("hnsw", {"ef": 10})  # two powers of two narrower
     assert at10 is not None and at10.shift == pytest.approx(at40.shift * NARROWER_GROWTH ** 2)
     for r in [1.0] * 14:                 # ef 64 has its own samples now
         cache.record_recall(rec, "hnsw@6", r, 0.99)
     at64 = rec.shift_for("hnsw", {"ef": 64})
     assert at64 is not None and at64.samples == 16 and at64.shift > at40.shift
-    assert rec.shift_for("hnsw", {"ef": 500}) == at64  # the nearest narrower width with samples
+    # the nearest narrower width with samples lends its shortfall, two powers of two on
+    at500 = rec.shift_for("hnsw", {"ef": 500})
+    assert at500 is not None and at500.shift == pytest.approx(at64.shift / NARROWER_GROWTH ** 2)
     # three unlucky samples of a wide width probed late: the narrower width's corrected
     # recall bounds it (a wider beam finds no less), read against the wider one's model
     for r in [0.5] * 3:
@@ -502,9 +524,11 @@ def test_an_exact_plan_chosen_for_a_shortfall_carries_a_probe() -> None:
     info = _info(calibration=_hnsw_cal())
     ctx = _ctx(info, rows=100_000, matching=12_000, access="index", expr="tag == 1")
     assert choose(ctx)[0].label == "hnsw"
-    # 0.03 below a 0.97 model on twenty samples: the shift less its error makes every ef
-    # miss 0.95; the mean alone (shrunk) does not
+    # 0.03 below a 0.97 model on twenty samples of ef 40 and ten of each wider width: the
+    # shift less its error makes every ef miss 0.95; the mean alone (shrunk) does not
     _shadowed(ctx, "hnsw", [1.0, 0.9, 0.9, 0.9, 1.0] * 4, 0.97)
+    for ef in (64, 128, 256, 512):
+        _shadowed(ctx, "hnsw", [1.0, 0.9, 0.9, 0.9, 1.0] * 2, 0.97, {"ef": ef})
     best, options = choose(ctx)
     assert best.label == "filter_first"
     plan = make_plan(ctx, best, options)
@@ -523,9 +547,10 @@ def test_an_exact_plan_chosen_for_a_shortfall_carries_a_probe() -> None:
     assert best.label == "filter_first"
     probe = make_plan(worse, best, options).probe
     hnsw = [o for o in options if o.label == "hnsw"]
-    top = max(o.model_recall for o in hnsw)
-    assert probe is not None and probe.estimate.model_recall == pytest.approx(top, abs=1e-3)
-    assert probe.estimate.cost_ms == min(o.cost_ms for o in hnsw if o.model_recall >= top - 1e-3)
+    # (likeliest by the mean shortfall alone: a wider width borrows less of it)
+    likeliest = min(hnsw, key=lambda o: (-round(o.model_recall + o.recall_shift.point, 3),
+                                         o.cost_ms))
+    assert probe is not None and probe.params == likeliest.params
     # an approximate plan has no probe: it is shadowed itself
     plain = _ctx(info, rows=100_000, matching=12_000, access="index", expr="tag == 1")
     best, options = choose(plain)

@@ -18,9 +18,11 @@ fails is skipped, never the search.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,29 +132,22 @@ def shadow(stats: StatsCache, db: Db, plan: SearchPlan, vectors: list[Any],
         if len(rec.pending) < SHADOW_BATCH:
             return True
         batch, rec.pending = rec.pending, []
-    started = time.perf_counter()
     probes: list[tuple[SearchPlan, list[executor.Sample]]] = []
     try:
-        exact = executor.exact_answers(db, plan.fallback, [w.vector for w in batch],
-                                       companions)
-        for p, group in _by_plan(batch, exact):
-            got, probed = executor.shadow(db, p, [w.vector for w, _ in group],
-                                          [w.rows for w, _ in group], [e for _, e in group],
-                                          companions)
-            rec.probes += len(probed)
-            _record(stats, rec, p, got)
-            if probed and p.probe is not None:
-                probes.append((p.probe, probed))
+        with _charged(stats, rec, len(batch), sum(w.first for w in batch) / len(batch)):
+            exact = executor.exact_answers(db, plan.fallback, [w.vector for w in batch],
+                                           companions)
+            for p, group in _by_plan(batch, exact):
+                got, probed = executor.shadow(db, p, [w.vector for w, _ in group],
+                                              [w.rows for w, _ in group],
+                                              [e for _, e in group], companions)
+                rec.probes += len(probed)
+                _record(stats, rec, p, got)
+                if probed and p.probe is not None:
+                    probes.append((p.probe, probed))
     except (VecpgError, psycopg.Error) as e:
-        rec.failures += 1
-        logging.getLogger("vecpg").debug("shadow query of %s failed: %s", table, e)
+        _failed(rec, plan, e)
         return True
-    finally:
-        spent = (time.perf_counter() - started) * 1000
-        rec.shadow_ms += spent
-        rec.first_ms += spent * sum(w.first for w in batch) / len(batch)
-        totals[0] += spent
-        rec.shadows += len(batch)  # a failed one too: it spent the budget
     for p, probed in probes:
         _record(stats, rec, p, probed)
     if plan.probe is not None and any(p is plan.probe for p, _ in probes) \
@@ -167,23 +162,37 @@ def _probe_exact(stats: StatsCache, db: Db, rec: RecallRecord, plan: SearchPlan,
     """An exact plan's shadow: its probe runs for the first query vector, compared with the
     exact answer the search got; False when the probe now meets the target."""
     assert plan.probe is not None
-    started = time.perf_counter()
     rec.probes += 1
     try:
-        got = executor.probe(db, plan, vectors[:1], rows[:1], companions)
+        with _charged(stats, rec, 1, 1.0 if first else 0.0):
+            got = executor.probe(db, plan, vectors[:1], rows[:1], companions)
     except (VecpgError, psycopg.Error) as e:
-        rec.failures += 1
-        logging.getLogger("vecpg").debug("probe of %s failed: %s",
-                                         plan.query.table.as_string(None), e)
+        _failed(rec, plan, e)
         return True
+    _record(stats, rec, plan.probe, got)
+    return not _meets(rec, plan.probe)
+
+
+@contextlib.contextmanager
+def _charged(stats: StatsCache, rec: RecallRecord, n: int, first: float) -> Iterator[None]:
+    """Charge what the block takes to ``n`` shadows of ``rec`` (the share ``first`` of it
+    to the first shadows, outside the budget), failed or not: it spent the budget."""
+    started = time.perf_counter()
+    try:
+        yield
     finally:
         spent = (time.perf_counter() - started) * 1000
         rec.shadow_ms += spent
-        rec.first_ms += spent if first else 0.0
+        rec.first_ms += spent * first
         stats.shadow_totals[0] += spent
-        rec.shadows += 1
-    _record(stats, rec, plan.probe, got)
-    return not _meets(rec, plan.probe)
+        rec.shadows += n
+
+
+def _failed(rec: RecallRecord, plan: SearchPlan, e: Exception) -> None:
+    """Count a shadow that failed (the search keeps its answer)."""
+    rec.failures += 1
+    logging.getLogger("vecpg").debug("shadow query of %s failed: %s",
+                                     plan.query.table.as_string(None), e)
 
 
 def _by_plan(batch: list[_Waiting], exact: list[list[tuple[Any, ...]]]
@@ -229,8 +238,11 @@ def _shadows_due(rec: RecallRecord, totals: list[float], nq: int, plan: SearchPl
     shadow_ms, search_ms = totals
     waiting = len(rec.pending)
     quota = SHADOW_BATCH if plan.estimate.selectivity >= SHADOW_BROAD else SHADOW_FIRST
-    first = rec.shadows + waiting < quota
-    if first and rec.shadows >= SHADOW_CLEAR:
+    # a width with fewer than a batch of samples of its own runs on a borrowed correction
+    # (RecallRecord.shift_for): its first batch is due whatever the filter's count
+    fresh = rec.count(plan.strategy, plan.params) + waiting < SHADOW_BATCH
+    first = fresh or rec.shadows + waiting < quota
+    if first and not fresh and rec.shadows >= SHADOW_CLEAR:
         # read again only when a shadow ran since: every search notes a k-th distance,
         # which makes RecallRecord.shift compute afresh (50k x 128, 12%, ef 40: auto ran
         # 0.93-0.94x the QPS of its own setting fixed, 0.95x with this)
@@ -244,7 +256,7 @@ def _shadows_due(rec: RecallRecord, totals: list[float], nq: int, plan: SearchPl
     if first:
         if shadow_ms > max(SHADOW_GLOBAL_SHARE * search_ms, SHADOW_FLOOR_MS):
             return 0, True
-        return min(nq, quota - rec.shadows - waiting), True
+        return min(nq, max(quota - rec.shadows, SHADOW_BATCH) - waiting), True
     # the budget is for the shadows after the first ones: charged with those, a filter
     # whose exact plan costs 3x its search (50k x 128, 20%) took ~1,600 searches to earn
     # its next sample. Those waiting for a batch count at the mean cost so far.
