@@ -442,6 +442,19 @@ def test_a_few_samples_move_the_model_only_when_they_contradict_it() -> None:
     assert thin.margin > 0 >= thin.credit and thin.applied(0.05) == thin.shift == 0.0
     sure = shift([1.0] * 60)
     assert sure.credit > 0 and sure.applied(0.05) == pytest.approx(min(sure.credit, 0.05))
+    # ... nor do a few samples that leave the model standing outweigh a narrower width's
+    # measured shortfall: they take it as a width without samples would (shrunk)
+    from vecpg.stats import NARROWER_GROWTH
+
+    rec = RecallRecord("ix")
+    for o in [0.9, 0.8, 1.0, 0.9] * 10:
+        rec.add("hnsw@5", o, 0.95, None)
+    for o in [1.0, 0.9, 1.0, 1.0]:
+        rec.add("hnsw@6", o, 0.95, None)
+    short = rec.shift("hnsw@5")
+    wide = rec.shift_for("hnsw", {"ef": 64})
+    assert short is not None and wide is not None and rec.shift("hnsw@6").shift == 0.0
+    assert wide.shift == pytest.approx(short.margin / NARROWER_GROWTH) and wide.shift < -0.03
 
 
 def test_recall_samples_are_kept_per_width() -> None:

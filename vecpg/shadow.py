@@ -34,7 +34,7 @@ from .companion import Companions
 from .errors import VecpgError
 from .query import SearchPlan
 from .session import Db
-from .stats import RecallRecord, StatsCache, sample_key
+from .stats import REGRESS_SAMPLES, RecallRecord, StatsCache, sample_key
 
 # The first SHADOW_FIRST query vectors of a filtered search the planner chose are also
 # run exactly, so a broken recall promise is corrected within a few searches; after them
@@ -238,9 +238,12 @@ def _shadows_due(rec: RecallRecord, totals: list[float], nq: int, plan: SearchPl
     shadow_ms, search_ms = totals
     waiting = len(rec.pending)
     quota = SHADOW_BATCH if plan.estimate.selectivity >= SHADOW_BROAD else SHADOW_FIRST
-    # a width with fewer than a batch of samples of its own runs on a borrowed correction
-    # (RecallRecord.shift_for): its first batch is due whatever the filter's count
-    fresh = rec.count(plan.strategy, plan.params) + waiting < SHADOW_BATCH
+    # a width with fewer than REGRESS_SAMPLES samples of its own runs on a borrowed
+    # correction, or on its model while its few samples leave it standing (see
+    # RecallRecord.shift): its shadows are due whatever the filter's count. With one batch
+    # of its own, ef 128 under a filter at one end of the space kept its model's 0.965 on
+    # six samples (the first shadows were spent) and delivered 0.920 (50k x 128, 20%)
+    fresh = rec.count(plan.strategy, plan.params) + waiting < REGRESS_SAMPLES
     first = fresh or rec.shadows + waiting < quota
     if first and not fresh and rec.shadows >= SHADOW_CLEAR:
         # read again only when a shadow ran since: every search notes a k-th distance,
@@ -256,7 +259,7 @@ def _shadows_due(rec: RecallRecord, totals: list[float], nq: int, plan: SearchPl
     if first:
         if shadow_ms > max(SHADOW_GLOBAL_SHARE * search_ms, SHADOW_FLOOR_MS):
             return 0, True
-        return min(nq, max(quota - rec.shadows, SHADOW_BATCH) - waiting), True
+        return min(nq, max(quota - rec.shadows, REGRESS_SAMPLES) - waiting), True
     # the budget is for the shadows after the first ones: charged with those, a filter
     # whose exact plan costs 3x its search (50k x 128, 20%) took ~1,600 searches to earn
     # its next sample. Those waiting for a batch count at the mean cost so far.

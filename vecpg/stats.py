@@ -63,9 +63,9 @@ REGRESS_SAMPLES = 8
 # samples of probes at ef 300 pooled with those at ef 40 moved auto back to ef 40-55, which
 # delivered 0.935). A width's corrected recall is at least a narrower width's (on the dev
 # set, three samples of ef 40 put it 0.06 short where fifteen of ef 16-31 said 0.003); one
-# without samples takes the nearest narrower width's shortfall, or with nothing narrower the
-# nearest wider one's, grown NARROWER_GROWTH times per power of two (the measurement above:
-# 2.8x over ten times the ef).
+# without samples takes the nearest narrower width's shortfall shrunk NARROWER_GROWTH times
+# per power of two, or with nothing narrower the nearest wider one's, grown as much (the
+# measurement above: 2.8x over ten times the ef).
 WIDTH_KNOBS = ("ef", "nprobe")
 NARROWER_GROWTH = 1.4
 # Stamps of a RecallRecord's state (next() of a count is atomic under the GIL, so two
@@ -176,8 +176,8 @@ class RecallRecord:
                   ) -> RecallShift | None:
         """The recall correction of plan ``label`` run with ``params`` (whose modelled
         recall is ``model``): :meth:`shift` of its width's samples (:func:`sample_key`); a
-        width without samples borrows the nearest narrower width's shortfall, else the
-        nearest wider one's, grown (see NARROWER_GROWTH). Given ``model``, the corrected
+        width without samples borrows the nearest narrower width's shortfall, shrunk, else
+        the nearest wider one's, grown (see NARROWER_GROWTH). Given ``model``, the corrected
         recall is at least the nearest narrower width's corrected recall (``floor``: a wider
         beam finds no less, and a few samples of a width probed late have a large error).
         Compared as shifts instead, a narrower width's lucky samples can lift a wider one
@@ -210,6 +210,13 @@ class RecallRecord:
             s = narrower[1]
             floor = s.predicted + s.shift - model
         out = own
+        if out is not None and out.samples < REGRESS_SAMPLES and narrower is not None:
+            # a few samples that left the model standing do not outweigh a narrower
+            # width's measured shortfall (borrowed as below)
+            b, s = narrower
+            lent = min(0.0, s.margin) * NARROWER_GROWTH ** (b - width)
+            if lent < out.shift:
+                out = replace(out, shift=lent)
         # (a width's surplus is no other's: only a shortfall is borrowed)
         if out is None and narrower is not None:
             # shrunk per power of two as a narrower width's is grown: taken whole, a
