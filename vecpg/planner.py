@@ -842,12 +842,15 @@ def probe_plan(ctx: PlanContext, best: Option, options: list[Option]) -> SearchP
 def _cheaper_probe(ctx: PlanContext, best: Option, options: list[Option]
                    ) -> SearchPlan | None:
     """For an approximate plan whose own samples show no shortfall: the cheapest setting
-    of its strategy that misses the target now but would meet it with its headroom (see
-    RecallShift.applied), while its width has fewer than PROBE_CREDIT samples of its
+    of its strategy that misses the target now but would meet it by its model and headroom
+    (see RecallShift.applied), while its width has fewer than PROBE_CREDIT samples of its
     own. Shadows of ``best`` run it against the same exact answers: a setting is credited
     by its own width's samples (or a narrower one's), never a wider one's, so without
     samples of it a search that went wide stayed wide (50k x 128, 12% uncorrelated: the
-    last half of a run at ef 128, where ef 40 delivered 0.984)."""
+    last half of a run at ef 128, where ef 40 delivered 0.984). With no headroom too:
+    eight unlucky first samples of ef 32-63, the widths above borrowing their shortfall,
+    sent three filters to ef 512 for a whole run, 0.39-0.48x the QPS of ef 30-40 (50k x
+    128, uncorrelated, one build whose filtered calibration found no headroom)."""
     own = best.recall_shift
     if own is None or own.margin < 0:
         # samples first, and none showing a shortfall: on a filter that loses recall a
@@ -857,7 +860,7 @@ def _cheaper_probe(ctx: PlanContext, best: Option, options: list[Option]
     rec = ctx.cache.recall_record(ctx.table, ctx.query.filter_key, ctx.fingerprint)
     width = sample_key(best.label, best.params)  # (its own width's samples are the plan's)
     fits = [o for o in options if o.approximate and o.strategy == best.strategy
-            and o.headroom > 0 and o.cost_ms < best.cost_ms
+            and o.cost_ms < best.cost_ms
             and sample_key(o.label, o.params) != width
             and o.recall < ctx.recall - 1e-9 <= o.model_recall + o.headroom
             and (rec is None or rec.count(o.label, o.params) < PROBE_CREDIT)]
