@@ -226,7 +226,7 @@ class RecallRecord:
             # a filter ran ef 256 all run, 0.30x the QPS of ef 30 (dev set, 20%
             # uncorrelated). Where the shortfall does not shrink (a filter at one end of
             # the space) the wider width's own first samples correct it: a width the plan
-            # moves to gets a batch of shadows of its own (vecpg.shadow)
+            # runs gets shadows of its own until it has REGRESS_SAMPLES (vecpg.shadow)
             b, s = narrower
             keep = NARROWER_GROWTH ** (b - width)
             out = replace(s, shift=s.shift * keep, point=s.point * keep,
