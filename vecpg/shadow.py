@@ -48,8 +48,8 @@ from .stats import REGRESS_SAMPLES, RecallRecord, StatsCache, sample_key
 # together stay under SHADOW_GLOBAL_SHARE of all searches' time (after the first
 # SHADOW_FLOOR_MS): searches whose filter values all differ would otherwise all be shadowed.
 SHADOW_FIRST, SHADOW_SHARE = 16, 0.03
-# ... but a filter keeping at least SHADOW_BROAD of the rows gets one batch of first shadows
-# (SHADOW_BATCH): it costs a filtered scan little recall (the model's loss at 50%: 0.006),
+# ... but on HNSW a filter keeping at least SHADOW_BROAD of the rows gets one batch of first
+# shadows (SHADOW_BATCH): it costs a filtered scan little recall (the model's loss at 50%: 0.006),
 # too little for sixteen samples to measure, while its exact shadows cost the most (dev
 # set, 70%: sixteen were 21.5% of auto's time over 810 searches, 10 ms each against a 1 ms
 # search). One batch still catches a broken promise; the budget's shadows follow.
@@ -237,7 +237,10 @@ def _shadows_due(rec: RecallRecord, totals: list[float], nq: int, plan: SearchPl
     (see SHADOW_FIRST), and whether they are first shadows (outside the budget)."""
     shadow_ms, search_ms = totals
     waiting = len(rec.pending)
-    quota = SHADOW_BATCH if plan.estimate.selectivity >= SHADOW_BROAD else SHADOW_FIRST
+    # (HNSW's only: IVF_FLAT under a 70% filter at one end of the space delivered 0.946 on
+    # one batch, 10k x 64, tests/test_shadow_recall.py)
+    broad = plan.strategy == "hnsw" and plan.estimate.selectivity >= SHADOW_BROAD
+    quota = SHADOW_BATCH if broad else SHADOW_FIRST
     # a width with fewer than REGRESS_SAMPLES samples of its own runs on a borrowed
     # correction, or on its model while its few samples leave it standing (see
     # RecallRecord.shift): its shadows are due whatever the filter's count. With one batch
