@@ -247,7 +247,8 @@ def _shadows_due(rec: RecallRecord, totals: list[float], nq: int, plan: SearchPl
     # of its own, ef 128 under a filter at one end of the space kept its model's 0.965 on
     # six samples (the first shadows were spent) and delivered 0.920 (50k x 128, 20%)
     # (a broad filter's quota, one batch, is enough: its scan loses little to the filter)
-    fresh = rec.count(plan.strategy, plan.params) + waiting < min(REGRESS_SAMPLES, quota)
+    own = min(REGRESS_SAMPLES, quota)
+    fresh = rec.count(plan.strategy, plan.params) + waiting < own
     first = fresh or rec.shadows + waiting < quota
     if first and not fresh and rec.shadows >= SHADOW_CLEAR:
         # read again only when a shadow ran since: every search notes a k-th distance,
@@ -263,7 +264,7 @@ def _shadows_due(rec: RecallRecord, totals: list[float], nq: int, plan: SearchPl
     if first:
         if shadow_ms > max(SHADOW_GLOBAL_SHARE * search_ms, SHADOW_FLOOR_MS):
             return 0, True
-        return min(nq, max(quota - rec.shadows, min(REGRESS_SAMPLES, quota)) - waiting), True
+        return min(nq, max(quota - rec.shadows, own) - waiting), True
     # the budget is for the shadows after the first ones: charged with those, a filter
     # whose exact plan costs 3x its search (50k x 128, 20%) took ~1,600 searches to earn
     # its next sample. Those waiting for a batch count at the mean cost so far.
