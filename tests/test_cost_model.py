@@ -418,8 +418,9 @@ def test_a_few_samples_move_the_model_only_when_they_contradict_it() -> None:
     """Below REGRESS_SAMPLES samples the model stands unless the samples' mean shortfall
     exceeds their standard error: four samples that found everything leave an option at
     its model (their lower bound is still below it, so they earn no credit), four far
-    below it lower it at once; from REGRESS_SAMPLES on the lower bound is the correction,
-    and credit above the model needs a bound two standard errors above it."""
+    below it lower it at once; from REGRESS_SAMPLES on the lower bound is the correction
+    when their mean is below the model, and credit above the model needs a bound two
+    standard errors above it."""
     from vecpg.stats import REGRESS_SAMPLES, RecallRecord
 
     def shift(observed: list[float]):
@@ -434,8 +435,12 @@ def test_a_few_samples_move_the_model_only_when_they_contradict_it() -> None:
     assert agree.shift == 0.0 and agree.margin < 0 and agree.applied(0.05) == 0.0
     broken = shift([0.5, 0.6, 1.0, 0.4])
     assert broken.shift < -0.1 and broken.applied(0.05) == broken.shift
-    enough = shift([1.0, 1.0, 0.9, 1.0] * (REGRESS_SAMPLES // 4 + 1))
+    # from REGRESS_SAMPLES on the lower bound is the correction of samples showing a
+    # shortfall; samples that show none leave the model standing at any count
+    enough = shift([1.0, 0.9, 0.9, 0.9] * (REGRESS_SAMPLES // 4 + 1))
     assert enough.shift == pytest.approx(min(0.0, enough.margin)) and enough.shift < 0
+    above = shift([1.0, 1.0, 0.9, 1.0] * (REGRESS_SAMPLES // 4 + 1))
+    assert above.mean > 0 > above.margin and above.shift == 0.0
     # credit above the model takes a lower bound two standard errors above it: a margin
     # one standard error above it is not enough
     thin = shift([1.0] * 28 + [0.7, 0.8])
@@ -488,11 +493,12 @@ def test_recall_samples_are_kept_per_width() -> None:
     assert at64 is not None and at64.samples == 16 and at64.shift > at40.shift
     # (fewer samples than ef 40's: they do not outweigh its shortfall, shrunk)
     assert at64.shift == pytest.approx(at40.margin / NARROWER_GROWTH)
-    # the nearest narrower width with samples lends its own shortfall, two powers of two on
+    # the nearest narrower width with samples lends its own shortfall, two powers of two
+    # on: ef 64's samples found everything, so none (their lower bound is their error)
     own64 = rec.shift("hnsw@6")
     at500 = rec.shift_for("hnsw", {"ef": 500})
-    assert own64 is not None and at500 is not None
-    assert at500.shift == pytest.approx(min(0.0, own64.margin) / NARROWER_GROWTH ** 2)
+    assert own64 is not None and at500 is not None and own64.margin < 0
+    assert at500.shift == own64.shift == 0.0
     # three unlucky samples of a wide width probed late: the narrower width's recall by its
     # own samples bounds it (a wider beam finds no less), read against the wider one's model
     for r in [0.5] * 3:

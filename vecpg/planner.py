@@ -852,10 +852,11 @@ def _cheaper_probe(ctx: PlanContext, best: Option, options: list[Option]
     sent three filters to ef 512 for a whole run, 0.39-0.48x the QPS of ef 30-40 (50k x
     128, uncorrelated, one build whose filtered calibration found no headroom)."""
     own = best.recall_shift
-    if own is None or own.margin < 0:
+    if own is None or own.short:
         # samples first, and none showing a shortfall: on a filter that loses recall a
         # cheaper setting's samples lift a plan only by luck (50k x 128, 30% at one end of
-        # the space, probed beside a shortfall: auto ran ef 50 and delivered 0.940)
+        # the space, probed beside a shortfall: auto ran ef 50 and delivered 0.940); a lower
+        # bound under the model is no shortfall (see RecallShift.short)
         return None
     rec = ctx.cache.recall_record(ctx.table, ctx.query.filter_key, ctx.fingerprint)
     width = sample_key(best.label, best.params)  # (its own width's samples are the plan's)
