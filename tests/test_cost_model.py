@@ -462,6 +462,32 @@ def test_a_few_samples_move_the_model_only_when_they_contradict_it() -> None:
     assert wide.shift == pytest.approx(short.margin / NARROWER_GROWTH) and wide.shift < -0.03
 
 
+def test_samples_showing_no_shortfall_do_not_erase_a_narrower_widths() -> None:
+    """A wider width whose samples (more of them) show no shortfall still takes the nearest
+    narrower width's measured shortfall, its mean shrunk per power of two: lucky samples
+    of a wide beam under a filter at one end of the space do not lift it to its model. One
+    whose samples show a shortfall of their own keeps its own correction."""
+    from vecpg.stats import NARROWER_GROWTH, RecallRecord
+
+    rec = RecallRecord("ix")
+    for o in [0.9, 0.8, 1.0, 0.7] * 2:
+        rec.add("hnsw@7", o, 0.97, None)
+    for o in [1.0] * 14:
+        rec.add("hnsw@8", o, 0.97, None)
+    narrow = rec.shift("hnsw@7")
+    own = rec.shift("hnsw@8")
+    assert narrow is not None and narrow.short and own is not None and own.shift == 0.0
+    wide = rec.shift_for("hnsw", {"ef": 256}, model=0.97)
+    assert wide is not None and wide.shift == pytest.approx(narrow.point / NARROWER_GROWTH)
+    assert wide.shift < -0.03
+    for o in [0.9, 0.8] * 10:  # now short by its own samples: those stand
+        rec.add("hnsw@8", o, 0.97, None)
+    own = rec.shift("hnsw@8")
+    wide = rec.shift_for("hnsw", {"ef": 256}, model=0.97)
+    assert own is not None and own.short and wide is not None
+    assert wide.shift == pytest.approx(own.shift)
+
+
 def test_recall_samples_are_kept_per_width() -> None:
     """Samples are kept per power of two of ef: a width with samples of its own uses them,
     one without borrows from another width (the nearest narrower one as it is, a wider one

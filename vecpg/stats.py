@@ -216,15 +216,28 @@ class RecallRecord:
             s = narrower[1]
             floor = s.predicted + s.shift - model
         out = own
-        if out is not None and narrower is not None and out.samples < narrower[1].samples:
-            # fewer samples than the nearest narrower width's do not outweigh its measured
-            # shortfall (borrowed as below): eight samples of ef 64 under a filter at one end
-            # of the space put it 0.013 short where twenty of ef 32-63 said 0.054, and ef
-            # 64 delivered 0.939 (50k x 128, 30%); nor do a few that left the model standing
+        if out is not None and narrower is not None and narrower[1].short:
             b, s = narrower
-            # (a narrower width whose samples show no shortfall lends none)
-            lent = min(0.0, s.margin if s.short else 0.0) * NARROWER_GROWTH ** (b - width)
-            if lent < out.shift:
+            lent = None
+            if out.samples < s.samples:
+                # fewer samples than the nearest narrower width's do not outweigh its
+                # measured shortfall (borrowed as below): eight samples of ef 64 under a
+                # filter at one end of the space put it 0.013 short where twenty of ef 32-63
+                # said 0.054, and ef 64 delivered 0.939 (50k x 128, 30%); nor do a few that
+                # left the model standing. Nor is it at its model when its samples show no
+                # shortfall: its own lower bound stands (eleven samples of ef 64-127 at their
+                # model, beside twenty-five of ef 16-31 0.026 under theirs, ran ef 84 at
+                # 0.945 where ef 150 was needed; 50k x 128, 30% at one end of the space)
+                lent = min(0.0, s.margin) * NARROWER_GROWTH ** (b - width)
+                if out.samples >= REGRESS_SAMPLES:
+                    lent = min(lent, out.margin)
+            elif not out.short:
+                # nor do more that show no shortfall erase the narrower one's (its mean,
+                # shrunk): fourteen samples of ef 256 at its model, beside eight of ef
+                # 128-255 corrected 0.1 under theirs, ran ef 256 at 0.932 (50k x 128, 20% at
+                # one end of the space)
+                lent = s.point * NARROWER_GROWTH ** (b - width)
+            if lent is not None and lent < out.shift:
                 out = replace(out, shift=lent)
         # (a width's surplus is no other's: only a shortfall is borrowed)
         if out is None and narrower is not None:
